@@ -1,0 +1,29 @@
+//! Logs in logfmt or JSON. The exporter's own level follows `--log.level`;
+//! libraries (the AWS SDK, hyper) only speak up with warnings, which also
+//! keeps request signing details out of debug logs.
+
+use tracing_subscriber::filter::EnvFilter;
+use tracing_subscriber::prelude::*;
+
+use crate::cli::{LogFormat, LogLevel};
+
+pub fn init(level: LogLevel, format: LogFormat) {
+    let level = match level {
+        LogLevel::Error => "error",
+        LogLevel::Warn => "warn",
+        LogLevel::Info => "info",
+        LogLevel::Debug => "debug",
+        LogLevel::Trace => "trace",
+    };
+    let filter = EnvFilter::new(format!("warn,aws_iam_key_exporter={level}"));
+    let registry = tracing_subscriber::registry().with(filter);
+    // A second init (tests calling run twice) keeps the first subscriber.
+    let _ = match format {
+        LogFormat::Logfmt => registry
+            .with(tracing_logfmt::builder().layer().with_writer(std::io::stderr))
+            .try_init(),
+        LogFormat::Json => registry
+            .with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr))
+            .try_init(),
+    };
+}

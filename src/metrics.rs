@@ -1,0 +1,482 @@
+//! Metrics: a registry that holds the exporter's counters and a custom
+//! collector that renders every key, user and account metric from the current
+//! snapshot at scrape time (so ages are exact between refreshes).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, LabelSetEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::config::Labels;
+use crate::policy::{Assessment, Policy};
+use crate::snapshot::{Snapshot, SnapshotStore};
+use crate::sources::{AccountData, KeyStatus};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Prometheus text format 0.0.4.
+    Text,
+    OpenMetrics,
+}
+
+impl Format {
+    /// OpenMetrics only when the scraper asks for it, as Prometheus does.
+    pub fn from_accept(accept: Option<&str>) -> Format {
+        match accept {
+            Some(a) if a.contains("application/openmetrics-text") => Format::OpenMetrics,
+            _ => Format::Text,
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Text => prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct AwsCallLabels {
+    service: String,
+    operation: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct AwsErrorLabels {
+    service: String,
+    operation: String,
+    code: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct RefreshErrorLabels {
+    account_id: String,
+    reason: String,
+}
+
+/// `aws_iam_exporter_aws_requests_total` and `..._aws_request_errors_total`,
+/// handed to the AWS clients (see [`crate::aws`]).
+#[derive(Debug, Clone, Default)]
+pub struct AwsCallCounters {
+    requests: Family<AwsCallLabels, Counter>,
+    errors: Family<AwsErrorLabels, Counter>,
+}
+
+impl AwsCallCounters {
+    pub fn record(&self, service: &str, operation: &str, error_code: Option<&str>) {
+        let call = AwsCallLabels {
+            service: service.to_string(),
+            operation: operation.to_string(),
+        };
+        self.requests.get_or_create(&call).inc();
+        if let Some(code) = error_code {
+            let labels = AwsErrorLabels {
+                service: call.service,
+                operation: call.operation,
+                code: code.to_string(),
+            };
+            self.errors.get_or_create(&labels).inc();
+        }
+    }
+}
+
+/// Build facts for `aws_iam_exporter_build_info`.
+#[derive(Debug, Clone)]
+pub struct BuildInfo {
+    pub version: &'static str,
+    pub revision: &'static str,
+    pub rustc_version: &'static str,
+}
+
+impl BuildInfo {
+    pub const CURRENT: BuildInfo = BuildInfo {
+        version: env!("CARGO_PKG_VERSION"),
+        revision: env!("AWS_IAM_KEY_EXPORTER_REVISION"),
+        rustc_version: env!("AWS_IAM_KEY_EXPORTER_RUSTC_VERSION"),
+    };
+}
+
+/// The registry with everything registered in it.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub aws_calls: AwsCallCounters,
+    refresh_errors: Family<RefreshErrorLabels, Counter>,
+    /// Size of the previous rendering, to allocate the next one at once.
+    last_size: AtomicUsize,
+}
+
+impl Metrics {
+    pub fn new(store: Arc<SnapshotStore>, policy: Policy, labels: Labels, build: BuildInfo) -> Metrics {
+        let mut registry = Registry::default();
+        let aws_calls = AwsCallCounters::default();
+        let refresh_errors = Family::<RefreshErrorLabels, Counter>::default();
+        registry.register(
+            "aws_iam_exporter_refresh_errors",
+            "Failed refreshes of an account, by reason",
+            refresh_errors.clone(),
+        );
+        registry.register(
+            "aws_iam_exporter_aws_requests",
+            "AWS API calls made, retries included",
+            aws_calls.requests.clone(),
+        );
+        registry.register(
+            "aws_iam_exporter_aws_request_errors",
+            "AWS API calls that failed, by AWS error code",
+            aws_calls.errors.clone(),
+        );
+        registry.register_collector(Box::new(SnapshotCollector {
+            store,
+            policy,
+            labels,
+            build,
+        }));
+        Metrics {
+            registry,
+            aws_calls,
+            refresh_errors,
+            last_size: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn count_refresh_error(&self, account_id: &str, reason: &str) {
+        self.refresh_errors
+            .get_or_create(&RefreshErrorLabels {
+                account_id: account_id.to_string(),
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn render(&self, format: Format) -> String {
+        let mut out = String::with_capacity(self.last_size.load(Ordering::Relaxed) + 4096);
+        let result = match format {
+            Format::Text => prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry),
+            Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut out, &self.registry),
+        };
+        // Writing to a String cannot fail, and no encoder here returns errors.
+        result.expect("encoding into a String is infallible");
+        self.last_size.store(out.len(), Ordering::Relaxed);
+        out
+    }
+}
+
+#[derive(Debug)]
+struct SnapshotCollector {
+    store: Arc<SnapshotStore>,
+    policy: Policy,
+    labels: Labels,
+    build: BuildInfo,
+}
+
+const KEY_POSITIONS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+
+/// The labels every per-key series carries.
+struct KeyLabels<'a> {
+    account_id: &'a str,
+    user: &'a str,
+    key: &'static str,
+    access_key_id: &'a str,
+    status: &'static str,
+}
+
+impl EncodeLabelSet for KeyLabels<'_> {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> std::fmt::Result {
+        [
+            ("account_id", self.account_id),
+            ("user", self.user),
+            ("key", self.key),
+            ("access_key_id", self.access_key_id),
+            ("status", self.status),
+        ]
+        .encode(encoder)
+    }
+}
+
+struct AccountLabel<'a> {
+    account_id: &'a str,
+}
+
+impl EncodeLabelSet for AccountLabel<'_> {
+    fn encode(&self, encoder: &mut LabelSetEncoder) -> std::fmt::Result {
+        [("account_id", self.account_id)].encode(encoder)
+    }
+}
+
+/// One account's data with every key assessed at the same instant.
+struct Assessed<'a> {
+    id: &'a str,
+    data: &'a AccountData,
+    assessments: Vec<Assessment>,
+}
+
+impl Collector for SnapshotCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let snapshot = self.store.load();
+        let now = Utc::now();
+        let assessed: Vec<Assessed> = snapshot
+            .accounts
+            .iter()
+            .filter_map(|(id, state)| state.data.as_deref().map(|data| (id, data)))
+            .map(|(id, data)| Assessed {
+                id,
+                data,
+                assessments: data.keys.iter().map(|k| self.policy.assess(k, now)).collect(),
+            })
+            .collect();
+        self.encode_keys(&mut encoder, &assessed)?;
+        self.encode_users(&mut encoder, &assessed)?;
+        self.encode_accounts(&mut encoder, &assessed)?;
+        self.encode_health(&mut encoder, &snapshot)
+    }
+}
+
+impl SnapshotCollector {
+    fn encode_keys(&self, encoder: &mut DescriptorEncoder, accounts: &[Assessed]) -> std::fmt::Result {
+        type Value<'v> = &'v dyn Fn(&crate::sources::AccessKey, &Assessment) -> Option<f64>;
+        let families: [(&str, &str, Option<Unit>, Value); 6] = [
+            (
+                "aws_iam_access_key_created_timestamp",
+                "Creation time of the access key, which is its last rotation",
+                Some(Unit::Seconds),
+                &|k, _| Some(k.created.timestamp() as f64),
+            ),
+            (
+                "aws_iam_access_key_last_used_timestamp",
+                "Time the access key was last used; absent for a key never used",
+                Some(Unit::Seconds),
+                &|k, _| k.last_used.map(|t| t.timestamp() as f64),
+            ),
+            (
+                "aws_iam_access_key_age",
+                "Time since the access key was created (rotated)",
+                Some(Unit::Seconds),
+                &|_, a| Some(a.age_seconds),
+            ),
+            (
+                "aws_iam_access_key_unused",
+                "Time since the access key was last used, or since its creation if never used",
+                Some(Unit::Seconds),
+                &|_, a| Some(a.unused_seconds),
+            ),
+            (
+                "aws_iam_access_key_never_used",
+                "1 if the access key has never been used",
+                None,
+                &|_, a| Some(bool_value(a.never_used)),
+            ),
+            (
+                "aws_iam_access_key_high_risk",
+                "1 if the access key is high risk by the configured policy",
+                None,
+                &|_, a| Some(bool_value(a.high_risk())),
+            ),
+        ];
+        for (name, help, unit, value) in families {
+            let mut family = encoder.encode_descriptor(name, help, unit.as_ref(), MetricType::Gauge)?;
+            for account in accounts {
+                for (key, assessment) in account.data.keys.iter().zip(&account.assessments) {
+                    if let Some(v) = value(key, assessment) {
+                        family.encode_family(&self.key_labels(account.id, key))?.encode_gauge(&v)?;
+                    }
+                }
+            }
+        }
+        let mut info = encoder.encode_descriptor(
+            "aws_iam_access_key_info",
+            "Always 1; carries the service and region of the key's last use",
+            None,
+            MetricType::Gauge,
+        )?;
+        for account in accounts {
+            for key in &account.data.keys {
+                let last_used = [
+                    ("last_used_service", key.last_used_service.as_deref().unwrap_or("")),
+                    ("last_used_region", key.last_used_region.as_deref().unwrap_or("")),
+                ];
+                info.encode_family(&(self.key_labels(account.id, key), last_used))?
+                    .encode_gauge(&1i64)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn key_labels<'a>(&self, account_id: &'a str, key: &'a crate::sources::AccessKey) -> KeyLabels<'a> {
+        KeyLabels {
+            account_id,
+            user: &key.user,
+            key: KEY_POSITIONS.get(key.position as usize).copied().unwrap_or("9"),
+            access_key_id: self.labels.access_key_id.render(key.access_key_id.as_deref()),
+            status: key.status.as_str(),
+        }
+    }
+
+    fn encode_users(&self, encoder: &mut DescriptorEncoder, accounts: &[Assessed]) -> std::fmt::Result {
+        let tag_labels: Vec<String> = self.labels.user_tags.iter().map(|k| Labels::tag_label(k)).collect();
+        let mut family = encoder.encode_descriptor(
+            "aws_iam_user_info",
+            "Always 1 for every IAM user considered; carries its path and exported tags",
+            None,
+            MetricType::Gauge,
+        )?;
+        let mut labels: Vec<(&str, &str)> = Vec::with_capacity(3 + tag_labels.len());
+        for account in accounts {
+            for user in &account.data.users {
+                labels.clear();
+                labels.extend([("account_id", account.id), ("user", user.name.as_str()), ("path", user.path.as_str())]);
+                for (key, label) in self.labels.user_tags.iter().zip(&tag_labels) {
+                    labels.push((label, user.tags.get(key).map_or("", String::as_str)));
+                }
+                family.encode_family(&labels.as_slice())?.encode_gauge(&1i64)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn encode_accounts(&self, encoder: &mut DescriptorEncoder, accounts: &[Assessed]) -> std::fmt::Result {
+        let mut info = encoder.encode_descriptor(
+            "aws_iam_account_info",
+            "Always 1; carries the account's name from Organizations, the config or its alias",
+            None,
+            MetricType::Gauge,
+        )?;
+        for account in accounts {
+            let labels = [("account_id", account.id), ("account_name", account.data.account_name.as_str())];
+            info.encode_family(&labels)?.encode_gauge(&1i64)?;
+        }
+
+        let buckets = self.policy.age_buckets.labels();
+        let mut by_bucket = encoder.encode_descriptor(
+            "aws_iam_access_keys",
+            "Access keys by status and age bucket; every bucket is present",
+            None,
+            MetricType::Gauge,
+        )?;
+        for account in accounts {
+            for status in [KeyStatus::Active, KeyStatus::Inactive] {
+                let mut counts = vec![0i64; buckets.len()];
+                for (key, a) in account.data.keys.iter().zip(&account.assessments) {
+                    if key.status == status {
+                        counts[a.bucket] += 1;
+                    }
+                }
+                for (bucket, count) in buckets.iter().zip(counts) {
+                    let labels = [("account_id", account.id), ("status", status.as_str()), ("age_bucket", bucket.as_str())];
+                    by_bucket.encode_family(&labels)?.encode_gauge(&count)?;
+                }
+            }
+        }
+
+        type Count<'c> = &'c dyn Fn(&Assessed) -> i64;
+        let counts: [(&str, &str, Count); 4] = [
+            ("aws_iam_access_keys_high_risk", "Number of high-risk access keys", &|a| {
+                a.assessments.iter().filter(|x| x.high_risk()).count() as i64
+            }),
+            ("aws_iam_users", "Number of IAM users considered", &|a| a.data.users.len() as i64),
+            (
+                "aws_iam_users_multiple_active_keys",
+                "Number of IAM users with two active access keys",
+                &|a| users_with_multiple_active_keys(a.data),
+            ),
+            (
+                "aws_iam_root_access_key_present",
+                "1 if the account's root user has an access key",
+                &|a| a.data.root_access_key_present as i64,
+            ),
+        ];
+        for (name, help, count) in counts {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for account in accounts {
+                family.encode_family(&AccountLabel { account_id: account.id })?.encode_gauge(&count(account))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn encode_health(&self, encoder: &mut DescriptorEncoder, snapshot: &Snapshot) -> std::fmt::Result {
+        type Value<'v> = &'v dyn Fn(&crate::snapshot::AccountState) -> Option<f64>;
+        let families: [(&str, &str, Option<Unit>, Value); 4] = [
+            (
+                "aws_iam_exporter_account_up",
+                "1 if the latest refresh of the account succeeded",
+                None,
+                &|s| Some(bool_value(s.up)),
+            ),
+            (
+                "aws_iam_exporter_account_last_success_timestamp",
+                "End of the account's latest successful refresh",
+                Some(Unit::Seconds),
+                &|s| s.last_success.map(unix_seconds),
+            ),
+            (
+                "aws_iam_exporter_account_refresh_duration",
+                "Duration of the account's latest refresh",
+                Some(Unit::Seconds),
+                &|s| Some(s.last_duration.as_secs_f64()),
+            ),
+            (
+                "aws_iam_exporter_credential_report_generated_timestamp",
+                "When the credential report in use was generated",
+                Some(Unit::Seconds),
+                &|s| s.data.as_ref()?.credential_report_generated.map(unix_seconds),
+            ),
+        ];
+        for (name, help, unit, value) in families {
+            let mut family = encoder.encode_descriptor(name, help, unit.as_ref(), MetricType::Gauge)?;
+            for (id, state) in &snapshot.accounts {
+                if let Some(v) = value(state) {
+                    family.encode_family(&AccountLabel { account_id: id })?.encode_gauge(&v)?;
+                }
+            }
+        }
+        let mut build = encoder.encode_descriptor(
+            "aws_iam_exporter_build_info",
+            "Always 1; carries the exporter's version, revision and compiler",
+            None,
+            MetricType::Gauge,
+        )?;
+        let labels = [
+            ("version", self.build.version),
+            ("revision", self.build.revision),
+            ("rustc_version", self.build.rustc_version),
+        ];
+        build.encode_family(&labels)?.encode_gauge(&1i64)?;
+        Ok(())
+    }
+}
+
+pub fn users_with_multiple_active_keys(data: &AccountData) -> i64 {
+    let mut count = 0;
+    let mut run: Option<(&str, u32)> = None;
+    // Keys are sorted by user, so a user's keys are adjacent.
+    for key in data.keys.iter().filter(|k| k.status == KeyStatus::Active) {
+        run = match run {
+            Some((user, n)) if user == key.user => Some((user, n + 1)),
+            _ => Some((&key.user, 1)),
+        };
+        if run.is_some_and(|(_, n)| n == 2) {
+            count += 1;
+        }
+    }
+    count
+}
+
+fn bool_value(b: bool) -> f64 {
+    if b {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+fn unix_seconds(t: DateTime<Utc>) -> f64 {
+    t.timestamp_millis() as f64 / 1000.0
+}

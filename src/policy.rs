@@ -1,0 +1,302 @@
+//! The risk policy: pure functions from a key's timestamps and a moment in
+//! time to its age, unused time, bucket and risk. Evaluated at scrape time so
+//! that ages are exact between refreshes.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::sources::{AccessKey, KeyStatus};
+
+const DAY: u64 = 86_400;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    /// An active key older than this is high risk.
+    pub rotated_more_than: Duration,
+    /// An active key never used and older than this is high risk.
+    pub never_used_after: Duration,
+    /// An active key not used for longer than this is high risk (off when `None`).
+    pub unused_more_than: Option<Duration>,
+    pub age_buckets: AgeBuckets,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            rotated_more_than: Duration::from_secs(365 * DAY),
+            never_used_after: Duration::from_secs(7 * DAY),
+            unused_more_than: None,
+            age_buckets: AgeBuckets::new(
+                [30, 90, 180, 365].map(|d| Duration::from_secs(d * DAY)).to_vec(),
+            )
+            .expect("default bounds are increasing"),
+        }
+    }
+}
+
+/// Why a key is high risk; more than one reason can hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RiskReason {
+    NotRotated,
+    NeverUsed,
+    Unused,
+}
+
+impl RiskReason {
+    pub fn describe(self) -> &'static str {
+        match self {
+            RiskReason::NotRotated => "not rotated",
+            RiskReason::NeverUsed => "never used",
+            RiskReason::Unused => "unused",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assessment {
+    pub age_seconds: f64,
+    pub unused_seconds: f64,
+    pub never_used: bool,
+    pub bucket: usize,
+    pub reasons: Vec<RiskReason>,
+}
+
+impl Assessment {
+    pub fn high_risk(&self) -> bool {
+        !self.reasons.is_empty()
+    }
+}
+
+impl Policy {
+    pub fn assess(&self, key: &AccessKey, now: DateTime<Utc>) -> Assessment {
+        let age_seconds = seconds_since(key.created, now);
+        let unused_seconds = seconds_since(key.last_used.unwrap_or(key.created), now);
+        let never_used = key.last_used.is_none();
+        let mut reasons = Vec::new();
+        if key.status == KeyStatus::Active {
+            if age_seconds > self.rotated_more_than.as_secs_f64() {
+                reasons.push(RiskReason::NotRotated);
+            }
+            if never_used && age_seconds > self.never_used_after.as_secs_f64() {
+                reasons.push(RiskReason::NeverUsed);
+            }
+            if let Some(limit) = self.unused_more_than {
+                if !never_used && unused_seconds > limit.as_secs_f64() {
+                    reasons.push(RiskReason::Unused);
+                }
+            }
+        }
+        Assessment {
+            age_seconds,
+            unused_seconds,
+            never_used,
+            bucket: self.age_buckets.index(age_seconds),
+            reasons,
+        }
+    }
+}
+
+/// Clamped at zero: a timestamp slightly in the future (clock skew between AWS
+/// and this host) must not produce a negative age.
+fn seconds_since(then: DateTime<Utc>, now: DateTime<Utc>) -> f64 {
+    let millis = (now - then).num_milliseconds().max(0);
+    millis as f64 / 1000.0
+}
+
+/// Half-open age intervals `[lower, upper)` between increasing bounds, the last
+/// one open-ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgeBuckets {
+    bounds: Vec<f64>,
+    labels: Vec<String>,
+}
+
+impl AgeBuckets {
+    pub fn new(bounds: Vec<Duration>) -> Result<Self, String> {
+        if bounds.is_empty() {
+            return Err("needs at least one bound".into());
+        }
+        if bounds[0].is_zero() {
+            return Err("bounds must be greater than zero".into());
+        }
+        if let Some(pair) = bounds.windows(2).find(|w| w[0] >= w[1]) {
+            return Err(format!(
+                "bounds must be strictly increasing ({} is not below {})",
+                short_duration(pair[0]),
+                short_duration(pair[1])
+            ));
+        }
+        // `30-90d`: the lower bound drops its unit when the upper one has the same.
+        let mut labels = Vec::with_capacity(bounds.len() + 1);
+        let mut lower = String::from("0");
+        for bound in &bounds {
+            let upper = short_duration(*bound);
+            let same_unit = lower.chars().last() == upper.chars().last();
+            let lower_text = if same_unit { &lower[..lower.len() - 1] } else { lower.as_str() };
+            labels.push(format!("{lower_text}-{upper}"));
+            lower = upper;
+        }
+        labels.push(format!("{lower}+"));
+        Ok(AgeBuckets {
+            bounds: bounds.iter().map(Duration::as_secs_f64).collect(),
+            labels,
+        })
+    }
+
+    pub fn index(&self, age_seconds: f64) -> usize {
+        self.bounds.partition_point(|bound| *bound <= age_seconds)
+    }
+
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+}
+
+/// `30d`, `12h`, `90m` or `45s`: the largest unit that divides the duration,
+/// so that bucket labels read like the configured bounds.
+pub fn short_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        _ if s % DAY == 0 => format!("{}d", s / DAY),
+        _ if s % 3600 == 0 => format!("{}h", s / 3600),
+        _ if s % 60 == 0 => format!("{}m", s / 60),
+        _ => format!("{s}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).unwrap()
+    }
+
+    fn key(age: Duration, last_used: Option<Duration>, status: KeyStatus) -> AccessKey {
+        AccessKey {
+            user: "alice".into(),
+            position: 1,
+            access_key_id: None,
+            status,
+            created: now() - age,
+            last_used: last_used.map(|ago| now() - ago),
+            last_used_service: None,
+            last_used_region: None,
+        }
+    }
+
+    fn days(n: u64) -> Duration {
+        Duration::from_secs(n * DAY)
+    }
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn default_bucket_labels_match_spec() {
+        assert_eq!(
+            Policy::default().age_buckets.labels(),
+            ["0-30d", "30-90d", "90-180d", "180-365d", "365d+"]
+        );
+    }
+
+    #[test]
+    fn buckets_are_half_open_at_every_boundary() {
+        let buckets = Policy::default().age_buckets;
+        let cases = [
+            (0, 0),
+            (30 * DAY - 1, 0),
+            (30 * DAY, 1),
+            (90 * DAY - 1, 1),
+            (90 * DAY, 2),
+            (180 * DAY - 1, 2),
+            (180 * DAY, 3),
+            (365 * DAY - 1, 3),
+            (365 * DAY, 4),
+            (3650 * DAY, 4),
+        ];
+        for (age, expected) in cases {
+            assert_eq!(buckets.index(age as f64), expected, "age {age}s");
+        }
+    }
+
+    #[test]
+    fn bucket_labels_use_the_largest_whole_unit() {
+        let buckets =
+            AgeBuckets::new(vec![Duration::from_secs(90 * 60), Duration::from_secs(12 * 3600), days(7)]).unwrap();
+        assert_eq!(buckets.labels(), ["0-90m", "90m-12h", "12h-7d", "7d+"]);
+        let days_only = AgeBuckets::new(vec![days(7), days(14)]).unwrap();
+        assert_eq!(days_only.labels(), ["0-7d", "7-14d", "14d+"]);
+    }
+
+    #[test]
+    fn bucket_bounds_are_validated() {
+        assert!(AgeBuckets::new(vec![]).unwrap_err().contains("at least one"));
+        assert!(AgeBuckets::new(vec![Duration::ZERO]).unwrap_err().contains("greater than zero"));
+        assert_eq!(
+            AgeBuckets::new(vec![days(90), days(30)]).unwrap_err(),
+            "bounds must be strictly increasing (90d is not below 30d)"
+        );
+        assert!(AgeBuckets::new(vec![days(30), days(30)]).is_err());
+    }
+
+    #[test]
+    fn rotation_boundary_is_strictly_more_than() {
+        let p = Policy::default();
+        let used = Some(days(1));
+        assert!(!p.assess(&key(days(365), used, KeyStatus::Active), now()).high_risk());
+        assert_eq!(
+            p.assess(&key(days(365) + SECOND, used, KeyStatus::Active), now()).reasons,
+            [RiskReason::NotRotated]
+        );
+    }
+
+    #[test]
+    fn never_used_grace_period() {
+        let p = Policy::default();
+        let fresh = p.assess(&key(days(7), None, KeyStatus::Active), now());
+        assert!(fresh.never_used && !fresh.high_risk());
+        assert_eq!(fresh.unused_seconds, fresh.age_seconds);
+        let stale = p.assess(&key(days(7) + SECOND, None, KeyStatus::Active), now());
+        assert_eq!(stale.reasons, [RiskReason::NeverUsed]);
+        let both = p.assess(&key(days(400), None, KeyStatus::Active), now());
+        assert_eq!(both.reasons, [RiskReason::NotRotated, RiskReason::NeverUsed]);
+    }
+
+    #[test]
+    fn inactive_keys_are_never_high_risk() {
+        let p = Policy {
+            unused_more_than: Some(days(1)),
+            ..Policy::default()
+        };
+        for k in [
+            key(days(4000), None, KeyStatus::Inactive),
+            key(days(4000), Some(days(3000)), KeyStatus::Inactive),
+        ] {
+            assert!(!p.assess(&k, now()).high_risk());
+        }
+    }
+
+    #[test]
+    fn unused_threshold_is_optional_and_strict() {
+        let off = Policy::default();
+        assert!(!off.assess(&key(days(100), Some(days(99)), KeyStatus::Active), now()).high_risk());
+        let on = Policy {
+            unused_more_than: Some(days(90)),
+            ..Policy::default()
+        };
+        assert!(!on.assess(&key(days(100), Some(days(90)), KeyStatus::Active), now()).high_risk());
+        let a = on.assess(&key(days(100), Some(days(90) + SECOND), KeyStatus::Active), now());
+        assert_eq!(a.reasons, [RiskReason::Unused]);
+        assert_eq!(a.unused_seconds, (90 * DAY + 1) as f64);
+    }
+
+    #[test]
+    fn keys_from_the_future_have_age_zero() {
+        let mut k = key(days(0), None, KeyStatus::Active);
+        k.created = now() + chrono::Duration::seconds(30);
+        let a = Policy::default().assess(&k, now());
+        assert_eq!((a.age_seconds, a.unused_seconds, a.bucket), (0.0, 0.0, 0));
+    }
+}

@@ -1,0 +1,258 @@
+//! The `report` command's output: the details, high-risk and summary tables
+//! of the classic "Access Keys" report, as a text table, JSON or CSV. Pure
+//! functions of a snapshot and a moment in time.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+
+use crate::cli::{ReportFormat, ReportTable};
+use crate::config::KeyIdLabel;
+use crate::metrics::users_with_multiple_active_keys;
+use crate::policy::Policy;
+use crate::snapshot::Snapshot;
+use crate::sources::KeyStatus;
+
+const DAY: f64 = 86_400.0;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeyRow {
+    pub account_id: String,
+    pub account_name: String,
+    pub user: String,
+    pub key: u8,
+    pub access_key_id: String,
+    pub status: KeyStatus,
+    pub created: String,
+    pub age_days: u64,
+    pub last_used: Option<String>,
+    pub unused_days: u64,
+    pub last_used_service: String,
+    pub last_used_region: String,
+    pub high_risk: bool,
+    pub risk_reasons: Vec<&'static str>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AccountRow {
+    pub account_id: String,
+    pub account_name: String,
+    pub up: bool,
+    pub users: usize,
+    pub keys: usize,
+    pub active_keys: usize,
+    pub high_risk_keys: usize,
+    pub users_multiple_active_keys: i64,
+    pub root_access_key_present: bool,
+    /// Keys per age bucket, in bucket order.
+    pub age_buckets: Vec<(String, usize)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub generated: String,
+    pub details: Vec<KeyRow>,
+    pub high_risk: Vec<KeyRow>,
+    pub summary: Vec<AccountRow>,
+}
+
+impl Report {
+    pub fn build(snapshot: &Snapshot, policy: &Policy, key_ids: KeyIdLabel, now: DateTime<Utc>) -> Report {
+        let mut details = Vec::new();
+        let mut summary = Vec::new();
+        for (id, state) in &snapshot.accounts {
+            let Some(data) = &state.data else {
+                continue;
+            };
+            let mut buckets = vec![0usize; policy.age_buckets.labels().len()];
+            let mut high_risk_keys = 0;
+            for key in &data.keys {
+                let a = policy.assess(key, now);
+                buckets[a.bucket] += 1;
+                high_risk_keys += a.high_risk() as usize;
+                details.push(KeyRow {
+                    account_id: id.clone(),
+                    account_name: data.account_name.clone(),
+                    user: key.user.clone(),
+                    key: key.position,
+                    access_key_id: key_ids.render(key.access_key_id.as_deref()).to_string(),
+                    status: key.status,
+                    created: timestamp(key.created),
+                    age_days: (a.age_seconds / DAY) as u64,
+                    last_used: key.last_used.map(timestamp),
+                    unused_days: (a.unused_seconds / DAY) as u64,
+                    last_used_service: key.last_used_service.clone().unwrap_or_default(),
+                    last_used_region: key.last_used_region.clone().unwrap_or_default(),
+                    high_risk: a.high_risk(),
+                    risk_reasons: a.reasons.iter().map(|r| r.describe()).collect(),
+                });
+            }
+            summary.push(AccountRow {
+                account_id: id.clone(),
+                account_name: data.account_name.clone(),
+                up: state.up,
+                users: data.users.len(),
+                keys: data.keys.len(),
+                active_keys: data.keys.iter().filter(|k| k.status == KeyStatus::Active).count(),
+                high_risk_keys,
+                users_multiple_active_keys: users_with_multiple_active_keys(data),
+                root_access_key_present: data.root_access_key_present,
+                age_buckets: policy.age_buckets.labels().iter().cloned().zip(buckets).collect(),
+            });
+        }
+        let high_risk = details.iter().filter(|r| r.high_risk).cloned().collect();
+        Report {
+            generated: timestamp(now),
+            details,
+            high_risk,
+            summary,
+        }
+    }
+
+    pub fn has_high_risk(&self) -> bool {
+        !self.high_risk.is_empty()
+    }
+
+    pub fn render(&self, format: ReportFormat, table: ReportTable) -> String {
+        let tables: Vec<(&str, Vec<String>, Vec<Vec<String>>)> = [
+            (ReportTable::Details, "Access key details", key_header(), self.details.iter().map(key_cells).collect()),
+            (ReportTable::HighRisk, "High-risk access keys", key_header(), self.high_risk.iter().map(key_cells).collect()),
+            (ReportTable::Summary, "Summary by account", self.summary_header(), self.summary.iter().map(summary_cells).collect()),
+        ]
+        .into_iter()
+        .filter(|(which, ..)| table == ReportTable::All || table == *which)
+        .map(|(_, title, header, rows)| (title, header, rows))
+        .collect();
+        match format {
+            ReportFormat::Json => {
+                let value = match table {
+                    ReportTable::All => serde_json::to_value(self),
+                    ReportTable::Details => serde_json::to_value(&self.details),
+                    ReportTable::HighRisk => serde_json::to_value(&self.high_risk),
+                    ReportTable::Summary => serde_json::to_value(&self.summary),
+                };
+                let mut out = serde_json::to_string_pretty(&value.expect("report rows serialize")).expect("JSON value serializes");
+                out.push('\n');
+                out
+            }
+            ReportFormat::Csv => tables
+                .iter()
+                .map(|(_, header, rows)| csv_table(header, rows))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            ReportFormat::Table => tables
+                .iter()
+                .map(|(title, header, rows)| format!("{title} ({})\n{}", rows.len(), text_table(header, rows)))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        }
+    }
+
+    fn summary_header(&self) -> Vec<String> {
+        let mut header: Vec<String> = [
+            "account_id",
+            "account_name",
+            "up",
+            "users",
+            "keys",
+            "active_keys",
+            "high_risk_keys",
+            "users_multiple_active_keys",
+            "root_access_key_present",
+        ]
+        .map(String::from)
+        .to_vec();
+        if let Some(first) = self.summary.first() {
+            header.extend(first.age_buckets.iter().map(|(label, _)| format!("age_{label}")));
+        }
+        header
+    }
+}
+
+fn timestamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn key_header() -> Vec<String> {
+    [
+        "account_id",
+        "account_name",
+        "user",
+        "key",
+        "access_key_id",
+        "status",
+        "created",
+        "age_days",
+        "last_used",
+        "unused_days",
+        "last_used_service",
+        "last_used_region",
+        "high_risk",
+        "risk_reasons",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn key_cells(r: &KeyRow) -> Vec<String> {
+    vec![
+        r.account_id.clone(),
+        r.account_name.clone(),
+        r.user.clone(),
+        r.key.to_string(),
+        r.access_key_id.clone(),
+        r.status.as_str().to_string(),
+        r.created.clone(),
+        r.age_days.to_string(),
+        r.last_used.clone().unwrap_or_else(|| "Never".into()),
+        r.unused_days.to_string(),
+        r.last_used_service.clone(),
+        r.last_used_region.clone(),
+        r.high_risk.to_string(),
+        r.risk_reasons.join("; "),
+    ]
+}
+
+fn summary_cells(r: &AccountRow) -> Vec<String> {
+    let mut cells = vec![
+        r.account_id.clone(),
+        r.account_name.clone(),
+        r.up.to_string(),
+        r.users.to_string(),
+        r.keys.to_string(),
+        r.active_keys.to_string(),
+        r.high_risk_keys.to_string(),
+        r.users_multiple_active_keys.to_string(),
+        r.root_access_key_present.to_string(),
+    ];
+    cells.extend(r.age_buckets.iter().map(|(_, n)| n.to_string()));
+    cells
+}
+
+fn text_table(header: &[String], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        padded.join("  ").trim_end().to_string() + "\n"
+    };
+    let upper: Vec<String> = header.iter().map(|h| h.to_uppercase()).collect();
+    let mut out = line(&upper);
+    for row in rows {
+        out.push_str(&line(row));
+    }
+    out
+}
+
+fn csv_table(header: &[String], rows: &[Vec<String>]) -> String {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    // Writing CSV records into memory cannot fail.
+    writer.write_record(header).expect("in-memory CSV");
+    for row in rows {
+        writer.write_record(row).expect("in-memory CSV");
+    }
+    String::from_utf8(writer.into_inner().expect("in-memory CSV")).expect("CSV of UTF-8 cells is UTF-8")
+}

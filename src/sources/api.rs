@@ -1,0 +1,186 @@
+//! The IAM API source: exact, fresh, with key ids, at one `ListAccessKeys`
+//! per user and one `GetAccessKeyLastUsed` per key.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_iam::types::{StatusType, SummaryKeyType};
+use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
+
+use super::{is_missing, AccessKey, AccountData, ErrorReason, KeyStatus, SourceError, User, UserFilter};
+use crate::aws::{classify, Clients};
+
+#[derive(Debug, Clone)]
+pub struct ApiOptions {
+    /// Calls in flight at once for this account.
+    pub max_concurrent_requests: usize,
+    /// Tag keys to export; tags are only read when this or the tag filter needs them.
+    pub user_tags: Vec<String>,
+    pub filter: UserFilter,
+}
+
+/// Reads one account completely, or fails: a half-read account is never
+/// returned, so the caller keeps its previous complete data.
+pub async fn fetch_account(clients: &Clients, options: &ApiOptions) -> Result<AccountData, SourceError> {
+    let identity = clients
+        .sts
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| classify("GetCallerIdentity", &e))?;
+    let account_id = identity
+        .account()
+        .filter(|id| id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()))
+        .ok_or_else(|| invalid("GetCallerIdentity returned no valid account id"))?
+        .to_string();
+
+    let aliases = clients
+        .iam
+        .list_account_aliases()
+        .send()
+        .await
+        .map_err(|e| classify("ListAccountAliases", &e))?;
+    let account_name = aliases.account_aliases().first().cloned().unwrap_or_default();
+
+    let summary = clients
+        .iam
+        .get_account_summary()
+        .send()
+        .await
+        .map_err(|e| classify("GetAccountSummary", &e))?;
+    let root_access_key_present = summary
+        .summary_map()
+        .and_then(|m| m.get(&SummaryKeyType::AccountAccessKeysPresent))
+        .is_some_and(|n| *n > 0);
+
+    let iam_users: Vec<aws_sdk_iam::types::User> = clients
+        .iam
+        .list_users()
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| classify("ListUsers", &e))?;
+
+    let read_tags = !options.user_tags.is_empty() || !options.filter.exclude_tags.is_empty();
+    let per_user: Vec<Option<(User, Vec<AccessKey>)>> = futures::stream::iter(
+        iam_users
+            .into_iter()
+            .filter(|u| !options.filter.excludes_name(u.user_name())),
+    )
+    .map(|user| fetch_user(clients, options, user, read_tags))
+    .buffer_unordered(options.max_concurrent_requests.max(1))
+    .try_collect()
+    .await?;
+
+    let mut users = Vec::with_capacity(per_user.len());
+    let mut keys = Vec::with_capacity(per_user.len());
+    for (user, user_keys) in per_user.into_iter().flatten() {
+        users.push(user);
+        keys.extend(user_keys);
+    }
+    users.sort_by(|a, b| a.name.cmp(&b.name));
+    super::number_keys_by_creation(&mut keys);
+    Ok(AccountData {
+        account_id,
+        account_name,
+        users,
+        keys,
+        root_access_key_present,
+        credential_report_generated: None,
+    })
+}
+
+/// One user's tags, keys and their last use; `None` when the tag filter
+/// excludes the user.
+async fn fetch_user(
+    clients: &Clients,
+    options: &ApiOptions,
+    iam_user: aws_sdk_iam::types::User,
+    read_tags: bool,
+) -> Result<Option<(User, Vec<AccessKey>)>, SourceError> {
+    let name = iam_user.user_name().to_string();
+    let mut tags = BTreeMap::new();
+    if read_tags {
+        let all: Vec<aws_sdk_iam::types::Tag> = clients
+            .iam
+            .list_user_tags()
+            .user_name(&name)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| classify("ListUserTags", &e))?;
+        if options.filter.excludes_tags(all.iter().map(|t| (t.key(), t.value()))) {
+            return Ok(None);
+        }
+        tags = all
+            .into_iter()
+            .filter(|t| options.user_tags.iter().any(|k| k == t.key()))
+            .map(|t| (t.key, t.value))
+            .collect();
+    }
+
+    let metadata: Vec<aws_sdk_iam::types::AccessKeyMetadata> = clients
+        .iam
+        .list_access_keys()
+        .user_name(&name)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| classify("ListAccessKeys", &e))?;
+
+    let mut keys = Vec::with_capacity(metadata.len());
+    for key in metadata {
+        let id = key
+            .access_key_id()
+            .ok_or_else(|| invalid(format!("ListAccessKeys returned a key without id for user {name}")))?
+            .to_string();
+        let created = key
+            .create_date()
+            .and_then(to_chrono)
+            .ok_or_else(|| invalid(format!("ListAccessKeys returned key {id} of user {name} without a valid CreateDate")))?;
+        let status = match key.status() {
+            Some(StatusType::Active) => KeyStatus::Active,
+            Some(StatusType::Inactive) => KeyStatus::Inactive,
+            other => return Err(invalid(format!("key {id} of user {name} has unknown status {other:?}"))),
+        };
+        let last_used = clients
+            .iam
+            .get_access_key_last_used()
+            .access_key_id(&id)
+            .send()
+            .await
+            .map_err(|e| classify("GetAccessKeyLastUsed", &e))?;
+        let last = last_used.access_key_last_used();
+        let known = |v: Option<&str>| v.filter(|v| !is_missing(v)).map(str::to_string);
+        keys.push(AccessKey {
+            user: name.clone(),
+            position: 0,
+            access_key_id: Some(id),
+            status,
+            created,
+            last_used: last.and_then(|l| l.last_used_date()).and_then(to_chrono),
+            last_used_service: known(last.map(|l| l.service_name())),
+            last_used_region: known(last.map(|l| l.region())),
+        });
+    }
+    let user = User {
+        name,
+        path: iam_user.path().to_string(),
+        tags,
+    };
+    Ok(Some((user, keys)))
+}
+
+fn to_chrono(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(t.secs(), t.subsec_nanos())
+}
+
+fn invalid(message: impl Into<String>) -> SourceError {
+    SourceError::new(ErrorReason::InvalidResponse, message)
+}

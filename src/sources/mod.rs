@@ -1,0 +1,153 @@
+//! Where key data comes from: the IAM API ([`api`]) or an IAM credential
+//! report ([`credential_report`]). Every source produces one [`AccountData`]
+//! per account, complete or not at all.
+
+pub mod api;
+pub mod credential_report;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub enum KeyStatus {
+    Active,
+    Inactive,
+}
+
+impl KeyStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyStatus::Active => "Active",
+            KeyStatus::Inactive => "Inactive",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccessKey {
+    pub user: String,
+    /// 1 or 2: the key's position by creation date, as in the credential report.
+    pub position: u8,
+    /// `None` when the source does not carry key ids (credential report).
+    pub access_key_id: Option<String>,
+    pub status: KeyStatus,
+    pub created: DateTime<Utc>,
+    pub last_used: Option<DateTime<Utc>>,
+    pub last_used_service: Option<String>,
+    pub last_used_region: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    pub name: String,
+    pub path: String,
+    /// Only the tags named in `labels.user_tags`.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// Everything one refresh learned about one account.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AccountData {
+    pub account_id: String,
+    pub account_name: String,
+    pub users: Vec<User>,
+    /// Sorted by user, then position.
+    pub keys: Vec<AccessKey>,
+    pub root_access_key_present: bool,
+    pub credential_report_generated: Option<DateTime<Utc>>,
+}
+
+/// Why a refresh failed, in the categories of
+/// `aws_iam_exporter_refresh_errors_total{reason}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ErrorReason {
+    Throttled,
+    AccessDenied,
+    Network,
+    InvalidResponse,
+    Other,
+}
+
+impl ErrorReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorReason::Throttled => "throttled",
+            ErrorReason::AccessDenied => "access_denied",
+            ErrorReason::Network => "network",
+            ErrorReason::InvalidResponse => "invalid_response",
+            ErrorReason::Other => "other",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct SourceError {
+    pub reason: ErrorReason,
+    /// The AWS error code when there is one, for the log line.
+    pub code: Option<String>,
+    pub message: String,
+}
+
+impl SourceError {
+    pub fn new(reason: ErrorReason, message: impl Into<String>) -> Self {
+        SourceError {
+            reason,
+            code: None,
+            message: message.into(),
+        }
+    }
+}
+
+/// Values that AWS (and moto) write where a value is unknown or absent.
+pub(crate) fn is_missing(value: &str) -> bool {
+    matches!(value, "" | "N/A" | "no_information" | "not_supported")
+}
+
+/// Which users a source leaves out (`users.exclude`, `users.exclude_tags`).
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    pub exclude: Vec<regex::Regex>,
+    pub exclude_tags: BTreeMap<String, String>,
+}
+
+impl UserFilter {
+    pub fn excludes_name(&self, name: &str) -> bool {
+        self.exclude.iter().any(|re| re.is_match(name))
+    }
+
+    pub fn excludes_tags<'a>(&self, mut tags: impl Iterator<Item = (&'a str, &'a str)>) -> bool {
+        !self.exclude_tags.is_empty()
+            && tags.any(|(k, v)| self.exclude_tags.get(k).is_some_and(|wanted| wanted == v))
+    }
+
+    /// Drops excluded users and their keys from data that is already complete
+    /// (the credential report, which has no tags).
+    pub fn apply(&self, data: &mut AccountData) {
+        if self.exclude.is_empty() {
+            return;
+        }
+        data.users.retain(|u| !self.excludes_name(&u.name));
+        data.keys.retain(|k| !self.excludes_name(&k.user));
+    }
+}
+
+/// Users' keys get positions 1 and 2 by creation date; the key list is kept
+/// sorted by user, then position, so that every output is stable.
+pub(crate) fn number_keys_by_creation(keys: &mut [AccessKey]) {
+    keys.sort_by(|a, b| {
+        (a.user.as_str(), a.created, a.access_key_id.as_deref()).cmp(&(
+            b.user.as_str(),
+            b.created,
+            b.access_key_id.as_deref(),
+        ))
+    });
+    for i in 0..keys.len() {
+        keys[i].position = if i > 0 && keys[i - 1].user == keys[i].user {
+            keys[i - 1].position.saturating_add(1)
+        } else {
+            1
+        };
+    }
+}
