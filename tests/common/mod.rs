@@ -1,0 +1,284 @@
+//! Shared helpers for the integration tests: the moto IAM server, the real
+//! exporter binary, scraping and parsing `/metrics`, and promtool.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_aws-iam-key-exporter");
+
+pub fn repo_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+/// moto's IAM server, seeded by `tests/moto_server.py`.
+pub struct Moto {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    pub seeded: Value,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let mut child = Command::new("python3")
+            .arg(repo_path("tests/moto_server.py"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot run python3 ({e}): install Python 3 and then: pip install \"moto[server]\"")
+            });
+        let stdin = child.stdin.take().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        if line.trim().is_empty() {
+            let status = child.wait().unwrap();
+            panic!(
+                "tests/moto_server.py exited ({status}) without starting; if it said moto is missing, install it with: pip install \"moto[server]\""
+            );
+        }
+        let seeded: Value = serde_json::from_str(&line).expect("moto_server.py prints JSON");
+        Moto {
+            child,
+            stdin,
+            stdout,
+            seeded,
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        self.seeded["endpoint"].as_str().unwrap().to_string()
+    }
+
+    /// Sends one command (`stop`, `start`, `delete-key USER ID`) and waits for its answer.
+    pub fn command(&mut self, command: &str) -> Value {
+        writeln!(self.stdin, "{command}").unwrap();
+        self.stdin.flush().unwrap();
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        let answer: Value = serde_json::from_str(&line).unwrap();
+        assert!(answer.get("ok").is_some(), "moto command {command:?} failed: {answer}");
+        answer
+    }
+
+    /// Environment that points the AWS SDK at this server.
+    pub fn aws_env(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ENDPOINT_URL", self.endpoint()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+            ("AWS_CONFIG_FILE", "/nonexistent".into()),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = writeln!(self.stdin, "quit");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The real exporter binary, serving on a port it chose itself.
+pub struct Exporter {
+    child: Child,
+    pub port: u16,
+    pub logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Exporter {
+    /// Starts `serve` with the given arguments on 127.0.0.1:0 and waits until it listens.
+    pub fn start(args: &[&str], env: &[(String, String)]) -> Exporter {
+        let mut all = vec!["--web.listen-address", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        Exporter::spawn(&all, env)
+    }
+
+    pub fn spawn(args: &[&str], env: &[(String, String)]) -> Exporter {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .envs(env.iter().cloned())
+            .env_remove("AWS_PROFILE")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the exporter binary");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (port_tx, port_rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("message=listening") {
+                    if let Some(port) = line.rsplit(':').next().and_then(|p| p.trim().parse::<u16>().ok()) {
+                        let _ = port_tx.send(port);
+                    }
+                }
+                eprintln!("exporter: {line}");
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let port = port_rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("exporter did not start listening; logs: {:?}", logs.lock().unwrap()));
+        Exporter { child, port, logs }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn scrape(&self) -> String {
+        get(&self.url("/metrics")).1
+    }
+
+    pub fn wait_ready(&self) {
+        wait_for("the exporter to be ready", Duration::from_secs(60), || {
+            get(&self.url("/-/ready")).0 == 200
+        });
+    }
+
+    pub fn log_lines(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// Sends SIGTERM and returns the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "exporter did not stop after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// GET returning status and body, whatever the status.
+pub fn get(url: &str) -> (u16, String) {
+    match ureq::get(url).timeout(Duration::from_secs(30)).call() {
+        Ok(r) => (r.status(), r.into_string().unwrap()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
+        Err(e) => panic!("GET {url}: {e}"),
+    }
+}
+
+pub fn wait_for(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
+}
+
+/// Parses the Prometheus text format (the subset the exporter writes).
+pub fn parse_metrics(text: &str) -> Vec<Sample> {
+    let mut samples = Vec::new();
+    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        let (series, value) = line.rsplit_once(' ').expect("sample line has a value");
+        let value: f64 = value.parse().unwrap_or_else(|_| panic!("bad value in {line:?}"));
+        let (name, labels) = match series.split_once('{') {
+            Some((name, rest)) => (name, parse_labels(rest.strip_suffix('}').expect("closing brace"))),
+            None => (series, BTreeMap::new()),
+        };
+        samples.push(Sample {
+            name: name.to_string(),
+            labels,
+            value,
+        });
+    }
+    samples
+}
+
+fn parse_labels(mut text: &str) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::new();
+    while !text.is_empty() {
+        let (name, rest) = text.split_once("=\"").expect("label=\"value\"");
+        let mut value = String::new();
+        let mut chars = rest.char_indices();
+        let end = loop {
+            let (i, c) = chars.next().expect("closing quote");
+            match c {
+                '\\' => match chars.next().expect("escaped char").1 {
+                    'n' => value.push('\n'),
+                    other => value.push(other),
+                },
+                '"' => break i,
+                c => value.push(c),
+            }
+        };
+        labels.insert(name.to_string(), value);
+        text = rest[end + 1..].trim_start_matches(',');
+    }
+    labels
+}
+
+/// Samples of one metric whose labels include all of `matching`.
+pub fn find<'a>(samples: &'a [Sample], name: &str, matching: &[(&str, &str)]) -> Vec<&'a Sample> {
+    samples
+        .iter()
+        .filter(|s| s.name == name && matching.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v)))
+        .collect()
+}
+
+/// The value of exactly one matching sample.
+pub fn value(samples: &[Sample], name: &str, matching: &[(&str, &str)]) -> f64 {
+    let found = find(samples, name, matching);
+    assert_eq!(found.len(), 1, "expected one {name}{matching:?}, found {found:?}");
+    found[0].value
+}
+
+/// Runs `promtool check metrics` on the text and returns what it printed.
+pub fn promtool_check_metrics(text: &str) -> String {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot run promtool ({e}): install it with `apt-get install prometheus` (Debian) or run .ci/run")
+        });
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+pub fn write_config(dir: &Path, yaml: &str) -> PathBuf {
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
