@@ -115,6 +115,17 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new(store: Arc<SnapshotStore>, policy: Policy, labels: Labels, build: BuildInfo) -> Metrics {
+        Metrics::with_clock(store, policy, labels, build, Utc::now)
+    }
+
+    /// As [`Metrics::new`], with ages computed against `clock` (for tests and benchmarks).
+    pub fn with_clock(
+        store: Arc<SnapshotStore>,
+        policy: Policy,
+        labels: Labels,
+        build: BuildInfo,
+        clock: fn() -> DateTime<Utc>,
+    ) -> Metrics {
         let mut registry = Registry::default();
         let aws_calls = AwsCallCounters::default();
         let refresh_errors = Family::<RefreshErrorLabels, Counter>::default();
@@ -138,6 +149,7 @@ impl Metrics {
             policy,
             labels,
             build,
+            clock,
         }));
         Metrics {
             registry,
@@ -175,6 +187,7 @@ struct SnapshotCollector {
     policy: Policy,
     labels: Labels,
     build: BuildInfo,
+    clock: fn() -> DateTime<Utc>,
 }
 
 const KEY_POSITIONS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
@@ -221,7 +234,7 @@ struct Assessed<'a> {
 impl Collector for SnapshotCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
         let snapshot = self.store.load();
-        let now = Utc::now();
+        let now = (self.clock)();
         let assessed: Vec<Assessed> = snapshot
             .accounts
             .iter()
@@ -245,37 +258,37 @@ impl SnapshotCollector {
         let families: [(&str, &str, Option<Unit>, Value); 6] = [
             (
                 "aws_iam_access_key_created_timestamp",
-                "Creation time of the access key, which is its last rotation",
+                "Creation time of the access key, which is its last rotation.",
                 Some(Unit::Seconds),
                 &|k, _| Some(k.created.timestamp() as f64),
             ),
             (
                 "aws_iam_access_key_last_used_timestamp",
-                "Time the access key was last used; absent for a key never used",
+                "Time the access key was last used; absent for a key never used.",
                 Some(Unit::Seconds),
                 &|k, _| k.last_used.map(|t| t.timestamp() as f64),
             ),
             (
                 "aws_iam_access_key_age",
-                "Time since the access key was created (rotated)",
+                "Time since the access key was created (rotated).",
                 Some(Unit::Seconds),
                 &|_, a| Some(a.age_seconds),
             ),
             (
                 "aws_iam_access_key_unused",
-                "Time since the access key was last used, or since its creation if never used",
+                "Time since the access key was last used, or since its creation if never used.",
                 Some(Unit::Seconds),
                 &|_, a| Some(a.unused_seconds),
             ),
             (
                 "aws_iam_access_key_never_used",
-                "1 if the access key has never been used",
+                "1 if the access key has never been used.",
                 None,
                 &|_, a| Some(bool_value(a.never_used)),
             ),
             (
                 "aws_iam_access_key_high_risk",
-                "1 if the access key is high risk by the configured policy",
+                "1 if the access key is high risk by the configured policy.",
                 None,
                 &|_, a| Some(bool_value(a.high_risk())),
             ),
@@ -292,7 +305,7 @@ impl SnapshotCollector {
         }
         let mut info = encoder.encode_descriptor(
             "aws_iam_access_key_info",
-            "Always 1; carries the service and region of the key's last use",
+            "Always 1; carries the service and region of the key's last use.",
             None,
             MetricType::Gauge,
         )?;
@@ -323,7 +336,7 @@ impl SnapshotCollector {
         let tag_labels: Vec<String> = self.labels.user_tags.iter().map(|k| Labels::tag_label(k)).collect();
         let mut family = encoder.encode_descriptor(
             "aws_iam_user_info",
-            "Always 1 for every IAM user considered; carries its path and exported tags",
+            "Always 1 for every IAM user considered; carries its path and exported tags.",
             None,
             MetricType::Gauge,
         )?;
@@ -344,7 +357,7 @@ impl SnapshotCollector {
     fn encode_accounts(&self, encoder: &mut DescriptorEncoder, accounts: &[Assessed]) -> std::fmt::Result {
         let mut info = encoder.encode_descriptor(
             "aws_iam_account_info",
-            "Always 1; carries the account's name from Organizations, the config or its alias",
+            "Always 1; carries the account's name from Organizations, the config or its alias.",
             None,
             MetricType::Gauge,
         )?;
@@ -356,7 +369,7 @@ impl SnapshotCollector {
         let buckets = self.policy.age_buckets.labels();
         let mut by_bucket = encoder.encode_descriptor(
             "aws_iam_access_keys",
-            "Access keys by status and age bucket; every bucket is present",
+            "Access keys by status and age bucket; every bucket is present.",
             None,
             MetricType::Gauge,
         )?;
@@ -377,18 +390,18 @@ impl SnapshotCollector {
 
         type Count<'c> = &'c dyn Fn(&Assessed) -> i64;
         let counts: [(&str, &str, Count); 4] = [
-            ("aws_iam_access_keys_high_risk", "Number of high-risk access keys", &|a| {
+            ("aws_iam_access_keys_high_risk", "Number of high-risk access keys.", &|a| {
                 a.assessments.iter().filter(|x| x.high_risk()).count() as i64
             }),
-            ("aws_iam_users", "Number of IAM users considered", &|a| a.data.users.len() as i64),
+            ("aws_iam_users", "Number of IAM users considered.", &|a| a.data.users.len() as i64),
             (
                 "aws_iam_users_multiple_active_keys",
-                "Number of IAM users with two active access keys",
+                "Number of IAM users with two active access keys.",
                 &|a| users_with_multiple_active_keys(a.data),
             ),
             (
                 "aws_iam_root_access_key_present",
-                "1 if the account's root user has an access key",
+                "1 if the account's root user has an access key.",
                 &|a| a.data.root_access_key_present as i64,
             ),
         ];
@@ -406,25 +419,25 @@ impl SnapshotCollector {
         let families: [(&str, &str, Option<Unit>, Value); 4] = [
             (
                 "aws_iam_exporter_account_up",
-                "1 if the latest refresh of the account succeeded",
+                "1 if the latest refresh of the account succeeded.",
                 None,
                 &|s| Some(bool_value(s.up)),
             ),
             (
                 "aws_iam_exporter_account_last_success_timestamp",
-                "End of the account's latest successful refresh",
+                "End of the account's latest successful refresh.",
                 Some(Unit::Seconds),
                 &|s| s.last_success.map(unix_seconds),
             ),
             (
                 "aws_iam_exporter_account_refresh_duration",
-                "Duration of the account's latest refresh",
+                "Duration of the account's latest refresh.",
                 Some(Unit::Seconds),
                 &|s| Some(s.last_duration.as_secs_f64()),
             ),
             (
                 "aws_iam_exporter_credential_report_generated_timestamp",
-                "When the credential report in use was generated",
+                "When the credential report in use was generated.",
                 Some(Unit::Seconds),
                 &|s| s.data.as_ref()?.credential_report_generated.map(unix_seconds),
             ),
@@ -439,7 +452,7 @@ impl SnapshotCollector {
         }
         let mut build = encoder.encode_descriptor(
             "aws_iam_exporter_build_info",
-            "Always 1; carries the exporter's version, revision and compiler",
+            "Always 1; carries the exporter's version, revision and compiler.",
             None,
             MetricType::Gauge,
         )?;
@@ -479,4 +492,202 @@ fn bool_value(b: bool) -> f64 {
 
 fn unix_seconds(t: DateTime<Utc>) -> f64 {
     t.timestamp_millis() as f64 / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::KeyIdLabel;
+    use crate::snapshot::Outcome;
+    use crate::sources::{AccessKey, User};
+    use chrono::TimeZone;
+    use std::time::Duration;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 28, 0, 0, 0).unwrap()
+    }
+
+    const BUILD: BuildInfo = BuildInfo {
+        version: "1.2.3",
+        revision: "abc",
+        rustc_version: "1.95.0",
+    };
+
+    fn key(user: &str, position: u8, id: &str, status: KeyStatus, age_days: i64, used_days_ago: Option<i64>) -> AccessKey {
+        AccessKey {
+            user: user.into(),
+            position,
+            access_key_id: Some(id.into()),
+            status,
+            created: now() - chrono::Duration::days(age_days),
+            last_used: used_days_ago.map(|d| now() - chrono::Duration::days(d)),
+            last_used_service: used_days_ago.map(|_| "s3".into()),
+            last_used_region: used_days_ago.map(|_| "eu-west-1".into()),
+        }
+    }
+
+    fn metrics(labels: Labels) -> Metrics {
+        let store = Arc::new(SnapshotStore::default());
+        let data = AccountData {
+            account_id: "111122223333".into(),
+            account_name: "prod".into(),
+            users: vec![
+                User { name: "alice".into(), path: "/".into(), tags: [("team".to_string(), "web".to_string())].into() },
+                User { name: "bob \"b\"".into(), path: "/ci/".into(), tags: Default::default() },
+            ],
+            keys: vec![
+                key("alice", 1, "AKIAOLD0000000000001", KeyStatus::Active, 400, Some(1)),
+                key("alice", 2, "AKIANEW0000000000002", KeyStatus::Active, 10, None),
+                key("bob \"b\"", 1, "AKIABOB0000000000003", KeyStatus::Inactive, 100, Some(50)),
+            ],
+            root_access_key_present: false,
+            credential_report_generated: None,
+        };
+        store.publish(crate::snapshot::Snapshot::default().with_outcomes(&[Outcome {
+            previous_id: None,
+            result: Ok(data),
+            finished: now() - chrono::Duration::seconds(60),
+            duration: Duration::from_millis(1500),
+        }]));
+        Metrics::with_clock(store, Policy::default(), labels, BUILD, now)
+    }
+
+    #[test]
+    fn renders_every_metric_in_text_format() {
+        let m = metrics(Labels { user_tags: vec!["team".into()], access_key_id: KeyIdLabel::Last4 });
+        m.count_refresh_error("111122223333", "throttled");
+        m.aws_calls.record("iam", "ListUsers", None);
+        m.aws_calls.record("iam", "ListUsers", Some("Throttling"));
+        let expected = r#"# HELP aws_iam_exporter_refresh_errors_total Failed refreshes of an account, by reason.
+# TYPE aws_iam_exporter_refresh_errors_total counter
+aws_iam_exporter_refresh_errors_total{account_id="111122223333",reason="throttled"} 1
+# HELP aws_iam_exporter_aws_requests_total AWS API calls made, retries included.
+# TYPE aws_iam_exporter_aws_requests_total counter
+aws_iam_exporter_aws_requests_total{service="iam",operation="ListUsers"} 2
+# HELP aws_iam_exporter_aws_request_errors_total AWS API calls that failed, by AWS error code.
+# TYPE aws_iam_exporter_aws_request_errors_total counter
+aws_iam_exporter_aws_request_errors_total{service="iam",operation="ListUsers",code="Throttling"} 1
+# HELP aws_iam_access_key_created_timestamp_seconds Creation time of the access key, which is its last rotation.
+# TYPE aws_iam_access_key_created_timestamp_seconds gauge
+aws_iam_access_key_created_timestamp_seconds{account_id="111122223333",user="alice",key="1",access_key_id="0001",status="Active"} 1761264000.0
+aws_iam_access_key_created_timestamp_seconds{account_id="111122223333",user="alice",key="2",access_key_id="0002",status="Active"} 1794960000.0
+aws_iam_access_key_created_timestamp_seconds{account_id="111122223333",user="bob \"b\"",key="1",access_key_id="0003",status="Inactive"} 1787184000.0
+# HELP aws_iam_access_key_last_used_timestamp_seconds Time the access key was last used; absent for a key never used.
+# TYPE aws_iam_access_key_last_used_timestamp_seconds gauge
+aws_iam_access_key_last_used_timestamp_seconds{account_id="111122223333",user="alice",key="1",access_key_id="0001",status="Active"} 1795737600.0
+aws_iam_access_key_last_used_timestamp_seconds{account_id="111122223333",user="bob \"b\"",key="1",access_key_id="0003",status="Inactive"} 1791504000.0
+# HELP aws_iam_access_key_age_seconds Time since the access key was created (rotated).
+# TYPE aws_iam_access_key_age_seconds gauge
+aws_iam_access_key_age_seconds{account_id="111122223333",user="alice",key="1",access_key_id="0001",status="Active"} 34560000.0
+aws_iam_access_key_age_seconds{account_id="111122223333",user="alice",key="2",access_key_id="0002",status="Active"} 864000.0
+aws_iam_access_key_age_seconds{account_id="111122223333",user="bob \"b\"",key="1",access_key_id="0003",status="Inactive"} 8640000.0
+# HELP aws_iam_access_key_unused_seconds Time since the access key was last used, or since its creation if never used.
+# TYPE aws_iam_access_key_unused_seconds gauge
+aws_iam_access_key_unused_seconds{account_id="111122223333",user="alice",key="1",access_key_id="0001",status="Active"} 86400.0
+aws_iam_access_key_unused_seconds{account_id="111122223333",user="alice",key="2",access_key_id="0002",status="Active"} 864000.0
+aws_iam_access_key_unused_seconds{account_id="111122223333",user="bob \"b\"",key="1",access_key_id="0003",status="Inactive"} 4320000.0
+# HELP aws_iam_access_key_never_used 1 if the access key has never been used.
+# TYPE aws_iam_access_key_never_used gauge
+aws_iam_access_key_never_used{account_id="111122223333",user="alice",key="1",access_key_id="0001",status="Active"} 0.0
+aws_iam_access_key_never_used{account_id="111122223333",user="alice",key="2",access_key_id="0002",status="Active"} 1.0
+aws_iam_access_key_never_used{account_id="111122223333",user="bob \"b\"",key="1",access_key_id="0003",status="Inactive"} 0.0
+# HELP aws_iam_access_key_high_risk 1 if the access key is high risk by the configured policy.
+# TYPE aws_iam_access_key_high_risk gauge
+aws_iam_access_key_high_risk{account_id="111122223333",user="alice",key="1",access_key_id="0001",status="Active"} 1.0
+aws_iam_access_key_high_risk{account_id="111122223333",user="alice",key="2",access_key_id="0002",status="Active"} 1.0
+aws_iam_access_key_high_risk{account_id="111122223333",user="bob \"b\"",key="1",access_key_id="0003",status="Inactive"} 0.0
+# HELP aws_iam_access_key_info Always 1; carries the service and region of the key's last use.
+# TYPE aws_iam_access_key_info gauge
+aws_iam_access_key_info{account_id="111122223333",user="alice",key="1",access_key_id="0001",status="Active",last_used_service="s3",last_used_region="eu-west-1"} 1
+aws_iam_access_key_info{account_id="111122223333",user="alice",key="2",access_key_id="0002",status="Active",last_used_service="",last_used_region=""} 1
+aws_iam_access_key_info{account_id="111122223333",user="bob \"b\"",key="1",access_key_id="0003",status="Inactive",last_used_service="s3",last_used_region="eu-west-1"} 1
+# HELP aws_iam_user_info Always 1 for every IAM user considered; carries its path and exported tags.
+# TYPE aws_iam_user_info gauge
+aws_iam_user_info{account_id="111122223333",user="alice",path="/",tag_team="web"} 1
+aws_iam_user_info{account_id="111122223333",user="bob \"b\"",path="/ci/",tag_team=""} 1
+# HELP aws_iam_account_info Always 1; carries the account's name from Organizations, the config or its alias.
+# TYPE aws_iam_account_info gauge
+aws_iam_account_info{account_id="111122223333",account_name="prod"} 1
+# HELP aws_iam_access_keys Access keys by status and age bucket; every bucket is present.
+# TYPE aws_iam_access_keys gauge
+aws_iam_access_keys{account_id="111122223333",status="Active",age_bucket="0-30d"} 1
+aws_iam_access_keys{account_id="111122223333",status="Active",age_bucket="30-90d"} 0
+aws_iam_access_keys{account_id="111122223333",status="Active",age_bucket="90-180d"} 0
+aws_iam_access_keys{account_id="111122223333",status="Active",age_bucket="180-365d"} 0
+aws_iam_access_keys{account_id="111122223333",status="Active",age_bucket="365d+"} 1
+aws_iam_access_keys{account_id="111122223333",status="Inactive",age_bucket="0-30d"} 0
+aws_iam_access_keys{account_id="111122223333",status="Inactive",age_bucket="30-90d"} 0
+aws_iam_access_keys{account_id="111122223333",status="Inactive",age_bucket="90-180d"} 1
+aws_iam_access_keys{account_id="111122223333",status="Inactive",age_bucket="180-365d"} 0
+aws_iam_access_keys{account_id="111122223333",status="Inactive",age_bucket="365d+"} 0
+# HELP aws_iam_access_keys_high_risk Number of high-risk access keys.
+# TYPE aws_iam_access_keys_high_risk gauge
+aws_iam_access_keys_high_risk{account_id="111122223333"} 2
+# HELP aws_iam_users Number of IAM users considered.
+# TYPE aws_iam_users gauge
+aws_iam_users{account_id="111122223333"} 2
+# HELP aws_iam_users_multiple_active_keys Number of IAM users with two active access keys.
+# TYPE aws_iam_users_multiple_active_keys gauge
+aws_iam_users_multiple_active_keys{account_id="111122223333"} 1
+# HELP aws_iam_root_access_key_present 1 if the account's root user has an access key.
+# TYPE aws_iam_root_access_key_present gauge
+aws_iam_root_access_key_present{account_id="111122223333"} 0
+# HELP aws_iam_exporter_account_up 1 if the latest refresh of the account succeeded.
+# TYPE aws_iam_exporter_account_up gauge
+aws_iam_exporter_account_up{account_id="111122223333"} 1.0
+# HELP aws_iam_exporter_account_last_success_timestamp_seconds End of the account's latest successful refresh.
+# TYPE aws_iam_exporter_account_last_success_timestamp_seconds gauge
+aws_iam_exporter_account_last_success_timestamp_seconds{account_id="111122223333"} 1795823940.0
+# HELP aws_iam_exporter_account_refresh_duration_seconds Duration of the account's latest refresh.
+# TYPE aws_iam_exporter_account_refresh_duration_seconds gauge
+aws_iam_exporter_account_refresh_duration_seconds{account_id="111122223333"} 1.5
+# HELP aws_iam_exporter_credential_report_generated_timestamp_seconds When the credential report in use was generated.
+# TYPE aws_iam_exporter_credential_report_generated_timestamp_seconds gauge
+# HELP aws_iam_exporter_build_info Always 1; carries the exporter's version, revision and compiler.
+# TYPE aws_iam_exporter_build_info gauge
+aws_iam_exporter_build_info{version="1.2.3",revision="abc",rustc_version="1.95.0"} 1
+"#;
+        assert_eq!(m.render(Format::Text), expected);
+    }
+
+    #[test]
+    fn renders_openmetrics_with_units_and_eof() {
+        let m = metrics(Labels::default());
+        let text = m.render(Format::OpenMetrics);
+        assert!(text.ends_with("# EOF\n"));
+        assert!(text.contains("# TYPE aws_iam_access_key_age_seconds gauge\n# UNIT aws_iam_access_key_age_seconds seconds\n"));
+        assert!(text.contains(
+            "aws_iam_access_key_age_seconds{account_id=\"111122223333\",user=\"alice\",key=\"1\",access_key_id=\"AKIAOLD0000000000001\",status=\"Active\"} 34560000.0\n"
+        ));
+        assert!(text.contains("aws_iam_user_info{account_id=\"111122223333\",user=\"alice\",path=\"/\"} 1\n"));
+    }
+
+    #[test]
+    fn content_negotiation_follows_accept() {
+        assert_eq!(Format::from_accept(None), Format::Text);
+        assert_eq!(Format::from_accept(Some("text/plain;version=0.0.4;q=0.5,*/*;q=0.1")), Format::Text);
+        let prometheus = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
+        assert_eq!(Format::from_accept(Some(prometheus)), Format::OpenMetrics);
+    }
+
+    #[test]
+    fn an_account_without_data_only_has_health_series() {
+        let store = Arc::new(SnapshotStore::default());
+        store.publish(crate::snapshot::Snapshot::default().with_outcomes(&[Outcome {
+            previous_id: Some("111122223333".into()),
+            result: Err(crate::sources::SourceError::new(crate::sources::ErrorReason::AccessDenied, "denied")),
+            finished: now(),
+            duration: Duration::from_secs(1),
+        }]));
+        let text = Metrics::with_clock(store, Policy::default(), Labels::default(), BUILD, now).render(Format::Text);
+        let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(
+            samples,
+            [
+                "aws_iam_exporter_account_up{account_id=\"111122223333\"} 0.0",
+                "aws_iam_exporter_account_refresh_duration_seconds{account_id=\"111122223333\"} 1.0",
+                "aws_iam_exporter_build_info{version=\"1.2.3\",revision=\"abc\",rustc_version=\"1.95.0\"} 1",
+            ]
+        );
+    }
 }
