@@ -56,8 +56,12 @@ pub struct Clients {
 
 impl Clients {
     pub fn new(sdk: &SdkConfig, counters: &AwsCallCounters) -> Clients {
-        let iam = aws_sdk_iam::config::Builder::from(sdk).interceptor(counters.clone()).build();
-        let sts = aws_sdk_sts::config::Builder::from(sdk).interceptor(counters.clone()).build();
+        let iam = aws_sdk_iam::config::Builder::from(sdk)
+            .interceptor(counters.clone())
+            .build();
+        let sts = aws_sdk_sts::config::Builder::from(sdk)
+            .interceptor(counters.clone())
+            .build();
         Clients {
             iam: aws_sdk_iam::Client::from_conf(iam),
             sts: aws_sdk_sts::Client::from_conf(sts),
@@ -152,11 +156,24 @@ where
 
 pub fn reason_for_code(code: &str) -> ErrorReason {
     match code {
-        "Throttling" | "ThrottlingException" | "ThrottledException" | "RequestLimitExceeded"
-        | "TooManyRequestsException" | "RequestThrottled" | "RequestThrottledException"
-        | "SlowDown" | "LimitExceeded" | "LimitExceededException" => ErrorReason::Throttled,
-        "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" | "UnrecognizedClientException"
-        | "InvalidClientTokenId" | "SignatureDoesNotMatch" | "ExpiredToken" | "ExpiredTokenException"
+        "Throttling"
+        | "ThrottlingException"
+        | "ThrottledException"
+        | "RequestLimitExceeded"
+        | "TooManyRequestsException"
+        | "RequestThrottled"
+        | "RequestThrottledException"
+        | "SlowDown"
+        | "LimitExceeded"
+        | "LimitExceededException" => ErrorReason::Throttled,
+        "AccessDenied"
+        | "AccessDeniedException"
+        | "UnauthorizedOperation"
+        | "UnrecognizedClientException"
+        | "InvalidClientTokenId"
+        | "SignatureDoesNotMatch"
+        | "ExpiredToken"
+        | "ExpiredTokenException"
         | "AWSOrganizationsNotInUseException" => ErrorReason::AccessDenied,
         _ => ErrorReason::Other,
     }
@@ -175,7 +192,10 @@ mod tests {
             "AccessDeniedException"
         );
         assert_eq!(
-            error_code_from_response(None, br#"{"__type":"com.amazonaws.organizations#TooManyRequestsException","Message":"x"}"#),
+            error_code_from_response(
+                None,
+                br#"{"__type":"com.amazonaws.organizations#TooManyRequestsException","Message":"x"}"#
+            ),
             "TooManyRequestsException"
         );
         assert_eq!(error_code_from_response(None, b"<html>Bad gateway</html>"), "Unknown");

@@ -8,7 +8,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "aws-iam-key-exporter", version, about = "Prometheus exporter for the age, last use and risk of AWS IAM access keys")]
+#[command(
+    name = "aws-iam-key-exporter",
+    version,
+    about = "Prometheus exporter for the age, last use and risk of AWS IAM access keys"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub flags: Flags,
@@ -86,15 +90,28 @@ pub enum LogFormat {
 #[derive(Debug, Default, Args)]
 pub struct Flags {
     /// Address to serve on; may be given more than once (default :9781).
-    #[arg(long = "web.listen-address", global = true, env = "AWS_IAM_KEY_EXPORTER_WEB_LISTEN_ADDRESS", value_delimiter = ',')]
+    #[arg(
+        long = "web.listen-address",
+        global = true,
+        env = "AWS_IAM_KEY_EXPORTER_WEB_LISTEN_ADDRESS",
+        value_delimiter = ','
+    )]
     pub listen_addresses: Vec<String>,
 
     /// Path under which metrics are served (default /metrics).
-    #[arg(long = "web.telemetry-path", global = true, env = "AWS_IAM_KEY_EXPORTER_WEB_TELEMETRY_PATH")]
+    #[arg(
+        long = "web.telemetry-path",
+        global = true,
+        env = "AWS_IAM_KEY_EXPORTER_WEB_TELEMETRY_PATH"
+    )]
     pub telemetry_path: Option<String>,
 
     /// TLS / basic-auth file in the Prometheus exporter-toolkit format.
-    #[arg(long = "web.config.file", global = true, env = "AWS_IAM_KEY_EXPORTER_WEB_CONFIG_FILE")]
+    #[arg(
+        long = "web.config.file",
+        global = true,
+        env = "AWS_IAM_KEY_EXPORTER_WEB_CONFIG_FILE"
+    )]
     pub web_config_file: Option<PathBuf>,
 
     /// YAML configuration file; flags override it.
@@ -110,15 +127,27 @@ pub struct Flags {
     pub source: Option<SourceKind>,
 
     /// Read a credential report CSV from this file instead of AWS.
-    #[arg(long = "credential-report.file", global = true, env = "AWS_IAM_KEY_EXPORTER_CREDENTIAL_REPORT_FILE")]
+    #[arg(
+        long = "credential-report.file",
+        global = true,
+        env = "AWS_IAM_KEY_EXPORTER_CREDENTIAL_REPORT_FILE"
+    )]
     pub credential_report_file: Option<PathBuf>,
 
     /// AWS API calls in flight at once per account (default 8).
-    #[arg(long = "aws.max-concurrent-requests", global = true, env = "AWS_IAM_KEY_EXPORTER_AWS_MAX_CONCURRENT_REQUESTS")]
+    #[arg(
+        long = "aws.max-concurrent-requests",
+        global = true,
+        env = "AWS_IAM_KEY_EXPORTER_AWS_MAX_CONCURRENT_REQUESTS"
+    )]
     pub max_concurrent_requests: Option<usize>,
 
     /// Attempts per AWS call, first try included, with standard backoff (default 3).
-    #[arg(long = "aws.max-attempts", global = true, env = "AWS_IAM_KEY_EXPORTER_AWS_MAX_ATTEMPTS")]
+    #[arg(
+        long = "aws.max-attempts",
+        global = true,
+        env = "AWS_IAM_KEY_EXPORTER_AWS_MAX_ATTEMPTS"
+    )]
     pub max_attempts: Option<u32>,
 
     /// This replica's shard (default 0).
@@ -178,6 +207,12 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(cli.flags.listen_addresses, ["127.0.0.1:1", "[::1]:2"]);
-        assert!(matches!(cli.command, Some(Command::Report(ReportArgs { format: ReportFormat::Json, .. }))));
+        assert!(matches!(
+            cli.command,
+            Some(Command::Report(ReportArgs {
+                format: ReportFormat::Json,
+                ..
+            }))
+        ));
     }
 }

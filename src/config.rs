@@ -134,7 +134,10 @@ impl Settings {
                 problems.push(format!("--web.listen-address: {e}"));
             }
         }
-        let max_concurrent_requests = flags.max_concurrent_requests.or(file.max_concurrent_requests).unwrap_or(8);
+        let max_concurrent_requests = flags
+            .max_concurrent_requests
+            .or(file.max_concurrent_requests)
+            .unwrap_or(8);
         if max_concurrent_requests == 0 {
             problems.push("aws.max_concurrent_requests: must be at least 1".into());
         }
@@ -161,7 +164,10 @@ impl Settings {
             listen_addresses,
             telemetry_path,
             web_config_file: flags.web_config_file.clone(),
-            refresh_interval: flags.refresh_interval.or(file.refresh_interval).unwrap_or(DEFAULT_REFRESH_INTERVAL),
+            refresh_interval: flags
+                .refresh_interval
+                .or(file.refresh_interval)
+                .unwrap_or(DEFAULT_REFRESH_INTERVAL),
             source: flags.source.or(file.source).unwrap_or(SourceKind::Api),
             credential_report_file: flags.credential_report_file.clone(),
             accounts: file.accounts,
@@ -211,7 +217,12 @@ pub fn read_config_file(path: &Path) -> Result<FileConfig> {
         source,
     })?;
     parse_config(&text).map_err(|problems| {
-        Error::Config(problems.into_iter().map(|p| format!("{}: {p}", path.display())).collect())
+        Error::Config(
+            problems
+                .into_iter()
+                .map(|p| format!("{}: {p}", path.display()))
+                .collect(),
+        )
     })
 }
 
@@ -283,7 +294,10 @@ impl Validator {
             Value::Null => None,
             Value::Number(n) if n.as_u64().is_some_and(|n| n >= min) => n.as_u64(),
             other => {
-                self.problem(path, format!("expected a whole number of at least {min}, found {}", display(other)));
+                self.problem(
+                    path,
+                    format!("expected a whole number of at least {min}, found {}", display(other)),
+                );
                 None
             }
         }
@@ -308,7 +322,10 @@ impl Validator {
         let ids = self.strings(value, path);
         for (i, id) in ids.iter().enumerate() {
             if !is_account_id(id) {
-                self.problem(&format!("{path}[{i}]"), format!("{id:?} is not a 12-digit AWS account id"));
+                self.problem(
+                    &format!("{path}[{i}]"),
+                    format!("{id:?} is not a 12-digit AWS account id"),
+                );
             }
         }
         ids
@@ -316,19 +333,30 @@ impl Validator {
 
     fn file(&mut self, root: &Value) -> FileConfig {
         let mut config = FileConfig::default();
-        let known = ["refresh_interval", "source", "accounts", "policy", "users", "labels", "shard", "aws"];
+        let known = [
+            "refresh_interval",
+            "source",
+            "accounts",
+            "policy",
+            "users",
+            "labels",
+            "shard",
+            "aws",
+        ];
         let Some(root) = self.mapping(Some(root), "(top level)", &known) else {
             return config;
         };
         config.refresh_interval = self.duration(root.get("refresh_interval"), "refresh_interval");
-        config.source = self.string(root.get("source"), "source").and_then(|s| match s.as_str() {
-            "api" => Some(SourceKind::Api),
-            "credential-report" => Some(SourceKind::CredentialReport),
-            other => {
-                self.problem("source", format!("{other:?} is not one of api, credential-report"));
-                None
-            }
-        });
+        config.source = self
+            .string(root.get("source"), "source")
+            .and_then(|s| match s.as_str() {
+                "api" => Some(SourceKind::Api),
+                "credential-report" => Some(SourceKind::CredentialReport),
+                other => {
+                    self.problem("source", format!("{other:?} is not one of api, credential-report"));
+                    None
+                }
+            });
         config.accounts = self.accounts(root.get("accounts"));
         config.policy = self.policy(root.get("policy"));
         config.users = self.users(root.get("users"));
@@ -360,7 +388,11 @@ impl Validator {
         let Some(m) = self.mapping(value, "accounts", &["organization", "static", "include", "exclude"]) else {
             return accounts;
         };
-        if let Some(org) = self.mapping(m.get("organization"), "accounts.organization", &["role_name", "external_id"]) {
+        if let Some(org) = self.mapping(
+            m.get("organization"),
+            "accounts.organization",
+            &["role_name", "external_id"],
+        ) {
             let role_name = self.string(org.get("role_name"), "accounts.organization.role_name");
             match role_name {
                 Some(name) if is_role_name(&name) => {
@@ -369,7 +401,10 @@ impl Validator {
                         external_id: self.string(org.get("external_id"), "accounts.organization.external_id"),
                     })
                 }
-                Some(name) => self.problem("accounts.organization.role_name", format!("{name:?} is not a valid IAM role name")),
+                Some(name) => self.problem(
+                    "accounts.organization.role_name",
+                    format!("{name:?} is not a valid IAM role name"),
+                ),
                 None => self.problem("accounts.organization.role_name", "is required"),
             }
         }
@@ -423,7 +458,11 @@ impl Validator {
             let durations: Vec<Duration> = texts
                 .iter()
                 .enumerate()
-                .filter_map(|(i, t)| parse_duration(t).map_err(|e| self.problem(&format!("policy.age_buckets[{i}]"), e)).ok())
+                .filter_map(|(i, t)| {
+                    parse_duration(t)
+                        .map_err(|e| self.problem(&format!("policy.age_buckets[{i}]"), e))
+                        .ok()
+                })
                 .collect();
             if self.problems.len() == count {
                 match AgeBuckets::new(durations) {
@@ -443,7 +482,10 @@ impl Validator {
         for (i, pattern) in self.strings(m.get("exclude"), "users.exclude").into_iter().enumerate() {
             match regex::Regex::new(&pattern) {
                 Ok(re) => filter.exclude.push(re),
-                Err(e) => self.problem(&format!("users.exclude[{i}]"), format!("invalid regex {pattern:?}: {e}")),
+                Err(e) => self.problem(
+                    &format!("users.exclude[{i}]"),
+                    format!("invalid regex {pattern:?}: {e}"),
+                ),
             }
         }
         match m.get("exclude_tags") {
@@ -456,7 +498,10 @@ impl Validator {
                     }
                 }
             }
-            Some(other) => self.problem("users.exclude_tags", format!("expected a mapping of tag key to value, found {}", kind(other))),
+            Some(other) => self.problem(
+                "users.exclude_tags",
+                format!("expected a mapping of tag key to value, found {}", kind(other)),
+            ),
         }
         filter
     }
@@ -467,7 +512,11 @@ impl Validator {
             return labels;
         };
         let mut seen: BTreeMap<String, String> = BTreeMap::new();
-        for (i, key) in self.strings(m.get("user_tags"), "labels.user_tags").into_iter().enumerate() {
+        for (i, key) in self
+            .strings(m.get("user_tags"), "labels.user_tags")
+            .into_iter()
+            .enumerate()
+        {
             let label = Labels::tag_label(&key);
             if key.is_empty() {
                 self.problem(&format!("labels.user_tags[{i}]"), "tag key must not be empty");
@@ -486,7 +535,10 @@ impl Validator {
                 "last4" => KeyIdLabel::Last4,
                 "none" => KeyIdLabel::None,
                 other => {
-                    self.problem("labels.access_key_id", format!("{other:?} is not one of full, last4, none"));
+                    self.problem(
+                        "labels.access_key_id",
+                        format!("{other:?} is not one of full, last4, none"),
+                    );
                     KeyIdLabel::Full
                 }
             };
@@ -529,10 +581,7 @@ pub fn is_account_id(id: &str) -> bool {
 /// IAM role names: 1 to 64 of `[A-Za-z0-9+=,.@_-]`, optionally after a path.
 fn is_role_name(name: &str) -> bool {
     let base = name.rsplit('/').next().unwrap_or(name);
-    (1..=64).contains(&base.len())
-        && base
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
+    (1..=64).contains(&base.len()) && base.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
 }
 
 /// The account id of `arn:PARTITION:iam::ACCOUNT:role/NAME`.
@@ -540,8 +589,11 @@ pub fn role_arn_account(arn: &str) -> Option<&str> {
     let mut parts = arn.splitn(6, ':');
     let ok = parts.next() == Some("arn") && parts.next().is_some_and(|p| p.starts_with("aws"));
     let (service, region, account, resource) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    (ok && service == "iam" && region.is_empty() && is_account_id(account) && resource.strip_prefix("role/").is_some_and(|r| is_role_name(r)))
-        .then_some(account)
+    (ok && service == "iam"
+        && region.is_empty()
+        && is_account_id(account)
+        && resource.strip_prefix("role/").is_some_and(is_role_name))
+    .then_some(account)
 }
 
 #[cfg(test)]
@@ -596,7 +648,10 @@ aws: {max_concurrent_requests: 4, max_attempts: 5}
         assert_eq!(
             config.accounts,
             Accounts {
-                organization: Some(OrganizationAccounts { role_name: "IAMKeyExporter".into(), external_id: Some("abc".into()) }),
+                organization: Some(OrganizationAccounts {
+                    role_name: "IAMKeyExporter".into(),
+                    external_id: Some("abc".into())
+                }),
                 static_accounts: vec![StaticAccount {
                     role_arn: "arn:aws:iam::111111111111:role/IAMKeyExporter".into(),
                     external_id: None,
@@ -622,7 +677,10 @@ aws: {max_concurrent_requests: 4, max_attempts: 5}
         assert_eq!(config.labels.user_tags, ["owner", "cost-center"]);
         assert_eq!(config.labels.access_key_id, KeyIdLabel::Last4);
         assert_eq!(config.shard, Some(Shard { index: 1, count: 3 }));
-        assert_eq!((config.max_concurrent_requests, config.max_attempts), (Some(4), Some(5)));
+        assert_eq!(
+            (config.max_concurrent_requests, config.max_attempts),
+            (Some(4), Some(5))
+        );
     }
 
     #[test]
@@ -728,8 +786,14 @@ shard: {index: 3, count: 3}
 
     #[test]
     fn role_arns() {
-        assert_eq!(role_arn_account("arn:aws:iam::111111111111:role/IAMKeyExporter"), Some("111111111111"));
-        assert_eq!(role_arn_account("arn:aws-us-gov:iam::111111111111:role/path/R"), Some("111111111111"));
+        assert_eq!(
+            role_arn_account("arn:aws:iam::111111111111:role/IAMKeyExporter"),
+            Some("111111111111")
+        );
+        assert_eq!(
+            role_arn_account("arn:aws-us-gov:iam::111111111111:role/path/R"),
+            Some("111111111111")
+        );
         assert_eq!(role_arn_account("arn:aws:iam::111111111111:user/x"), None);
     }
 }

@@ -135,10 +135,9 @@ fn warn_inactive(settings: &Settings) {
             "sharding is not active yet: this replica reads its one account"
         );
     }
-    if settings.credential_report_file.is_some() {
-        if !settings.users.exclude_tags.is_empty() || !settings.labels.user_tags.is_empty() {
-            tracing::warn!("users.exclude_tags and labels.user_tags need the api source: a credential report has no tags");
-        }
+    let wants_tags = !settings.users.exclude_tags.is_empty() || !settings.labels.user_tags.is_empty();
+    if settings.credential_report_file.is_some() && wants_tags {
+        tracing::warn!("users.exclude_tags and labels.user_tags need the api source: a credential report has no tags");
     }
 }
 
@@ -146,7 +145,11 @@ async fn serve(settings: Settings) -> Result<i32> {
     let listeners = server::bind(&settings.listen_addresses).await?;
     let exporter = build(&settings).await?;
     let (stop, stopped) = watch::channel(false);
-    let router = server::router(exporter.metrics.clone(), exporter.store.clone(), &settings.telemetry_path);
+    let router = server::router(
+        exporter.metrics.clone(),
+        exporter.store.clone(),
+        &settings.telemetry_path,
+    );
     let refresh = tokio::spawn(exporter.refresher.run(settings.refresh_interval, stopped.clone()));
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -185,7 +188,12 @@ async fn report(settings: Settings, args: ReportArgs) -> Result<i32> {
         return Err(Error::Refresh(error));
     }
     let snapshot = exporter.store.load();
-    let report = report::Report::build(&snapshot, &settings.policy, settings.labels.access_key_id, chrono::Utc::now());
+    let report = report::Report::build(
+        &snapshot,
+        &settings.policy,
+        settings.labels.access_key_id,
+        chrono::Utc::now(),
+    );
     let text = report.render(args.format, args.table);
     std::io::stdout()
         .write_all(text.as_bytes())

@@ -298,7 +298,9 @@ impl SnapshotCollector {
             for account in accounts {
                 for (key, assessment) in account.data.keys.iter().zip(&account.assessments) {
                     if let Some(v) = value(key, assessment) {
-                        family.encode_family(&self.key_labels(account.id, key))?.encode_gauge(&v)?;
+                        family
+                            .encode_family(&self.key_labels(account.id, key))?
+                            .encode_gauge(&v)?;
                     }
                 }
             }
@@ -344,7 +346,11 @@ impl SnapshotCollector {
         for account in accounts {
             for user in &account.data.users {
                 labels.clear();
-                labels.extend([("account_id", account.id), ("user", user.name.as_str()), ("path", user.path.as_str())]);
+                labels.extend([
+                    ("account_id", account.id),
+                    ("user", user.name.as_str()),
+                    ("path", user.path.as_str()),
+                ]);
                 for (key, label) in self.labels.user_tags.iter().zip(&tag_labels) {
                     labels.push((label, user.tags.get(key).map_or("", String::as_str)));
                 }
@@ -362,7 +368,10 @@ impl SnapshotCollector {
             MetricType::Gauge,
         )?;
         for account in accounts {
-            let labels = [("account_id", account.id), ("account_name", account.data.account_name.as_str())];
+            let labels = [
+                ("account_id", account.id),
+                ("account_name", account.data.account_name.as_str()),
+            ];
             info.encode_family(&labels)?.encode_gauge(&1i64)?;
         }
 
@@ -382,7 +391,11 @@ impl SnapshotCollector {
                     }
                 }
                 for (bucket, count) in buckets.iter().zip(counts) {
-                    let labels = [("account_id", account.id), ("status", status.as_str()), ("age_bucket", bucket.as_str())];
+                    let labels = [
+                        ("account_id", account.id),
+                        ("status", status.as_str()),
+                        ("age_bucket", bucket.as_str()),
+                    ];
                     by_bucket.encode_family(&labels)?.encode_gauge(&count)?;
                 }
             }
@@ -390,10 +403,14 @@ impl SnapshotCollector {
 
         type Count<'c> = &'c dyn Fn(&Assessed) -> i64;
         let counts: [(&str, &str, Count); 4] = [
-            ("aws_iam_access_keys_high_risk", "Number of high-risk access keys.", &|a| {
-                a.assessments.iter().filter(|x| x.high_risk()).count() as i64
+            (
+                "aws_iam_access_keys_high_risk",
+                "Number of high-risk access keys.",
+                &|a| a.assessments.iter().filter(|x| x.high_risk()).count() as i64,
+            ),
+            ("aws_iam_users", "Number of IAM users considered.", &|a| {
+                a.data.users.len() as i64
             }),
-            ("aws_iam_users", "Number of IAM users considered.", &|a| a.data.users.len() as i64),
             (
                 "aws_iam_users_multiple_active_keys",
                 "Number of IAM users with two active access keys.",
@@ -408,7 +425,9 @@ impl SnapshotCollector {
         for (name, help, count) in counts {
             let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
             for account in accounts {
-                family.encode_family(&AccountLabel { account_id: account.id })?.encode_gauge(&count(account))?;
+                family
+                    .encode_family(&AccountLabel { account_id: account.id })?
+                    .encode_gauge(&count(account))?;
             }
         }
         Ok(())
@@ -446,7 +465,9 @@ impl SnapshotCollector {
             let mut family = encoder.encode_descriptor(name, help, unit.as_ref(), MetricType::Gauge)?;
             for (id, state) in &snapshot.accounts {
                 if let Some(v) = value(state) {
-                    family.encode_family(&AccountLabel { account_id: id })?.encode_gauge(&v)?;
+                    family
+                        .encode_family(&AccountLabel { account_id: id })?
+                        .encode_gauge(&v)?;
                 }
             }
         }
@@ -513,7 +534,14 @@ mod tests {
         rustc_version: "1.95.0",
     };
 
-    fn key(user: &str, position: u8, id: &str, status: KeyStatus, age_days: i64, used_days_ago: Option<i64>) -> AccessKey {
+    fn key(
+        user: &str,
+        position: u8,
+        id: &str,
+        status: KeyStatus,
+        age_days: i64,
+        used_days_ago: Option<i64>,
+    ) -> AccessKey {
         AccessKey {
             user: user.into(),
             position,
@@ -532,13 +560,28 @@ mod tests {
             account_id: "111122223333".into(),
             account_name: "prod".into(),
             users: vec![
-                User { name: "alice".into(), path: "/".into(), tags: [("team".to_string(), "web".to_string())].into() },
-                User { name: "bob \"b\"".into(), path: "/ci/".into(), tags: Default::default() },
+                User {
+                    name: "alice".into(),
+                    path: "/".into(),
+                    tags: [("team".to_string(), "web".to_string())].into(),
+                },
+                User {
+                    name: "bob \"b\"".into(),
+                    path: "/ci/".into(),
+                    tags: Default::default(),
+                },
             ],
             keys: vec![
                 key("alice", 1, "AKIAOLD0000000000001", KeyStatus::Active, 400, Some(1)),
                 key("alice", 2, "AKIANEW0000000000002", KeyStatus::Active, 10, None),
-                key("bob \"b\"", 1, "AKIABOB0000000000003", KeyStatus::Inactive, 100, Some(50)),
+                key(
+                    "bob \"b\"",
+                    1,
+                    "AKIABOB0000000000003",
+                    KeyStatus::Inactive,
+                    100,
+                    Some(50),
+                ),
             ],
             root_access_key_present: false,
             credential_report_generated: None,
@@ -554,7 +597,10 @@ mod tests {
 
     #[test]
     fn renders_every_metric_in_text_format() {
-        let m = metrics(Labels { user_tags: vec!["team".into()], access_key_id: KeyIdLabel::Last4 });
+        let m = metrics(Labels {
+            user_tags: vec!["team".into()],
+            access_key_id: KeyIdLabel::Last4,
+        });
         m.count_refresh_error("111122223333", "throttled");
         m.aws_calls.record("iam", "ListUsers", None);
         m.aws_calls.record("iam", "ListUsers", Some("Throttling"));
@@ -655,7 +701,8 @@ aws_iam_exporter_build_info{version="1.2.3",revision="abc",rustc_version="1.95.0
         let m = metrics(Labels::default());
         let text = m.render(Format::OpenMetrics);
         assert!(text.ends_with("# EOF\n"));
-        assert!(text.contains("# TYPE aws_iam_access_key_age_seconds gauge\n# UNIT aws_iam_access_key_age_seconds seconds\n"));
+        assert!(text
+            .contains("# TYPE aws_iam_access_key_age_seconds gauge\n# UNIT aws_iam_access_key_age_seconds seconds\n"));
         assert!(text.contains(
             "aws_iam_access_key_age_seconds{account_id=\"111122223333\",user=\"alice\",key=\"1\",access_key_id=\"AKIAOLD0000000000001\",status=\"Active\"} 34560000.0\n"
         ));
@@ -665,7 +712,10 @@ aws_iam_exporter_build_info{version="1.2.3",revision="abc",rustc_version="1.95.0
     #[test]
     fn content_negotiation_follows_accept() {
         assert_eq!(Format::from_accept(None), Format::Text);
-        assert_eq!(Format::from_accept(Some("text/plain;version=0.0.4;q=0.5,*/*;q=0.1")), Format::Text);
+        assert_eq!(
+            Format::from_accept(Some("text/plain;version=0.0.4;q=0.5,*/*;q=0.1")),
+            Format::Text
+        );
         let prometheus = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
         assert_eq!(Format::from_accept(Some(prometheus)), Format::OpenMetrics);
     }
@@ -675,7 +725,10 @@ aws_iam_exporter_build_info{version="1.2.3",revision="abc",rustc_version="1.95.0
         let store = Arc::new(SnapshotStore::default());
         store.publish(crate::snapshot::Snapshot::default().with_outcomes(&[Outcome {
             previous_id: Some("111122223333".into()),
-            result: Err(crate::sources::SourceError::new(crate::sources::ErrorReason::AccessDenied, "denied")),
+            result: Err(crate::sources::SourceError::new(
+                crate::sources::ErrorReason::AccessDenied,
+                "denied",
+            )),
             finished: now(),
             duration: Duration::from_secs(1),
         }]));

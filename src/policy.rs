@@ -27,10 +27,8 @@ impl Default for Policy {
             rotated_more_than: Duration::from_secs(365 * DAY),
             never_used_after: Duration::from_secs(7 * DAY),
             unused_more_than: None,
-            age_buckets: AgeBuckets::new(
-                [30, 90, 180, 365].map(|d| Duration::from_secs(d * DAY)).to_vec(),
-            )
-            .expect("default bounds are increasing"),
+            age_buckets: AgeBuckets::new([30, 90, 180, 365].map(|d| Duration::from_secs(d * DAY)).to_vec())
+                .expect("default bounds are increasing"),
         }
     }
 }
@@ -133,7 +131,11 @@ impl AgeBuckets {
         for bound in &bounds {
             let upper = short_duration(*bound);
             let same_unit = lower.chars().last() == upper.chars().last();
-            let lower_text = if same_unit { &lower[..lower.len() - 1] } else { lower.as_str() };
+            let lower_text = if same_unit {
+                &lower[..lower.len() - 1]
+            } else {
+                lower.as_str()
+            };
             labels.push(format!("{lower_text}-{upper}"));
             lower = upper;
         }
@@ -223,8 +225,12 @@ mod tests {
 
     #[test]
     fn bucket_labels_use_the_largest_whole_unit() {
-        let buckets =
-            AgeBuckets::new(vec![Duration::from_secs(90 * 60), Duration::from_secs(12 * 3600), days(7)]).unwrap();
+        let buckets = AgeBuckets::new(vec![
+            Duration::from_secs(90 * 60),
+            Duration::from_secs(12 * 3600),
+            days(7),
+        ])
+        .unwrap();
         assert_eq!(buckets.labels(), ["0-90m", "90m-12h", "12h-7d", "7d+"]);
         let days_only = AgeBuckets::new(vec![days(7), days(14)]).unwrap();
         assert_eq!(days_only.labels(), ["0-7d", "7-14d", "14d+"]);
@@ -233,7 +239,9 @@ mod tests {
     #[test]
     fn bucket_bounds_are_validated() {
         assert!(AgeBuckets::new(vec![]).unwrap_err().contains("at least one"));
-        assert!(AgeBuckets::new(vec![Duration::ZERO]).unwrap_err().contains("greater than zero"));
+        assert!(AgeBuckets::new(vec![Duration::ZERO])
+            .unwrap_err()
+            .contains("greater than zero"));
         assert_eq!(
             AgeBuckets::new(vec![days(90), days(30)]).unwrap_err(),
             "bounds must be strictly increasing (90d is not below 30d)"
@@ -247,7 +255,8 @@ mod tests {
         let used = Some(days(1));
         assert!(!p.assess(&key(days(365), used, KeyStatus::Active), now()).high_risk());
         assert_eq!(
-            p.assess(&key(days(365) + SECOND, used, KeyStatus::Active), now()).reasons,
+            p.assess(&key(days(365) + SECOND, used, KeyStatus::Active), now())
+                .reasons,
             [RiskReason::NotRotated]
         );
     }
@@ -281,12 +290,16 @@ mod tests {
     #[test]
     fn unused_threshold_is_optional_and_strict() {
         let off = Policy::default();
-        assert!(!off.assess(&key(days(100), Some(days(99)), KeyStatus::Active), now()).high_risk());
+        assert!(!off
+            .assess(&key(days(100), Some(days(99)), KeyStatus::Active), now())
+            .high_risk());
         let on = Policy {
             unused_more_than: Some(days(90)),
             ..Policy::default()
         };
-        assert!(!on.assess(&key(days(100), Some(days(90)), KeyStatus::Active), now()).high_risk());
+        assert!(!on
+            .assess(&key(days(100), Some(days(90)), KeyStatus::Active), now())
+            .high_risk());
         let a = on.assess(&key(days(100), Some(days(90) + SECOND), KeyStatus::Active), now());
         assert_eq!(a.reasons, [RiskReason::Unused]);
         assert_eq!(a.unused_seconds, (90 * DAY + 1) as f64);

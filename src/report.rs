@@ -14,6 +14,9 @@ use crate::sources::KeyStatus;
 
 const DAY: f64 = 86_400.0;
 
+/// A titled table: title, header, rows.
+type Table<'a> = (&'a str, Vec<String>, Vec<Vec<String>>);
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct KeyRow {
     pub account_id: String,
@@ -113,10 +116,25 @@ impl Report {
     }
 
     pub fn render(&self, format: ReportFormat, table: ReportTable) -> String {
-        let tables: Vec<(&str, Vec<String>, Vec<Vec<String>>)> = [
-            (ReportTable::Details, "Access key details", key_header(), self.details.iter().map(key_cells).collect()),
-            (ReportTable::HighRisk, "High-risk access keys", key_header(), self.high_risk.iter().map(key_cells).collect()),
-            (ReportTable::Summary, "Summary by account", self.summary_header(), self.summary.iter().map(summary_cells).collect()),
+        let tables: Vec<Table> = [
+            (
+                ReportTable::Details,
+                "Access key details",
+                key_header(),
+                self.details.iter().map(key_cells).collect(),
+            ),
+            (
+                ReportTable::HighRisk,
+                "High-risk access keys",
+                key_header(),
+                self.high_risk.iter().map(key_cells).collect(),
+            ),
+            (
+                ReportTable::Summary,
+                "Summary by account",
+                self.summary_header(),
+                self.summary.iter().map(summary_cells).collect(),
+            ),
         ]
         .into_iter()
         .filter(|(which, ..)| table == ReportTable::All || table == *which)
@@ -130,7 +148,8 @@ impl Report {
                     ReportTable::HighRisk => serde_json::to_value(&self.high_risk),
                     ReportTable::Summary => serde_json::to_value(&self.summary),
                 };
-                let mut out = serde_json::to_string_pretty(&value.expect("report rows serialize")).expect("JSON value serializes");
+                let mut out = serde_json::to_string_pretty(&value.expect("report rows serialize"))
+                    .expect("JSON value serializes");
                 out.push('\n');
                 out
             }
@@ -255,4 +274,97 @@ fn csv_table(header: &[String], rows: &[Vec<String>]) -> String {
         writer.write_record(row).expect("in-memory CSV");
     }
     String::from_utf8(writer.into_inner().expect("in-memory CSV")).expect("CSV of UTF-8 cells is UTF-8")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::Outcome;
+    use crate::sources::{AccessKey, AccountData, User};
+    use chrono::TimeZone;
+    use std::time::Duration;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 28, 0, 0, 0).unwrap()
+    }
+
+    fn report() -> Report {
+        let key = |user: &str, position, id: &str, status, age: i64, used: Option<i64>| AccessKey {
+            user: user.into(),
+            position,
+            access_key_id: Some(id.into()),
+            status,
+            created: now() - chrono::Duration::days(age),
+            last_used: used.map(|d| now() - chrono::Duration::days(d)),
+            last_used_service: used.map(|_| "s3".into()),
+            last_used_region: used.map(|_| "eu-west-1".into()),
+        };
+        let data = AccountData {
+            account_id: "111122223333".into(),
+            account_name: "prod".into(),
+            users: ["alice", "bob"]
+                .map(|n| User {
+                    name: n.into(),
+                    path: "/".into(),
+                    tags: Default::default(),
+                })
+                .to_vec(),
+            keys: vec![
+                key("alice", 1, "AKIAOLD0000000000001", KeyStatus::Active, 400, Some(1)),
+                key("alice", 2, "AKIANEW0000000000002", KeyStatus::Active, 10, None),
+                key("bob", 1, "AKIABOB0000000000003", KeyStatus::Inactive, 100, Some(50)),
+            ],
+            root_access_key_present: true,
+            credential_report_generated: None,
+        };
+        let snapshot = Snapshot::default().with_outcomes(&[Outcome {
+            previous_id: None,
+            result: Ok(data),
+            finished: now(),
+            duration: Duration::from_secs(1),
+        }]);
+        Report::build(&snapshot, &Policy::default(), KeyIdLabel::Last4, now())
+    }
+
+    #[test]
+    fn table_output() {
+        let expected = "\
+Access key details (3)
+ACCOUNT_ID    ACCOUNT_NAME  USER   KEY  ACCESS_KEY_ID  STATUS    CREATED               AGE_DAYS  LAST_USED             UNUSED_DAYS  LAST_USED_SERVICE  LAST_USED_REGION  HIGH_RISK  RISK_REASONS
+111122223333  prod          alice  1    0001           Active    2025-10-24T00:00:00Z  400       2026-11-27T00:00:00Z  1            s3                 eu-west-1         true       not rotated
+111122223333  prod          alice  2    0002           Active    2026-11-18T00:00:00Z  10        Never                 10                                                true       never used
+111122223333  prod          bob    1    0003           Inactive  2026-08-20T00:00:00Z  100       2026-10-09T00:00:00Z  50           s3                 eu-west-1         false
+
+High-risk access keys (2)
+ACCOUNT_ID    ACCOUNT_NAME  USER   KEY  ACCESS_KEY_ID  STATUS  CREATED               AGE_DAYS  LAST_USED             UNUSED_DAYS  LAST_USED_SERVICE  LAST_USED_REGION  HIGH_RISK  RISK_REASONS
+111122223333  prod          alice  1    0001           Active  2025-10-24T00:00:00Z  400       2026-11-27T00:00:00Z  1            s3                 eu-west-1         true       not rotated
+111122223333  prod          alice  2    0002           Active  2026-11-18T00:00:00Z  10        Never                 10                                                true       never used
+
+Summary by account (1)
+ACCOUNT_ID    ACCOUNT_NAME  UP    USERS  KEYS  ACTIVE_KEYS  HIGH_RISK_KEYS  USERS_MULTIPLE_ACTIVE_KEYS  ROOT_ACCESS_KEY_PRESENT  AGE_0-30D  AGE_30-90D  AGE_90-180D  AGE_180-365D  AGE_365D+
+111122223333  prod          true  2      3     2            2               1                           true                     1          0           1            0             1
+";
+        assert_eq!(report().render(ReportFormat::Table, ReportTable::All), expected);
+    }
+
+    #[test]
+    fn csv_output_of_one_table() {
+        let expected = "\
+account_id,account_name,user,key,access_key_id,status,created,age_days,last_used,unused_days,last_used_service,last_used_region,high_risk,risk_reasons
+111122223333,prod,alice,1,0001,Active,2025-10-24T00:00:00Z,400,2026-11-27T00:00:00Z,1,s3,eu-west-1,true,not rotated
+111122223333,prod,alice,2,0002,Active,2026-11-18T00:00:00Z,10,Never,10,,,true,never used
+";
+        assert_eq!(report().render(ReportFormat::Csv, ReportTable::HighRisk), expected);
+    }
+
+    #[test]
+    fn json_output_has_all_three_tables() {
+        let value: serde_json::Value =
+            serde_json::from_str(&report().render(ReportFormat::Json, ReportTable::All)).unwrap();
+        assert_eq!(value["details"].as_array().unwrap().len(), 3);
+        assert_eq!(value["high_risk"][1]["last_used"], serde_json::Value::Null);
+        assert_eq!(value["high_risk"][1]["risk_reasons"], serde_json::json!(["never used"]));
+        assert_eq!(value["summary"][0]["age_buckets"][4], serde_json::json!(["365d+", 1]));
+        assert!(report().has_high_risk());
+    }
 }

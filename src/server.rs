@@ -58,7 +58,11 @@ async fn ready(State(state): State<AppState>) -> Response {
     if state.store.is_ready() {
         (StatusCode::OK, "Ready\n").into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "Not ready: the first refresh has not finished\n").into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Not ready: the first refresh has not finished\n",
+        )
+            .into_response()
     }
 }
 
@@ -76,7 +80,10 @@ async fn landing_page(State(state): State<AppState>) -> Html<String> {
 }
 
 fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// Binds every address first, so that a taken port fails the start.
@@ -94,7 +101,9 @@ pub async fn bind(addresses: &[String]) -> Result<Vec<TcpListener>> {
             // both, IPv4 alone where it has no IPv6.
             match TcpListener::bind(SocketAddr::from(([0u16; 8], port))).await {
                 Ok(l) => l,
-                Err(_) => TcpListener::bind(SocketAddr::from(([0u8; 4], port))).await.map_err(fail)?,
+                Err(_) => TcpListener::bind(SocketAddr::from(([0u8; 4], port)))
+                    .await
+                    .map_err(fail)?,
             }
         } else {
             TcpListener::bind((host.as_str(), port)).await.map_err(fail)?

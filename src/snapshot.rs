@@ -116,7 +116,11 @@ mod tests {
             result: Ok(AccountData {
                 account_id: id.into(),
                 users: (0..users)
-                    .map(|i| crate::sources::User { name: format!("u{i}"), path: "/".into(), tags: Default::default() })
+                    .map(|i| crate::sources::User {
+                        name: format!("u{i}"),
+                        path: "/".into(),
+                        tags: Default::default(),
+                    })
                     .collect(),
                 ..AccountData::default()
             }),
@@ -152,14 +156,20 @@ mod tests {
     fn first_failure_without_id_is_replaced_once_known() {
         let first = Snapshot::default().with_outcomes(&[failed(None)]);
         assert_eq!(first.accounts.keys().collect::<Vec<_>>(), [""]);
-        let second = first.with_outcomes(&[Outcome { previous_id: None, ..ok("111111111111", 1) }]);
+        let second = first.with_outcomes(&[Outcome {
+            previous_id: None,
+            ..ok("111111111111", 1)
+        }]);
         assert_eq!(second.accounts.keys().collect::<Vec<_>>(), ["111111111111"]);
     }
 
     #[test]
     fn a_source_that_changes_account_replaces_it() {
         let first = Snapshot::default().with_outcomes(&[ok("111111111111", 1)]);
-        let second = first.with_outcomes(&[Outcome { previous_id: Some("111111111111".into()), ..ok("222222222222", 1) }]);
+        let second = first.with_outcomes(&[Outcome {
+            previous_id: Some("111111111111".into()),
+            ..ok("222222222222", 1)
+        }]);
         assert_eq!(second.accounts.keys().collect::<Vec<_>>(), ["222222222222"]);
     }
 

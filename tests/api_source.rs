@@ -63,9 +63,17 @@ fn every_seeded_key_and_count_is_exported() {
                 ("status", status),
             ];
             let created = key["created"].as_f64().unwrap();
-            assert_eq!(value(&samples, "aws_iam_access_key_created_timestamp_seconds", &labels), created, "{id}");
+            assert_eq!(
+                value(&samples, "aws_iam_access_key_created_timestamp_seconds", &labels),
+                created,
+                "{id}"
+            );
             let age = value(&samples, "aws_iam_access_key_age_seconds", &labels);
-            assert!((age - (now - created)).abs() < 5.0, "{id}: age {age}, expected {}", now - created);
+            assert!(
+                (age - (now - created)).abs() < 5.0,
+                "{id}: age {age}, expected {}",
+                now - created
+            );
             let unused = value(&samples, "aws_iam_access_key_unused_seconds", &labels);
             let last_used = find(&samples, "aws_iam_access_key_last_used_timestamp_seconds", &labels);
             match key["last_used"].as_f64() {
@@ -82,11 +90,19 @@ fn every_seeded_key_and_count_is_exported() {
                 }
             }
             let high_risk = if key["high_risk"].as_bool().unwrap() { 1.0 } else { 0.0 };
-            assert_eq!(value(&samples, "aws_iam_access_key_high_risk", &labels), high_risk, "{id} high risk");
+            assert_eq!(
+                value(&samples, "aws_iam_access_key_high_risk", &labels),
+                high_risk,
+                "{id} high risk"
+            );
             let mut info_labels = labels.to_vec();
             info_labels.push(("last_used_service", key["service"].as_str().unwrap()));
             info_labels.push(("last_used_region", key["region"].as_str().unwrap()));
-            assert_eq!(value(&samples, "aws_iam_access_key_info", &info_labels), 1.0, "{id} info");
+            assert_eq!(
+                value(&samples, "aws_iam_access_key_info", &info_labels),
+                1.0,
+                "{id} info"
+            );
         }
     }
     for name in [
@@ -95,7 +111,11 @@ fn every_seeded_key_and_count_is_exported() {
         "aws_iam_access_key_high_risk",
         "aws_iam_access_key_info",
     ] {
-        assert_eq!(find(&samples, name, &[]).len(), keys.len(), "{name}: one series per considered key");
+        assert_eq!(
+            find(&samples, name, &[]).len(),
+            keys.len(),
+            "{name}: one series per considered key"
+        );
     }
 
     // Users, with their path and exported tags; excluded users are absent.
@@ -117,22 +137,42 @@ fn every_seeded_key_and_count_is_exported() {
     let acct = [("account_id", account)];
     assert_eq!(value(&samples, "aws_iam_users", &acct), users.len() as f64);
     let high_risk = keys.iter().filter(|k| k["high_risk"].as_bool().unwrap()).count();
-    assert_eq!(value(&samples, "aws_iam_access_keys_high_risk", &acct), high_risk as f64);
+    assert_eq!(
+        value(&samples, "aws_iam_access_keys_high_risk", &acct),
+        high_risk as f64
+    );
     let mut active_per_user: BTreeMap<&str, usize> = BTreeMap::new();
     for key in keys.iter().filter(|k| k["status"] == "Active") {
         *active_per_user.entry(key["user"].as_str().unwrap()).or_default() += 1;
     }
     let multiple = active_per_user.values().filter(|n| **n >= 2).count();
     assert!(multiple >= 1, "the fixture seeds a user with two active keys");
-    assert_eq!(value(&samples, "aws_iam_users_multiple_active_keys", &acct), multiple as f64);
+    assert_eq!(
+        value(&samples, "aws_iam_users_multiple_active_keys", &acct),
+        multiple as f64
+    );
     assert_eq!(value(&samples, "aws_iam_root_access_key_present", &acct), 1.0);
     let alias = moto.seeded["alias"].as_str().unwrap();
-    assert_eq!(value(&samples, "aws_iam_account_info", &[("account_id", account), ("account_name", alias)]), 1.0);
+    assert_eq!(
+        value(
+            &samples,
+            "aws_iam_account_info",
+            &[("account_id", account), ("account_name", alias)]
+        ),
+        1.0
+    );
     for status in ["Active", "Inactive"] {
         for bucket in ["0-30d", "30-90d", "90-180d", "180-365d", "365d+"] {
-            let expected = keys.iter().filter(|k| k["status"] == status && k["bucket"] == bucket).count();
+            let expected = keys
+                .iter()
+                .filter(|k| k["status"] == status && k["bucket"] == bucket)
+                .count();
             let labels = [("account_id", account), ("status", status), ("age_bucket", bucket)];
-            assert_eq!(value(&samples, "aws_iam_access_keys", &labels), expected as f64, "{status} {bucket}");
+            assert_eq!(
+                value(&samples, "aws_iam_access_keys", &labels),
+                expected as f64,
+                "{status} {bucket}"
+            );
         }
     }
 
@@ -140,16 +180,36 @@ fn every_seeded_key_and_count_is_exported() {
     // ListAccessKeys and ListUserTags per user not excluded by name, and
     // ListUsers paged (moto_server.py pages by 7 users).
     assert_eq!(value(&samples, "aws_iam_exporter_account_up", &acct), 1.0);
-    let calls = |op: &str| value(&samples, "aws_iam_exporter_aws_requests_total", &[("service", "iam"), ("operation", op)]);
+    let calls = |op: &str| {
+        value(
+            &samples,
+            "aws_iam_exporter_aws_requests_total",
+            &[("service", "iam"), ("operation", op)],
+        )
+    };
     let all_users = moto.seeded["users"].as_array().unwrap().len();
     let not_name_excluded = all_users - 1;
     assert_eq!(calls("GetAccessKeyLastUsed"), keys.len() as f64);
     assert_eq!(calls("ListAccessKeys"), users.len() as f64);
     assert_eq!(calls("ListUserTags"), not_name_excluded as f64);
     assert_eq!(calls("ListUsers"), all_users.div_ceil(7) as f64);
-    assert_eq!(value(&samples, "aws_iam_exporter_aws_requests_total", &[("service", "sts"), ("operation", "GetCallerIdentity")]), 1.0);
+    assert_eq!(
+        value(
+            &samples,
+            "aws_iam_exporter_aws_requests_total",
+            &[("service", "sts"), ("operation", "GetCallerIdentity")]
+        ),
+        1.0
+    );
     assert!(find(&samples, "aws_iam_exporter_aws_request_errors_total", &[]).is_empty());
-    assert_eq!(value(&samples, "aws_iam_exporter_build_info", &[("version", env!("CARGO_PKG_VERSION"))]), 1.0);
+    assert_eq!(
+        value(
+            &samples,
+            "aws_iam_exporter_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))]
+        ),
+        1.0
+    );
 
     let promtool = promtool_check_metrics(&text);
     assert_eq!(promtool, "", "promtool check metrics must print nothing");
@@ -161,14 +221,28 @@ fn failed_refresh_keeps_last_good_data_and_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), CONFIG);
     let exporter = Exporter::start(
-        &["--config.file", config.to_str().unwrap(), "--refresh.interval", "1s", "--aws.max-attempts", "1"],
+        &[
+            "--config.file",
+            config.to_str().unwrap(),
+            "--refresh.interval",
+            "1s",
+            "--aws.max-attempts",
+            "1",
+        ],
         &moto.aws_env(),
     );
     exporter.wait_ready();
     let account = moto.seeded["account_id"].as_str().unwrap().to_string();
     let acct = [("account_id", account.as_str())];
     let key_series = |text: &str| -> Vec<Sample> {
-        find(&parse_metrics(text), "aws_iam_access_key_created_timestamp_seconds", &[]).into_iter().cloned().collect()
+        find(
+            &parse_metrics(text),
+            "aws_iam_access_key_created_timestamp_seconds",
+            &[],
+        )
+        .into_iter()
+        .cloned()
+        .collect()
     };
     let before = key_series(&exporter.scrape());
     assert_eq!(before.len(), considered(&moto.seeded, "keys").len());
@@ -178,26 +252,60 @@ fn failed_refresh_keeps_last_good_data_and_recovers() {
         value(&parse_metrics(&exporter.scrape()), "aws_iam_exporter_account_up", &acct) == 0.0
     });
     let during = exporter.scrape();
-    assert_eq!(key_series(&during), before, "the last good data stays while AWS is unreachable");
+    assert_eq!(
+        key_series(&during),
+        before,
+        "the last good data stays while AWS is unreachable"
+    );
     let samples = parse_metrics(&during);
-    assert!(value(&samples, "aws_iam_exporter_refresh_errors_total", &[("account_id", &account), ("reason", "network")]) >= 1.0);
-    assert!(!find(&samples, "aws_iam_exporter_aws_request_errors_total", &[("code", "DispatchFailure")]).is_empty());
+    assert!(
+        value(
+            &samples,
+            "aws_iam_exporter_refresh_errors_total",
+            &[("account_id", &account), ("reason", "network")]
+        ) >= 1.0
+    );
+    assert!(!find(
+        &samples,
+        "aws_iam_exporter_aws_request_errors_total",
+        &[("code", "DispatchFailure")]
+    )
+    .is_empty());
     assert_eq!(promtool_check_metrics(&during), "");
     let logs = exporter.log_lines();
-    let failure = logs.iter().find(|l| l.contains("refresh failed")).expect("the failure is logged");
+    let failure = logs
+        .iter()
+        .find(|l| l.contains("refresh failed"))
+        .expect("the failure is logged");
     assert!(failure.contains("reason=network"), "{failure}");
-    assert!(!logs.iter().any(|l| l.contains("testing")), "credentials never appear in logs");
+    assert!(
+        !logs.iter().any(|l| l.contains("testing")),
+        "credentials never appear in logs"
+    );
 
     // Back up, minus one key: the account recovers and the key disappears.
     let gone = considered(&moto.seeded, "keys")[0].clone();
     moto.command("start");
-    moto.command(&format!("delete-key {} {}", gone["user"].as_str().unwrap(), gone["access_key_id"].as_str().unwrap()));
+    moto.command(&format!(
+        "delete-key {} {}",
+        gone["user"].as_str().unwrap(),
+        gone["access_key_id"].as_str().unwrap()
+    ));
     wait_for("the account to recover", Duration::from_secs(60), || {
         let samples = parse_metrics(&exporter.scrape());
         value(&samples, "aws_iam_exporter_account_up", &acct) == 1.0
             && find(&samples, "aws_iam_access_key_created_timestamp_seconds", &[]).len() == before.len() - 1
     });
     let after = parse_metrics(&exporter.scrape());
-    assert!(find(&after, "aws_iam_access_key_age_seconds", &[("access_key_id", gone["access_key_id"].as_str().unwrap())]).is_empty());
-    assert_eq!(exporter.terminate().code(), Some(0), "SIGTERM stops the exporter cleanly");
+    assert!(find(
+        &after,
+        "aws_iam_access_key_age_seconds",
+        &[("access_key_id", gone["access_key_id"].as_str().unwrap())]
+    )
+    .is_empty());
+    assert_eq!(
+        exporter.terminate().code(),
+        Some(0),
+        "SIGTERM stops the exporter cleanly"
+    );
 }

@@ -140,10 +140,11 @@ async fn fetch_user(
             .access_key_id()
             .ok_or_else(|| invalid(format!("ListAccessKeys returned a key without id for user {name}")))?
             .to_string();
-        let created = key
-            .create_date()
-            .and_then(to_chrono)
-            .ok_or_else(|| invalid(format!("ListAccessKeys returned key {id} of user {name} without a valid CreateDate")))?;
+        let created = key.create_date().and_then(to_chrono).ok_or_else(|| {
+            invalid(format!(
+                "ListAccessKeys returned key {id} of user {name} without a valid CreateDate"
+            ))
+        })?;
         let status = match key.status() {
             Some(StatusType::Active) => KeyStatus::Active,
             Some(StatusType::Inactive) => KeyStatus::Inactive,

@@ -9,7 +9,6 @@ use super::{is_missing, AccessKey, AccountData, ErrorReason, KeyStatus, SourceEr
 
 const ROOT_USER: &str = "<root_account>";
 
-
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("credential report line {line}: {message}")]
 pub struct ParseError {
@@ -34,13 +33,10 @@ struct KeyColumns {
 impl Columns {
     fn find(header: &csv::StringRecord) -> Result<Columns, ParseError> {
         let index = |name: &str| {
-            header
-                .iter()
-                .position(|h| h.trim() == name)
-                .ok_or_else(|| ParseError {
-                    line: 1,
-                    message: format!("missing column {name:?} in the header"),
-                })
+            header.iter().position(|h| h.trim() == name).ok_or_else(|| ParseError {
+                line: 1,
+                message: format!("missing column {name:?} in the header"),
+            })
         };
         let key = |n: u8| -> Result<KeyColumns, ParseError> {
             Ok(KeyColumns {
@@ -171,10 +167,8 @@ fn parse_arn(arn: &str) -> Option<(&str, &str)> {
     let mut parts = arn.splitn(6, ':');
     let (scheme, _partition, service, _region) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
     let (account, resource) = (parts.next()?, parts.next()?);
-    let valid = scheme == "arn"
-        && service == "iam"
-        && account.len() == 12
-        && account.bytes().all(|b| b.is_ascii_digit());
+    let valid =
+        scheme == "arn" && service == "iam" && account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());
     valid.then_some((account, resource))
 }
 
@@ -204,7 +198,8 @@ fn optional(value: &str) -> Option<String> {
 pub fn read_file(path: &Path) -> Result<AccountData, SourceError> {
     let fail = |reason, message: String| SourceError::new(reason, format!("{}: {message}", path.display()));
     let bytes = std::fs::read(path).map_err(|e| fail(ErrorReason::Other, format!("cannot read: {e}")))?;
-    let text = std::str::from_utf8(&bytes).map_err(|e| fail(ErrorReason::InvalidResponse, format!("not UTF-8: {e}")))?;
+    let text =
+        std::str::from_utf8(&bytes).map_err(|e| fail(ErrorReason::InvalidResponse, format!("not UTF-8: {e}")))?;
     let mut data = parse(text).map_err(|e| fail(ErrorReason::InvalidResponse, e.to_string()))?;
     data.credential_report_generated = std::fs::metadata(path)
         .and_then(|m| m.modified())
@@ -264,11 +259,27 @@ nokeys,arn:aws:iam::111122223333:user/nokeys,2020-01-01T10:00:00+00:00,true,2026
             account_id: "111122223333".into(),
             account_name: String::new(),
             users: vec![
-                User { name: "alice".into(), path: "/".into(), tags: Default::default() },
-                User { name: "a=b,c".into(), path: "/ci/".into(), tags: Default::default() },
-                User { name: "nokeys".into(), path: "/".into(), tags: Default::default() },
+                User {
+                    name: "alice".into(),
+                    path: "/".into(),
+                    tags: Default::default(),
+                },
+                User {
+                    name: "a=b,c".into(),
+                    path: "/ci/".into(),
+                    tags: Default::default(),
+                },
+                User {
+                    name: "nokeys".into(),
+                    path: "/".into(),
+                    tags: Default::default(),
+                },
             ],
-            keys: vec![key("a=b,c", 1, KeyStatus::Inactive, t(2021, 1, 1)), alice_old, alice_new],
+            keys: vec![
+                key("a=b,c", 1, KeyStatus::Inactive, t(2021, 1, 1)),
+                alice_old,
+                alice_new,
+            ],
             root_access_key_present: true,
             credential_report_generated: None,
         };
@@ -287,7 +298,12 @@ nokeys,arn:aws:iam::111122223333:user/nokeys,2020-01-01T10:00:00+00:00,true,2026
             data.keys,
             [AccessKey {
                 last_used: Some(Utc.with_ymd_and_hms(2026, 11, 28, 11, 0, 0).unwrap()),
-                ..key("bob", 1, KeyStatus::Active, Utc.with_ymd_and_hms(2026, 11, 28, 10, 0, 0).unwrap())
+                ..key(
+                    "bob",
+                    1,
+                    KeyStatus::Active,
+                    Utc.with_ymd_and_hms(2026, 11, 28, 10, 0, 0).unwrap()
+                )
             }]
         );
     }
@@ -298,7 +314,10 @@ nokeys,arn:aws:iam::111122223333:user/nokeys,2020-01-01T10:00:00+00:00,true,2026
             "{HEADER}\n<root_account>,arn:aws:iam::111122223333:root,2016-01-01T10:00:00+00:00,not_supported,no_information,not_supported,not_supported,true,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A\n"
         );
         let data = parse(&report).unwrap();
-        assert_eq!((data.account_id.as_str(), data.root_access_key_present, data.users.len()), ("111122223333", false, 0));
+        assert_eq!(
+            (data.account_id.as_str(), data.root_access_key_present, data.users.len()),
+            ("111122223333", false, 0)
+        );
     }
 
     fn error_of(rows: &str) -> String {
@@ -339,7 +358,10 @@ nokeys,arn:aws:iam::111122223333:user/nokeys,2020-01-01T10:00:00+00:00,true,2026
     #[test]
     fn missing_column_is_named() {
         let err = parse("user,arn\nx,arn:aws:iam::111122223333:user/x\n").unwrap_err();
-        assert_eq!(err.to_string(), "credential report line 1: missing column \"access_key_1_active\" in the header");
+        assert_eq!(
+            err.to_string(),
+            "credential report line 1: missing column \"access_key_1_active\" in the header"
+        );
     }
 
     #[test]

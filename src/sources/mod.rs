@@ -118,8 +118,7 @@ impl UserFilter {
     }
 
     pub fn excludes_tags<'a>(&self, mut tags: impl Iterator<Item = (&'a str, &'a str)>) -> bool {
-        !self.exclude_tags.is_empty()
-            && tags.any(|(k, v)| self.exclude_tags.get(k).is_some_and(|wanted| wanted == v))
+        !self.exclude_tags.is_empty() && tags.any(|(k, v)| self.exclude_tags.get(k).is_some_and(|wanted| wanted == v))
     }
 
     /// Drops excluded users and their keys from data that is already complete

@@ -149,8 +149,12 @@ impl Exporter {
     }
 
     pub fn wait_ready(&self) {
+        self.wait_ready_at("/-/ready");
+    }
+
+    pub fn wait_ready_at(&self, path: &str) {
         wait_for("the exporter to be ready", Duration::from_secs(60), || {
-            get(&self.url("/-/ready")).0 == 200
+            get(&self.url(path)).0 == 200
         });
     }
 
@@ -250,7 +254,12 @@ fn parse_labels(mut text: &str) -> BTreeMap<String, String> {
 pub fn find<'a>(samples: &'a [Sample], name: &str, matching: &[(&str, &str)]) -> Vec<&'a Sample> {
     samples
         .iter()
-        .filter(|s| s.name == name && matching.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v)))
+        .filter(|s| {
+            s.name == name
+                && matching
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
         .collect()
 }
 
@@ -274,7 +283,11 @@ pub fn promtool_check_metrics(text: &str) -> String {
         });
     child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 pub fn write_config(dir: &Path, yaml: &str) -> PathBuf {

@@ -1,0 +1,351 @@
+//! The binary from the outside: `report`, `check-config`, flag and config
+//! errors, the credential report file source, and the HTTP endpoints.
+
+mod common;
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN).args(args).output().expect("run the exporter binary");
+    (
+        out.status.code().expect("exit code"),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn sample() -> String {
+    repo_path("examples/credential-report.csv")
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Counts in the sample report, read with a CSV parser independent of the exporter's.
+fn sample_key_count() -> usize {
+    let mut reader = csv::Reader::from_path(sample()).unwrap();
+    let mut keys = 0;
+    for row in reader.records() {
+        let row = row.unwrap();
+        if &row[0] == "<root_account>" {
+            continue;
+        }
+        keys += [9, 14].iter().filter(|i| &row[**i] != "N/A").count();
+    }
+    keys
+}
+
+#[test]
+fn report_prints_three_tables_and_fails_on_high_risk() {
+    let (code, out, err) = run(&["report", "--credential-report.file", &sample()]);
+    assert_eq!(code, 0, "{err}");
+    let keys = sample_key_count();
+    assert!(out.starts_with(&format!("Access key details ({keys})\n")), "{out}");
+    assert!(out.contains("\nHigh-risk access keys ("), "{out}");
+    assert!(out.contains("\nSummary by account (1)\n"), "{out}");
+
+    let (code, out, _) = run(&["report", "--format", "json", "--credential-report.file", &sample()]);
+    assert_eq!(code, 0);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["details"].as_array().unwrap().len(), keys);
+    assert!(
+        !json["high_risk"].as_array().unwrap().is_empty(),
+        "the sample has high-risk keys"
+    );
+    assert!(
+        json["details"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["access_key_id"] == ""),
+        "a report carries no key ids"
+    );
+
+    let (code, out, _) = run(&[
+        "report",
+        "--format",
+        "csv",
+        "--table",
+        "summary",
+        "--credential-report.file",
+        &sample(),
+    ]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("account_id,account_name,up,users,keys,"), "{out}");
+    assert_eq!(out.lines().count(), 2);
+
+    let (code, _, _) = run(&["report", "--fail-on-high-risk", "--credential-report.file", &sample()]);
+    assert_eq!(code, 3, "--fail-on-high-risk exits 3 when a key is high risk");
+}
+
+#[test]
+fn report_without_high_risk_keys_passes_the_gate() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.csv");
+    let now = chrono::Utc::now();
+    let t = |days: i64| (now - chrono::Duration::days(days)).to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
+    let csv = format!(
+        "user,arn,user_creation_time,password_enabled,password_last_used,password_last_changed,password_next_rotation,mfa_active,access_key_1_active,access_key_1_last_rotated,access_key_1_last_used_date,access_key_1_last_used_region,access_key_1_last_used_service,access_key_2_active,access_key_2_last_rotated,access_key_2_last_used_date,access_key_2_last_used_region,access_key_2_last_used_service,cert_1_active,cert_1_last_rotated,cert_2_active,cert_2_last_rotated\n\
+fresh,arn:aws:iam::111122223333:user/fresh,{a},false,N/A,N/A,N/A,false,true,{a},{b},us-east-1,s3,false,{c},N/A,N/A,N/A,false,N/A,false,N/A\n",
+        a = t(20),
+        b = t(1),
+        c = t(900),
+    );
+    std::fs::write(&path, csv).unwrap();
+    let (code, out, err) = run(&[
+        "report",
+        "--fail-on-high-risk",
+        "--credential-report.file",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("High-risk access keys (0)"),
+        "an old inactive key is not high risk: {out}"
+    );
+}
+
+#[test]
+fn check_config_accepts_the_example_and_lists_every_problem() {
+    let (code, out, _) = run(&["check-config", repo_path("examples/config.yaml").to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(out.contains("configuration is valid"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write_config(
+        dir.path(),
+        "refresh_interval: soon\npolicy: {age_buckets: [90d, 30d]}\nlabels: {access_key_id: partial}\n",
+    );
+    let (code, _, err) = run(&["check-config", bad.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    for field in ["refresh_interval:", "policy.age_buckets:", "labels.access_key_id:"] {
+        assert!(err.contains(field), "{field} is named in: {err}");
+    }
+
+    // The same file stops `serve` before it listens, with the same messages.
+    let (code, _, err) = run(&[
+        "--config.file",
+        bad.to_str().unwrap(),
+        "--web.listen-address",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("labels.access_key_id: \"partial\" is not one of full, last4, none"),
+        "{err}"
+    );
+}
+
+#[test]
+fn invalid_flags_exit_2_naming_the_flag() {
+    let (code, _, err) = run(&["--refresh.interval", "soon"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--refresh.interval"), "{err}");
+    let (code, _, err) = run(&["--source", "s3"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--source"), "{err}");
+    let (code, _, err) = run(&["--web.telemetry-path", "metrics", "--credential-report.file", &sample()]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--web.telemetry-path"), "{err}");
+    let out = Command::new(BIN)
+        .env("AWS_IAM_KEY_EXPORTER_REFRESH_INTERVAL", "0s")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "environment variables are validated like flags"
+    );
+}
+
+#[test]
+fn report_file_is_served_reread_and_a_bad_file_keeps_the_last_good_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.csv");
+    let original = std::fs::read_to_string(sample()).unwrap();
+    std::fs::write(&path, &original).unwrap();
+    let exporter = Exporter::start(&["--credential-report.file", path.to_str().unwrap()], &[]);
+    exporter.wait_ready();
+    let text = exporter.scrape();
+    assert_eq!(
+        promtool_check_metrics(&text),
+        "",
+        "promtool check metrics must print nothing"
+    );
+    let samples = parse_metrics(&text);
+    let acct = [("account_id", "123456789012")];
+    let users = original.lines().count() - 2; // header and root
+    assert_eq!(value(&samples, "aws_iam_users", &acct), users as f64);
+    assert_eq!(
+        find(&samples, "aws_iam_access_key_age_seconds", &[]).len(),
+        sample_key_count()
+    );
+    assert_eq!(value(&samples, "aws_iam_root_access_key_present", &acct), 1.0);
+    assert!(
+        value(
+            &samples,
+            "aws_iam_exporter_credential_report_generated_timestamp_seconds",
+            &acct
+        ) > 0.0
+    );
+
+    // Fewer users: the file is read again as soon as it changes.
+    let shorter: Vec<&str> = original.lines().take(users + 2 - 5).collect();
+    std::fs::write(&path, shorter.join("\n") + "\n").unwrap();
+    wait_for("the file to be read again", Duration::from_secs(30), || {
+        value(&parse_metrics(&exporter.scrape()), "aws_iam_users", &acct) == (users - 5) as f64
+    });
+    let good = find(
+        &parse_metrics(&exporter.scrape()),
+        "aws_iam_access_key_created_timestamp_seconds",
+        &[],
+    )
+    .into_iter()
+    .cloned()
+    .collect::<Vec<_>>();
+
+    // A malformed file: the account goes down, its data stays.
+    std::fs::write(&path, format!("{}\nbroken,row\n", shorter.join("\n"))).unwrap();
+    wait_for("the bad file to be noticed", Duration::from_secs(30), || {
+        value(&parse_metrics(&exporter.scrape()), "aws_iam_exporter_account_up", &acct) == 0.0
+    });
+    let samples = parse_metrics(&exporter.scrape());
+    let kept: Vec<Sample> = find(&samples, "aws_iam_access_key_created_timestamp_seconds", &[])
+        .into_iter()
+        .cloned()
+        .collect();
+    assert_eq!(kept, good);
+    let errors = [("account_id", "123456789012"), ("reason", "invalid_response")];
+    assert_eq!(value(&samples, "aws_iam_exporter_refresh_errors_total", &errors), 1.0);
+    let line = format!("line {}", shorter.len() + 1);
+    assert!(
+        exporter
+            .log_lines()
+            .iter()
+            .any(|l| l.contains("refresh failed") && l.contains(&line)),
+        "the log names the bad line ({line})"
+    );
+}
+
+#[test]
+fn endpoints_formats_and_several_listen_addresses() {
+    let exporter = Exporter::spawn(
+        &[
+            "--credential-report.file",
+            &sample(),
+            "--web.listen-address",
+            "127.0.0.1:0",
+            "--web.listen-address",
+            "127.0.0.1:0",
+            "--web.telemetry-path",
+            "/custom/metrics",
+        ],
+        &[],
+    );
+    exporter.wait_ready_at("/-/ready");
+    let (status, page) = get(&exporter.url("/"));
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("href=\"/custom/metrics\"") && page.contains(env!("CARGO_PKG_VERSION")),
+        "{page}"
+    );
+    assert_eq!(get(&exporter.url("/-/healthy")).0, 200);
+    assert_eq!(
+        get(&exporter.url("/metrics")).0,
+        404,
+        "metrics live under the configured path only"
+    );
+
+    let text = ureq::get(&exporter.url("/custom/metrics")).call().unwrap();
+    assert_eq!(
+        text.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let body = text.into_string().unwrap();
+    assert!(!body.contains("# EOF"));
+
+    let om = ureq::get(&exporter.url("/custom/metrics"))
+        .set(
+            "Accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+        )
+        .call()
+        .unwrap();
+    assert_eq!(
+        om.header("content-type"),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
+    assert!(om.into_string().unwrap().ends_with("# EOF\n"));
+
+    let gz = ureq::get(&exporter.url("/custom/metrics"))
+        .set("Accept-Encoding", "gzip")
+        .call()
+        .unwrap();
+    assert_eq!(gz.header("content-encoding"), Some("gzip"));
+    let mut compressed = Vec::new();
+    gz.into_reader().read_to_end(&mut compressed).unwrap();
+    let mut plain = String::new();
+    flate2::read::GzDecoder::new(&compressed[..])
+        .read_to_string(&mut plain)
+        .unwrap();
+    assert!(compressed.len() < plain.len() / 4, "gzip shrinks the text");
+    assert_eq!(strip_ages(&plain), strip_ages(&body));
+
+    // Both listen addresses serve.
+    let ports: Vec<u16> = exporter
+        .log_lines()
+        .iter()
+        .filter(|l| l.contains("message=listening"))
+        .map(|l| l.rsplit(':').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(ports.len(), 2);
+    for port in ports {
+        assert_eq!(get(&format!("http://127.0.0.1:{port}/-/healthy")).0, 200);
+    }
+}
+
+/// Ages move between two scrapes; everything else must be identical.
+fn strip_ages(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| {
+            !l.starts_with("aws_iam_access_key_age_seconds") && !l.starts_with("aws_iam_access_key_unused_seconds")
+        })
+        .collect()
+}
+
+#[test]
+fn not_ready_until_the_first_refresh_finishes() {
+    // An endpoint that accepts connections and never answers: the first
+    // refresh hangs, so readiness must stay 503 while health is 200.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", silent.local_addr().unwrap());
+    let env: Vec<(String, String)> = [
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let exporter = Exporter::start(&[], &env);
+    assert_eq!(get(&exporter.url("/-/healthy")).0, 200);
+    let (status, body) = get(&exporter.url("/-/ready"));
+    assert_eq!(
+        (status, body.as_str()),
+        (503, "Not ready: the first refresh has not finished\n")
+    );
+    let text = exporter.scrape();
+    assert!(
+        text.contains("aws_iam_exporter_build_info{"),
+        "metrics answer before the first refresh"
+    );
+    assert!(!text.contains("aws_iam_access_key_age_seconds{"));
+    drop(silent);
+}
