@@ -2,9 +2,11 @@
 //! retries, timeouts), the service clients, and the interceptor that counts
 //! every API call and every failed call.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use aws_config::{meta::region::RegionProviderChain, BehaviorVersion, SdkConfig};
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_credential_types::Credentials;
 use aws_sdk_iam::error::ProvideErrorMetadata;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
@@ -17,6 +19,7 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 
+use crate::accounts::Role;
 use crate::metrics::AwsCallCounters;
 use crate::sources::{ErrorReason, SourceError};
 
@@ -27,6 +30,7 @@ const DEFAULT_REGION: &str = "us-east-1";
 pub struct AwsSettings {
     pub max_attempts: u32,
     pub max_concurrent_requests: usize,
+    pub max_concurrent_accounts: usize,
 }
 
 /// Loads credentials and region from the standard AWS chain (environment,
@@ -35,7 +39,7 @@ pub async fn load_sdk_config(settings: &AwsSettings) -> SdkConfig {
     let region = RegionProviderChain::default_provider().or_else(DEFAULT_REGION);
     aws_config::defaults(BehaviorVersion::latest())
         .region(region)
-        .retry_config(RetryConfig::standard().with_max_attempts(settings.max_attempts))
+        .retry_config(RetryConfig::adaptive().with_max_attempts(settings.max_attempts))
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(5))
@@ -45,6 +49,87 @@ pub async fn load_sdk_config(settings: &AwsSettings) -> SdkConfig {
         )
         .load()
         .await
+}
+
+/// Name of the role sessions the exporter opens; shows in CloudTrail.
+pub const ROLE_SESSION_NAME: &str = "aws-iam-key-exporter";
+const ROLE_SESSION_SECONDS: i32 = 3600;
+/// Assumed-role credentials are renewed this long before they expire, so a
+/// refresh never runs out of them half-way.
+const RENEW_BEFORE: Duration = Duration::from_secs(15 * 60);
+
+/// How to reach one account: with the base credentials, or through a role
+/// whose credentials are kept until shortly before they expire.
+#[derive(Debug)]
+pub struct AccountAccess {
+    role: Option<Role>,
+    credentials: Option<Credentials>,
+}
+
+impl AccountAccess {
+    pub fn new(role: Option<Role>) -> AccountAccess {
+        AccountAccess {
+            role,
+            credentials: None,
+        }
+    }
+
+    pub fn role(&self) -> Option<&Role> {
+        self.role.as_ref()
+    }
+
+    /// Clients for the account, assuming its role first when the cached
+    /// credentials are missing or about to expire.
+    pub async fn clients(
+        &mut self,
+        sdk: &SdkConfig,
+        base: &Clients,
+        counters: &AwsCallCounters,
+    ) -> Result<Clients, SourceError> {
+        let Some(role) = &self.role else {
+            return Ok(base.clone());
+        };
+        let usable = |c: &&Credentials| c.expiry().is_some_and(|e| e > SystemTime::now() + RENEW_BEFORE);
+        let credentials = match self.credentials.as_ref().filter(usable) {
+            Some(c) => c.clone(),
+            None => {
+                let fresh = assume_role(&base.sts, role).await?;
+                self.credentials = Some(fresh.clone());
+                fresh
+            }
+        };
+        let config = sdk
+            .to_builder()
+            .credentials_provider(SharedCredentialsProvider::new(credentials))
+            .build();
+        Ok(Clients::new(&config, counters))
+    }
+}
+
+async fn assume_role(sts: &aws_sdk_sts::Client, role: &Role) -> Result<Credentials, SourceError> {
+    let out = sts
+        .assume_role()
+        .role_arn(&role.arn)
+        .role_session_name(ROLE_SESSION_NAME)
+        .duration_seconds(ROLE_SESSION_SECONDS)
+        .set_external_id(role.external_id.clone())
+        .send()
+        .await
+        .map_err(|e| classify("AssumeRole", &e))?;
+    let c = out.credentials().ok_or_else(|| {
+        SourceError::new(
+            ErrorReason::InvalidResponse,
+            format!("AssumeRole {}: no credentials", role.arn),
+        )
+    })?;
+    let expiry = SystemTime::try_from(*c.expiration()).ok();
+    Ok(Credentials::new(
+        c.access_key_id(),
+        c.secret_access_key(),
+        Some(c.session_token().to_string()),
+        expiry,
+        "AssumeRole",
+    ))
 }
 
 /// The clients for one account, all counting their calls.

@@ -142,6 +142,18 @@ pub struct Flags {
     )]
     pub max_concurrent_requests: Option<usize>,
 
+    /// Accounts refreshed at once (default 4).
+    #[arg(
+        long = "aws.max-concurrent-accounts",
+        global = true,
+        env = "AWS_IAM_KEY_EXPORTER_AWS_MAX_CONCURRENT_ACCOUNTS"
+    )]
+    pub max_concurrent_accounts: Option<usize>,
+
+    /// Longest wait for AWS to finish a credential report (default 5m).
+    #[arg(long = "credential-report.max-wait", global = true, env = "AWS_IAM_KEY_EXPORTER_CREDENTIAL_REPORT_MAX_WAIT", value_parser = parse_duration)]
+    pub credential_report_max_wait: Option<Duration>,
+
     /// Attempts per AWS call, first try included, with standard backoff (default 3).
     #[arg(
         long = "aws.max-attempts",

@@ -98,6 +98,7 @@ pub struct Settings {
     pub labels: Labels,
     pub shard: Shard,
     pub aws: AwsSettings,
+    pub live_report: crate::sources::live_report::LiveReportOptions,
     pub log_level: LogLevel,
     pub log_format: LogFormat,
 }
@@ -141,6 +142,13 @@ impl Settings {
         if max_concurrent_requests == 0 {
             problems.push("aws.max_concurrent_requests: must be at least 1".into());
         }
+        let max_concurrent_accounts = flags
+            .max_concurrent_accounts
+            .or(file.max_concurrent_accounts)
+            .unwrap_or(4);
+        if max_concurrent_accounts == 0 {
+            problems.push("aws.max_concurrent_accounts: must be at least 1".into());
+        }
         let max_attempts = flags.max_attempts.or(file.max_attempts).unwrap_or(3);
         if max_attempts == 0 {
             problems.push("aws.max_attempts: must be at least 1".into());
@@ -178,6 +186,14 @@ impl Settings {
             aws: AwsSettings {
                 max_attempts,
                 max_concurrent_requests,
+                max_concurrent_accounts,
+            },
+            live_report: crate::sources::live_report::LiveReportOptions {
+                max_wait: flags
+                    .credential_report_max_wait
+                    .or(file.credential_report_max_wait)
+                    .unwrap_or(crate::sources::live_report::LiveReportOptions::default().max_wait),
+                ..Default::default()
             },
             log_level: flags.log_level,
             log_format: flags.log_format,
@@ -208,7 +224,9 @@ pub struct FileConfig {
     pub labels: Labels,
     pub shard: Option<Shard>,
     pub max_concurrent_requests: Option<usize>,
+    pub max_concurrent_accounts: Option<usize>,
     pub max_attempts: Option<u32>,
+    pub credential_report_max_wait: Option<Duration>,
 }
 
 pub fn read_config_file(path: &Path) -> Result<FileConfig> {
@@ -336,6 +354,7 @@ impl Validator {
         let known = [
             "refresh_interval",
             "source",
+            "credential_report",
             "accounts",
             "policy",
             "users",
@@ -372,7 +391,14 @@ impl Validator {
                 count: count.min(u32::MAX as u64) as u32,
             });
         }
-        if let Some(aws) = self.mapping(root.get("aws"), "aws", &["max_concurrent_requests", "max_attempts"]) {
+        if let Some(report) = self.mapping(root.get("credential_report"), "credential_report", &["max_wait"]) {
+            config.credential_report_max_wait = self.duration(report.get("max_wait"), "credential_report.max_wait");
+        }
+        let known_aws = ["max_concurrent_requests", "max_concurrent_accounts", "max_attempts"];
+        if let Some(aws) = self.mapping(root.get("aws"), "aws", &known_aws) {
+            config.max_concurrent_accounts = self
+                .integer(aws.get("max_concurrent_accounts"), "aws.max_concurrent_accounts", 1)
+                .map(|n| n.min(256) as usize);
             config.max_concurrent_requests = self
                 .integer(aws.get("max_concurrent_requests"), "aws.max_concurrent_requests", 1)
                 .map(|n| n.min(1024) as usize);
@@ -706,7 +732,7 @@ shard: {index: 3, count: 3}
         assert_eq!(
             problems,
             [
-                "colour: unknown key (known keys here: refresh_interval, source, accounts, policy, users, labels, shard, aws)",
+                "colour: unknown key (known keys here: refresh_interval, source, credential_report, accounts, policy, users, labels, shard, aws)",
                 "refresh_interval: invalid duration \"soon\" (expected number at 0); use forms like 90s, 15m, 1h, 365d",
                 "source: \"s3\" is not one of api, credential-report",
                 "accounts.organization.role_name: is required",

@@ -1,9 +1,10 @@
 //! aws-iam-key-exporter: a Prometheus exporter for the age, last use and risk
 //! of every AWS IAM access key.
 //!
-//! Data flows one way: [`config`] -> [`aws`] -> [`sources`] -> [`snapshot`]
-//! -> [`metrics`] (served by [`server`], printed by [`report`]).
+//! Data flows one way: [`config`] -> [`accounts`] and [`aws`] -> [`sources`]
+//! -> [`snapshot`] -> [`metrics`] (served by [`server`], printed by [`report`]).
 
+pub mod accounts;
 pub mod aws;
 pub mod cli;
 pub mod config;
@@ -27,7 +28,7 @@ pub use error::{Error, Result};
 use cli::{Cli, Command, ReportArgs, SourceKind};
 use config::Settings;
 use metrics::{BuildInfo, Metrics};
-use refresh::{Refresher, Source};
+use refresh::{RefreshSettings, Refresher};
 use snapshot::SnapshotStore;
 use sources::api::ApiOptions;
 
@@ -71,23 +72,16 @@ struct Exporter {
     refresher: Refresher,
 }
 
-/// Wires config to source to snapshot to metrics, and says which configured
-/// features this version does not act on yet.
+/// Wires config to accounts to sources to snapshot to metrics.
 async fn build(settings: &Settings) -> Result<Exporter> {
-    let mut problems = Vec::new();
     if settings.web_config_file.is_some() {
         // Serving without the TLS or authentication that was asked for would
         // be worse than not starting.
-        problems.push("--web.config.file: TLS and basic authentication are not supported yet; remove the flag to serve plain HTTP".to_string());
+        return Err(Error::Config(vec![
+            "--web.config.file: TLS and basic authentication are not supported yet; remove the flag to serve plain HTTP"
+                .to_string(),
+        ]));
     }
-    if settings.source == SourceKind::CredentialReport && settings.credential_report_file.is_none() {
-        problems.push("--source credential-report: live credential reports from AWS are not supported yet; use --credential-report.file with a report saved by `aws iam get-credential-report`".to_string());
-    }
-    if !problems.is_empty() {
-        return Err(Error::Config(problems));
-    }
-    warn_inactive(settings);
-
     let store = Arc::new(SnapshotStore::default());
     let metrics = Arc::new(Metrics::new(
         store.clone(),
@@ -95,24 +89,42 @@ async fn build(settings: &Settings) -> Result<Exporter> {
         settings.labels.clone(),
         BuildInfo::CURRENT,
     ));
-    let source = match &settings.credential_report_file {
-        Some(path) => Source::File {
-            path: path.clone(),
+    let refresh = RefreshSettings {
+        interval: settings.refresh_interval,
+        source: settings.source,
+        accounts: settings.accounts.clone(),
+        shard: settings.shard,
+        max_concurrent_accounts: settings.aws.max_concurrent_accounts,
+        api: ApiOptions {
+            max_concurrent_requests: settings.aws.max_concurrent_requests,
+            user_tags: settings.labels.user_tags.clone(),
             filter: settings.users.clone(),
         },
+        live_report: settings.live_report.clone(),
+    };
+    let refresher = match &settings.credential_report_file {
+        Some(path) => {
+            warn_ignored_for_file(settings);
+            Refresher::for_file(
+                path.clone(),
+                settings.users.clone(),
+                refresh,
+                store.clone(),
+                metrics.clone(),
+            )
+        }
         None => {
-            let sdk = aws::load_sdk_config(&settings.aws).await;
-            Source::Api {
-                clients: aws::Clients::new(&sdk, &metrics.aws_calls),
-                options: ApiOptions {
-                    max_concurrent_requests: settings.aws.max_concurrent_requests,
-                    user_tags: settings.labels.user_tags.clone(),
-                    filter: settings.users.clone(),
-                },
+            if settings.source == SourceKind::CredentialReport
+                && (!settings.users.exclude_tags.is_empty() || !settings.labels.user_tags.is_empty())
+            {
+                tracing::warn!(
+                    "users.exclude_tags and labels.user_tags need the api source: a credential report has no tags"
+                );
             }
+            let sdk = aws::load_sdk_config(&settings.aws).await;
+            Refresher::for_aws(sdk, refresh, store.clone(), metrics.clone())
         }
     };
-    let refresher = Refresher::new(source, store.clone(), metrics.clone());
     Ok(Exporter {
         store,
         metrics,
@@ -120,23 +132,14 @@ async fn build(settings: &Settings) -> Result<Exporter> {
     })
 }
 
-fn warn_inactive(settings: &Settings) {
+/// A report file is one account's data: the account, shard and tag settings
+/// have nothing to act on, and saying so beats ignoring them silently.
+fn warn_ignored_for_file(settings: &Settings) {
     let accounts = &settings.accounts;
-    if accounts.organization.is_some() || !accounts.static_accounts.is_empty() {
-        tracing::warn!("accounts.organization and accounts.static are not active yet: only the account of the exporter's own credentials is read");
+    if accounts.organization.is_some() || !accounts.static_accounts.is_empty() || settings.shard.count > 1 {
+        tracing::warn!("--credential-report.file reads one report: accounts and shard settings are ignored");
     }
-    if !accounts.include.is_empty() || !accounts.exclude.is_empty() {
-        tracing::warn!("accounts.include and accounts.exclude are not active yet");
-    }
-    if settings.shard.count > 1 {
-        tracing::warn!(
-            index = settings.shard.index,
-            count = settings.shard.count,
-            "sharding is not active yet: this replica reads its one account"
-        );
-    }
-    let wants_tags = !settings.users.exclude_tags.is_empty() || !settings.labels.user_tags.is_empty();
-    if settings.credential_report_file.is_some() && wants_tags {
+    if !settings.users.exclude_tags.is_empty() || !settings.labels.user_tags.is_empty() {
         tracing::warn!("users.exclude_tags and labels.user_tags need the api source: a credential report has no tags");
     }
 }
@@ -150,7 +153,7 @@ async fn serve(settings: Settings) -> Result<i32> {
         exporter.store.clone(),
         &settings.telemetry_path,
     );
-    let refresh = tokio::spawn(exporter.refresher.run(settings.refresh_interval, stopped.clone()));
+    let refresh = tokio::spawn(exporter.refresher.run(stopped.clone()));
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("shutting down");
@@ -184,9 +187,7 @@ async fn wait_for_signal() {
 
 async fn report(settings: Settings, args: ReportArgs) -> Result<i32> {
     let mut exporter = build(&settings).await?;
-    if let Some(error) = exporter.refresher.refresh().await {
-        return Err(Error::Refresh(error));
-    }
+    let errors = exporter.refresher.refresh_all().await;
     let snapshot = exporter.store.load();
     let report = report::Report::build(
         &snapshot,
@@ -198,6 +199,11 @@ async fn report(settings: Settings, args: ReportArgs) -> Result<i32> {
     std::io::stdout()
         .write_all(text.as_bytes())
         .map_err(|e| Error::Output(e.to_string()))?;
+    if let Some(first) = errors.into_iter().next() {
+        // The tables above hold the accounts that could be read; the log
+        // names every failure. Incomplete data must not pass a gate.
+        return Err(Error::Refresh(first));
+    }
     Ok(if args.fail_on_high_risk && report.has_high_risk() {
         EXIT_HIGH_RISK
     } else {

@@ -1,132 +1,440 @@
-//! The refresh loop: asks the source for each account's data, applies the
-//! outcome to a new snapshot and publishes it, counting and logging failures.
+//! The refresh loop: discovers the accounts to read, refreshes each one on
+//! its own schedule (spread over the interval, a bounded number at once),
+//! applies each outcome to a new snapshot and publishes it, counting and
+//! logging failures. One account's failure never touches another's data.
 
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use aws_config::SdkConfig;
 use chrono::Utc;
+use futures::StreamExt;
 use tokio::sync::watch;
 
-use crate::aws::Clients;
+use crate::accounts::{self, Caller, MemberAccount, Target};
+use crate::aws::{classify, AccountAccess, Clients};
+use crate::cli::SourceKind;
+use crate::config::{Accounts, Shard};
 use crate::metrics::Metrics;
 use crate::snapshot::{Outcome, SnapshotStore};
 use crate::sources::api::{self, ApiOptions};
-use crate::sources::{credential_report, AccountData, SourceError, UserFilter};
+use crate::sources::live_report::{self, LiveReportOptions};
+use crate::sources::{credential_report, AccountData, ErrorReason, SourceError, UserFilter};
 
 /// How often a credential report file is checked for changes.
 const FILE_POLL: Duration = Duration::from_secs(2);
 
-pub enum Source {
-    Api { clients: Clients, options: ApiOptions },
-    File { path: PathBuf, filter: UserFilter },
-}
-
-impl Source {
-    async fn fetch(&self) -> Result<AccountData, SourceError> {
-        match self {
-            Source::Api { clients, options } => api::fetch_account(clients, options).await,
-            Source::File { path, filter } => {
-                let mut data = credential_report::read_file(path)?;
-                filter.apply(&mut data);
-                Ok(data)
-            }
-        }
-    }
+/// What every refresh needs to know, from the settings.
+#[derive(Debug, Clone)]
+pub struct RefreshSettings {
+    pub interval: Duration,
+    pub source: SourceKind,
+    pub accounts: Accounts,
+    pub shard: Shard,
+    pub max_concurrent_accounts: usize,
+    pub api: ApiOptions,
+    pub live_report: LiveReportOptions,
 }
 
 pub struct Refresher {
-    source: Source,
+    mode: Mode,
+    settings: RefreshSettings,
     store: Arc<SnapshotStore>,
     metrics: Arc<Metrics>,
-    /// The account id learned by the last successful refresh.
-    known_id: Option<String>,
+}
+
+enum Mode {
+    File {
+        path: PathBuf,
+        filter: UserFilter,
+        /// The account id learned by the last successful read.
+        known_id: Option<String>,
+    },
+    Aws(Box<AwsState>),
+}
+
+struct AwsState {
+    sdk: SdkConfig,
+    base: Clients,
+    organizations: aws_sdk_organizations::Client,
+    targets: Vec<Target>,
+    /// Per account: how to get its credentials, with assumed-role
+    /// credentials cached until shortly before they expire.
+    access: HashMap<String, AccountAccess>,
+    /// When each account is next due.
+    due: HashMap<String, Instant>,
 }
 
 impl Refresher {
-    pub fn new(source: Source, store: Arc<SnapshotStore>, metrics: Arc<Metrics>) -> Refresher {
+    pub fn for_file(
+        path: PathBuf,
+        filter: UserFilter,
+        settings: RefreshSettings,
+        store: Arc<SnapshotStore>,
+        metrics: Arc<Metrics>,
+    ) -> Refresher {
         Refresher {
-            source,
+            mode: Mode::File {
+                path,
+                filter,
+                known_id: None,
+            },
+            settings,
             store,
             metrics,
-            known_id: None,
         }
     }
 
-    /// Refreshes every account once and publishes the result; returns the
-    /// error of the refresh if it failed.
-    pub async fn refresh(&mut self) -> Option<SourceError> {
-        let started = Instant::now();
-        let result = self.source.fetch().await;
-        let outcome = Outcome {
-            previous_id: self.known_id.clone(),
-            result,
-            finished: Utc::now(),
-            duration: started.elapsed(),
-        };
-        let account_id = outcome.account_id().to_string();
-        let error = match &outcome.result {
-            Ok(data) => {
-                tracing::info!(
-                    account_id = %data.account_id,
-                    users = data.users.len(),
-                    keys = data.keys.len(),
-                    duration_seconds = outcome.duration.as_secs_f64(),
-                    "refresh succeeded"
-                );
-                self.known_id = Some(data.account_id.clone());
-                None
-            }
-            Err(e) => {
-                tracing::error!(
-                    account_id = %account_id,
-                    reason = e.reason.as_str(),
-                    code = e.code.as_deref().unwrap_or(""),
-                    error = %e,
-                    "refresh failed; keeping the last good data"
-                );
-                self.metrics.count_refresh_error(&account_id, e.reason.as_str());
-                Some(e.clone())
-            }
-        };
-        let next = self.store.load().with_outcomes(std::slice::from_ref(&outcome));
-        self.store.publish(next);
-        error
+    pub fn for_aws(
+        sdk: SdkConfig,
+        settings: RefreshSettings,
+        store: Arc<SnapshotStore>,
+        metrics: Arc<Metrics>,
+    ) -> Refresher {
+        let base = Clients::new(&sdk, &metrics.aws_calls);
+        let organizations = aws_sdk_organizations::Client::from_conf(
+            aws_sdk_organizations::config::Builder::from(&sdk)
+                .interceptor(metrics.aws_calls.clone())
+                .build(),
+        );
+        Refresher {
+            mode: Mode::Aws(Box::new(AwsState {
+                sdk,
+                base,
+                organizations,
+                targets: Vec::new(),
+                access: HashMap::new(),
+                due: HashMap::new(),
+            })),
+            settings,
+            store,
+            metrics,
+        }
     }
 
-    /// Refreshes at start, then every `interval` and, for a report file, as
-    /// soon as the file changes; returns when `shutdown` turns true.
-    pub async fn run(mut self, interval: Duration, mut shutdown: watch::Receiver<bool>) {
-        let mut seen = self.file_fingerprint();
-        self.refresh().await;
-        let mut next_refresh = tokio::time::Instant::now() + interval;
+    /// Discovers the accounts and refreshes every one of them once; returns
+    /// the errors. Readiness turns on when it finishes.
+    pub async fn refresh_all(&mut self) -> Vec<SourceError> {
+        let errors = match &mut self.mode {
+            Mode::File { path, filter, known_id } => {
+                let started = Instant::now();
+                let result = credential_report::read_file(path).map(|mut data| {
+                    filter.apply(&mut data);
+                    data
+                });
+                let outcome = Outcome {
+                    previous_id: known_id.clone(),
+                    result,
+                    finished: Utc::now(),
+                    duration: started.elapsed(),
+                };
+                if let Ok(data) = &outcome.result {
+                    *known_id = Some(data.account_id.clone());
+                }
+                record(&self.store, &self.metrics, &outcome);
+                outcome.result.err().into_iter().collect()
+            }
+            Mode::Aws(state) => {
+                let mut errors = discover(state, &self.settings, &self.store, &self.metrics).await;
+                let targets = state.targets.clone();
+                errors.extend(refresh_targets(state, targets, &self.settings, &self.store, &self.metrics).await);
+                errors
+            }
+        };
+        self.store.mark_ready();
+        errors
+    }
+
+    /// Refreshes at start, then every interval; returns when `shutdown` turns
+    /// true.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let interval = self.settings.interval;
+        let mut file_seen = self.file_fingerprint();
+        tokio::select! {
+            _ = self.refresh_all() => {}
+            _ = shutdown.changed() => return,
+        }
+        let first_done = Instant::now();
+        let mut next_discovery = first_done + interval;
+        if let Mode::Aws(state) = &mut self.mode {
+            state.due = state
+                .targets
+                .iter()
+                .map(|t| (t.account_id.clone(), first_done + phase(&t.account_id, interval)))
+                .collect();
+        }
         loop {
-            let wake = match self.source {
-                Source::File { .. } => next_refresh.min(tokio::time::Instant::now() + FILE_POLL),
-                Source::Api { .. } => next_refresh,
+            let wake = match &self.mode {
+                Mode::File { .. } => (Instant::now() + FILE_POLL).min(next_discovery),
+                Mode::Aws(state) => state
+                    .due
+                    .values()
+                    .copied()
+                    .chain([next_discovery])
+                    .min()
+                    .unwrap_or(next_discovery),
             };
             tokio::select! {
-                _ = tokio::time::sleep_until(wake) => {}
+                _ = tokio::time::sleep_until(wake.into()) => {}
                 _ = shutdown.changed() => return,
             }
-            let fingerprint = self.file_fingerprint();
-            let changed = fingerprint != seen;
-            if changed || tokio::time::Instant::now() >= next_refresh {
-                if changed {
-                    tracing::info!("credential report file changed; reading it again");
+            let now = Instant::now();
+            let work = async {
+                match &mut self.mode {
+                    Mode::File { .. } => {
+                        let fingerprint = self.file_fingerprint();
+                        if fingerprint != file_seen || now >= next_discovery {
+                            if fingerprint != file_seen {
+                                tracing::info!("credential report file changed; reading it again");
+                            }
+                            file_seen = fingerprint;
+                            self.refresh_all().await;
+                            next_discovery = Instant::now() + interval;
+                        }
+                    }
+                    Mode::Aws(state) => {
+                        if now >= next_discovery {
+                            let known: BTreeSet<String> = state.targets.iter().map(|t| t.account_id.clone()).collect();
+                            discover(state, &self.settings, &self.store, &self.metrics).await;
+                            // A new account is read at once, then on its phase.
+                            for t in &state.targets {
+                                if !known.contains(&t.account_id) {
+                                    state.due.insert(t.account_id.clone(), now);
+                                }
+                            }
+                            next_discovery = now + interval;
+                        }
+                        let due: Vec<Target> = state
+                            .targets
+                            .iter()
+                            .filter(|t| state.due.get(&t.account_id).is_some_and(|d| *d <= now))
+                            .cloned()
+                            .collect();
+                        for t in &due {
+                            let next = state.due.get(&t.account_id).copied().unwrap_or(now) + interval;
+                            state.due.insert(t.account_id.clone(), next.max(now + interval / 2));
+                        }
+                        refresh_targets(state, due, &self.settings, &self.store, &self.metrics).await;
+                    }
                 }
-                seen = fingerprint;
-                self.refresh().await;
-                next_refresh = tokio::time::Instant::now() + interval;
+            };
+            tokio::select! {
+                _ = work => {}
+                _ = shutdown.changed() => return,
             }
         }
     }
 
     fn file_fingerprint(&self) -> Option<(SystemTime, u64)> {
-        let Source::File { path, .. } = &self.source else {
+        let Mode::File { path, .. } = &self.mode else {
             return None;
         };
         let meta = std::fs::metadata(path).ok()?;
         Some((meta.modified().ok()?, meta.len()))
     }
+}
+
+/// A stable offset of the account within the interval, so that refreshes
+/// spread over it instead of bursting at its start, and an account keeps its
+/// slot when others come and go.
+fn phase(account_id: &str, interval: Duration) -> Duration {
+    let slots = interval.as_millis().max(1) as u64;
+    let hash = accounts::shard_of(account_id, u32::MAX) as u64;
+    Duration::from_millis(hash % slots)
+}
+
+/// Learns who the base credentials are and, with Organizations, the member
+/// accounts; plans the targets. On failure the previous targets stay.
+async fn discover(
+    state: &mut AwsState,
+    settings: &RefreshSettings,
+    store: &SnapshotStore,
+    metrics: &Metrics,
+) -> Vec<SourceError> {
+    let result = async {
+        let identity = state
+            .base
+            .sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| classify("GetCallerIdentity", &e))?;
+        let account_id = identity
+            .account()
+            .filter(|id| crate::config::is_account_id(id))
+            .ok_or_else(|| {
+                SourceError::new(
+                    ErrorReason::InvalidResponse,
+                    "GetCallerIdentity returned no valid account id",
+                )
+            })?;
+        let caller = Caller::from_arn(account_id, identity.arn());
+        let members = if accounts::uses_organization(&settings.accounts) {
+            Some(list_members(&state.organizations).await?)
+        } else {
+            None
+        };
+        Ok::<_, SourceError>(accounts::plan(
+            &settings.accounts,
+            settings.shard,
+            &caller,
+            members.as_deref(),
+        ))
+    }
+    .await;
+    match result {
+        Ok(targets) => {
+            let ids: BTreeSet<String> = targets.iter().map(|t| t.account_id.clone()).collect();
+            state.access.retain(|id, _| ids.contains(id));
+            state.due.retain(|id, _| ids.contains(id));
+            if targets != state.targets {
+                tracing::info!(accounts = targets.len(), "accounts discovered");
+            }
+            state.targets = targets;
+            store.publish(store.load().retaining(&ids));
+            Vec::new()
+        }
+        Err(e) => {
+            tracing::error!(reason = e.reason.as_str(), code = e.code.as_deref().unwrap_or(""), error = %e, "account discovery failed; keeping the previous accounts");
+            metrics.count_refresh_error("", e.reason.as_str());
+            vec![e]
+        }
+    }
+}
+
+async fn list_members(client: &aws_sdk_organizations::Client) -> Result<Vec<MemberAccount>, SourceError> {
+    use aws_sdk_organizations::types::AccountStatus;
+    let pages: Vec<_> = client
+        .list_accounts()
+        .into_paginator()
+        .send()
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .map_err(|e| classify("ListAccounts", &e))?;
+    let accounts = pages.into_iter().flat_map(|page| page.accounts.unwrap_or_default());
+    #[allow(deprecated)] // `Status` is what moto and older organizations fill in
+    let active = accounts
+        .filter(|a| a.status() == Some(&AccountStatus::Active))
+        .filter_map(|a| {
+            Some(MemberAccount {
+                id: a.id()?.to_string(),
+                name: a.name().unwrap_or_default().to_string(),
+            })
+        })
+        .filter(|m| crate::config::is_account_id(&m.id))
+        .collect();
+    Ok(active)
+}
+
+/// Refreshes the targets, at most `max_concurrent_accounts` at once, each
+/// outcome published as soon as it is known.
+async fn refresh_targets(
+    state: &mut AwsState,
+    targets: Vec<Target>,
+    settings: &RefreshSettings,
+    store: &SnapshotStore,
+    metrics: &Metrics,
+) -> Vec<SourceError> {
+    let work: Vec<(Target, AccountAccess)> = targets
+        .into_iter()
+        .map(|t| {
+            let access = state
+                .access
+                .remove(&t.account_id)
+                .filter(|a| a.role() == t.role.as_ref())
+                .unwrap_or_else(|| AccountAccess::new(t.role.clone()));
+            (t, access)
+        })
+        .collect();
+    let (sdk, base) = (&state.sdk, &state.base);
+    let results: Vec<(String, AccountAccess, Option<SourceError>)> = futures::stream::iter(work)
+        .map(|(target, mut access)| async move {
+            let started = Instant::now();
+            let result = refresh_account(&target, &mut access, sdk, base, settings, metrics).await;
+            let outcome = Outcome {
+                previous_id: Some(target.account_id.clone()),
+                result,
+                finished: Utc::now(),
+                duration: started.elapsed(),
+            };
+            record(store, metrics, &outcome);
+            (target.account_id, access, outcome.result.err())
+        })
+        .buffer_unordered(settings.max_concurrent_accounts.max(1))
+        .collect()
+        .await;
+    let mut errors = Vec::new();
+    for (id, access, error) in results {
+        state.access.insert(id, access);
+        errors.extend(error);
+    }
+    errors
+}
+
+async fn refresh_account(
+    target: &Target,
+    access: &mut AccountAccess,
+    sdk: &SdkConfig,
+    base: &Clients,
+    settings: &RefreshSettings,
+    metrics: &Metrics,
+) -> Result<AccountData, SourceError> {
+    let clients = access.clients(sdk, base, &metrics.aws_calls).await?;
+    let mut data = match settings.source {
+        SourceKind::Api => {
+            api::fetch_account(&clients, &target.account_id, target.name.as_deref(), &settings.api).await?
+        }
+        SourceKind::CredentialReport => {
+            let mut data = live_report::fetch(&clients, &settings.live_report, Utc::now()).await?;
+            if data.account_id != target.account_id {
+                return Err(SourceError::new(
+                    ErrorReason::InvalidResponse,
+                    format!(
+                        "the credential report is of account {}, not {}",
+                        data.account_id, target.account_id
+                    ),
+                ));
+            }
+            settings.api.filter.apply(&mut data);
+            data.account_name = match &target.name {
+                Some(name) => name.clone(),
+                None => api::account_alias(&clients).await?,
+            };
+            data
+        }
+    };
+    if let Some(name) = &target.name {
+        data.account_name = name.clone();
+    }
+    Ok(data)
+}
+
+/// Applies one outcome to a new snapshot and publishes it; counts and logs a
+/// failure once, with its AWS error code.
+fn record(store: &SnapshotStore, metrics: &Metrics, outcome: &Outcome) {
+    let account_id = outcome.account_id();
+    match &outcome.result {
+        Ok(data) => tracing::info!(
+            account_id = %data.account_id,
+            users = data.users.len(),
+            keys = data.keys.len(),
+            duration_seconds = outcome.duration.as_secs_f64(),
+            "refresh succeeded"
+        ),
+        Err(e) => {
+            tracing::error!(
+                account_id = %account_id,
+                reason = e.reason.as_str(),
+                code = e.code.as_deref().unwrap_or(""),
+                error = %e,
+                "refresh failed; keeping the last good data"
+            );
+            metrics.count_refresh_error(account_id, e.reason.as_str());
+        }
+    }
+    store.publish(store.load().with_outcomes(std::slice::from_ref(outcome)));
 }

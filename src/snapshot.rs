@@ -82,6 +82,16 @@ impl Snapshot {
     }
 }
 
+impl Snapshot {
+    /// This snapshot without the accounts that are no longer read (they left
+    /// the organization, the filters or this shard).
+    pub fn retaining(&self, account_ids: &std::collections::BTreeSet<String>) -> Snapshot {
+        let mut next = self.clone();
+        next.accounts.retain(|id, _| account_ids.contains(id));
+        next
+    }
+}
+
 /// Shared between the refresh loop (one writer) and scrapes (many readers).
 #[derive(Debug, Default)]
 pub struct SnapshotStore {
@@ -96,6 +106,10 @@ impl SnapshotStore {
 
     pub fn publish(&self, snapshot: Snapshot) {
         self.current.store(Arc::new(snapshot));
+    }
+
+    /// Called when the first refresh of every account has finished.
+    pub fn mark_ready(&self) {
         self.ready.store(true, Ordering::Release);
     }
 
@@ -174,10 +188,21 @@ mod tests {
     }
 
     #[test]
-    fn store_is_ready_after_first_publish() {
+    fn store_is_ready_only_when_marked() {
         let store = SnapshotStore::default();
-        assert!(!store.is_ready());
-        store.publish(Snapshot::default());
+        store.publish(Snapshot::default().with_outcomes(&[ok("111111111111", 1)]));
+        assert!(
+            !store.is_ready(),
+            "one account published is not the first refresh finished"
+        );
+        store.mark_ready();
         assert!(store.is_ready());
+    }
+
+    #[test]
+    fn accounts_no_longer_read_disappear() {
+        let both = Snapshot::default().with_outcomes(&[ok("111111111111", 1), ok("222222222222", 1)]);
+        let kept = both.retaining(&["222222222222".to_string()].into());
+        assert_eq!(kept.accounts.keys().collect::<Vec<_>>(), ["222222222222"]);
     }
 }

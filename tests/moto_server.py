@@ -1,24 +1,52 @@
 #!/usr/bin/env python3
-"""A real IAM API server (moto) on loopback, seeded with a realistic account.
+"""A real AWS API server (moto) on loopback, seeded with realistic accounts,
+behind a small proxy that can inject AWS faults.
 
 The Rust integration tests start this script and talk to it over stdin and
 stdout:
 
-- on start it prints ONE JSON line: the endpoint, and everything it seeded
-  (users, keys with their timestamps, and what each key is designed to be:
-  its age bucket and whether it is high risk by the default policy);
-- then it reads commands, one a line, and answers each with one JSON line:
+- on start it prints ONE JSON line: the endpoint, the proxy's endpoint, and
+  everything it seeded (users, keys with their timestamps, and what each key
+  is designed to be: its age bucket and whether it is high risk by the
+  default policy);
+- then it reads commands, one a line, and answers each with one JSON line,
+  `{"ok": ...}` or `{"error": ...}`:
   `stop` (the server stops listening), `start` (it listens again on the same
-  port, with the same data), `delete-key USER KEY_ID`, `quit`.
+  port, with the same data), `delete-key USER KEY_ID [ACCOUNT_ID]`,
+  `fault deny-assume-role ACCOUNT_ID`, `fault throttle ACCOUNT_ID N`,
+  `fault clear`, `stats`, `quit`.
+
+Scenarios (`--scenario`):
+
+- `realistic` (the default): one account, 123456789012, alias `acme-prod`;
+  prints `{"endpoint", "port", "proxy_endpoint", "account_id", "alias",
+  "users", "keys", "root_access_key_present"}`.
+- `organization` (`--members N`, default 6): an AWS Organization whose
+  management account is 123456789012 (alias `acme-management`) with N member
+  accounts `member-1` .. `member-N` (no aliases: their names come from
+  Organizations), each with different users and keys; prints
+  `{"endpoint", "port", "proxy_endpoint", "management_account_id",
+  "accounts": [{"account_id", "name", "alias", "users", "keys",
+  "root_access_key_present"}, ...]}`.
 
 Aged keys are seeded the way SPEC §4 says: by changing moto's backend objects
 (create_date, last_used, status) in this same process.
+
+The proxy (`proxy_endpoint`) forwards every request to moto unchanged, except
+where a fault rule says otherwise; see `FaultProxy`.
 """
 
+import argparse
 import datetime as dt
+import http.client
 import json
 import logging
+import re
 import sys
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 try:
     import boto3
@@ -121,20 +149,59 @@ USERS = [
 ]
 
 
-def seed(endpoint):
-    iam = boto3.client(
-        "iam",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    iam.create_account_alias(AccountAlias=ALIAS)
-    backend = iam_backends[ACCOUNT_ID]["aws"]
-    backend.account_summary._account_access_keys_present = 1
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0, tzinfo=None)
+# The organization scenario. Its management account is the default account,
+# the one the exporter's base credentials belong to.
+MANAGEMENT_ALIAS = "acme-management"
+# The role the exporter assumes in member accounts (moto needs no such role).
+MEMBER_ROLE = "IAMKeyExporter"
+# Users of the organization scenario: each account takes a different run of
+# this pool, so accounts differ, and a name also shows up in more than one
+# account, as in real organizations (the exporter must keep them apart).
+ORG_USERS = [
+    ("ana.silva", "/engineering/", {"owner": "ana", "team": "platform"}),
+    ("svc-backup", "/", {"team": "ops"}),
+    ("ben+ops", "/", {}),
+    ("chen.wei", "/engineering/", {"team": "data"}),
+    ("svc-ci", "/ci/", {"owner": "ci-bot", "team": "ci"}),
+    ("dina@example.com", "/", {"owner": "dina"}),
+    ("app-billing", "/", {"owner": "billing", "team": "payments"}),
+    ("eli_ops-2", "/contractors/", {}),
+    ("fatima.khan", "/", {"team": "security"}),
+    ("svc-terraform", "/ci/", {"team": "platform"}),
+    ("george,li", "/contractors/", {}),
+    ("hana=finance", "/", {"owner": "hana", "team": "finance"}),
+]
+
+
+def utc_now():
+    """Now as a naive UTC datetime in whole seconds, as moto stores times."""
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0, tzinfo=None)
+
+
+def epoch(naive_utc):
+    return int(naive_utc.replace(tzinfo=dt.timezone.utc).timestamp())
+
+
+def iam_client(endpoint, credentials=None):
+    """An IAM client straight to moto (not through the proxy, so that seeding
+    does not show in the proxy's stats); `credentials` are AssumeRole's."""
+    keys = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+    if credentials:
+        keys = {
+            "aws_access_key_id": credentials["AccessKeyId"],
+            "aws_secret_access_key": credentials["SecretAccessKey"],
+            "aws_session_token": credentials["SessionToken"],
+        }
+    return boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1", **keys)
+
+
+def seed_users(iam, account_id, user_specs, now):
+    """Creates `user_specs` ((name, path, tags, scenario indexes)) with the IAM
+    client `iam`, ages their keys in the backend of `account_id`, and returns
+    (users, keys) as the JSON line describes them."""
+    backend = iam_backends[account_id]["aws"]
     users, keys = [], []
-    for n, (name, path, tags, scenario_ids) in enumerate(USERS):
+    for n, (name, path, tags, scenario_ids) in enumerate(user_specs):
         kwargs = {"UserName": name, "Path": path}
         if tags:
             kwargs["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
@@ -159,27 +226,371 @@ def seed(endpoint):
                     "user": name,
                     "access_key_id": key_id,
                     "status": status,
-                    "created": int(key.create_date.replace(tzinfo=dt.timezone.utc).timestamp()),
-                    "last_used": None
-                    if last_used is None
-                    else int(last_used.replace(tzinfo=dt.timezone.utc).timestamp()),
+                    "created": epoch(key.create_date),
+                    "last_used": None if last_used is None else epoch(last_used),
                     "service": service if last_used else "",
                     "region": (region if region != "N/A" else "") if last_used else "",
                     "bucket": bucket,
                     "high_risk": high_risk,
                 }
             )
+    return users, keys
+
+
+def set_root_access_key_present(account_id, present):
+    # moto has no root user to give a key to; GetAccountSummary reads this.
+    iam_backends[account_id]["aws"].account_summary._account_access_keys_present = int(present)
+
+
+def seed_realistic(endpoint):
+    iam = iam_client(endpoint)
+    iam.create_account_alias(AccountAlias=ALIAS)
+    set_root_access_key_present(ACCOUNT_ID, True)
+    users, keys = seed_users(iam, ACCOUNT_ID, USERS, utc_now())
     return {"account_id": ACCOUNT_ID, "alias": ALIAS, "users": users, "keys": keys, "root_access_key_present": True}
 
 
-def main():
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+def organization_users(index):
+    """User specs of the account at `index` (0 is the management account):
+    3 + index users with 0, 1 or 2 keys, aged by SCENARIOS picked so that
+    every account gets a different mix."""
+    specs = []
+    for j in range(3 + index):
+        name, path, tags = ORG_USERS[(2 * index + j) % len(ORG_USERS)]
+        if j >= len(ORG_USERS):  # only with many members: keep names unique
+            name = f"{name}-{j // len(ORG_USERS)}"
+        key_count = (index + j) % 3
+        scenario_ids = [(7 * index + 5 * j + 11 * k) % len(SCENARIOS) for k in range(key_count)]
+        specs.append((name, path, tags, scenario_ids))
+    return specs
+
+
+def create_organization(endpoint, members):
+    """Creates the organization and `members` member accounts named
+    member-1 .. member-N; returns [(account_id, name)] as ListAccounts gives
+    them, the management account first."""
+    org = boto3.client(
+        "organizations",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    org.create_organization(FeatureSet="ALL")
+    member_ids = []
+    for i in range(1, members + 1):
+        status = org.create_account(Email=f"member-{i}@example.com", AccountName=f"member-{i}")
+        member_ids.append(status["CreateAccountStatus"]["AccountId"])
+    names = {}
+    for page in org.get_paginator("list_accounts").paginate():
+        names.update({a["Id"]: a["Name"] for a in page["Accounts"]})
+    return [(account_id, names[account_id]) for account_id in [ACCOUNT_ID, *member_ids]]
+
+
+def assume_member_role(endpoint, account_id):
+    sts = boto3.client(
+        "sts",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    role_arn = f"arn:aws:iam::{account_id}:role/{MEMBER_ROLE}"
+    return sts.assume_role(RoleArn=role_arn, RoleSessionName="moto-seed")["Credentials"]
+
+
+def seed_organization(endpoint, members):
+    now = utc_now()
+    accounts = []
+    for index, (account_id, name) in enumerate(create_organization(endpoint, members)):
+        if account_id == ACCOUNT_ID:
+            iam = iam_client(endpoint)
+            iam.create_account_alias(AccountAlias=MANAGEMENT_ALIAS)
+            alias = MANAGEMENT_ALIAS
+        else:
+            # Signed with the member's credentials, moto files the calls
+            # under the member account.
+            iam = iam_client(endpoint, assume_member_role(endpoint, account_id))
+            alias = ""
+        root_key = index % 2 == 0  # the management account and even members
+        set_root_access_key_present(account_id, root_key)
+        users, keys = seed_users(iam, account_id, organization_users(index), now)
+        accounts.append(
+            {
+                "account_id": account_id,
+                "name": name,
+                "alias": alias,
+                "users": users,
+                "keys": keys,
+                "root_access_key_present": root_key,
+            }
+        )
+    return {"management_account_id": ACCOUNT_ID, "accounts": accounts}
+
+
+# --- The fault-injecting proxy -------------------------------------------
+
+CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/[^/]+/[^/]+/([^/,\s]+)/aws4_request")
+ACCESS_KEY_ID = re.compile(r"<AccessKeyId>([^<]+)</AccessKeyId>")
+# Headers about one connection, not the message: never relayed. The body is
+# always relayed whole with a Content-Length of its own.
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "expect",
+    "content-length",
+}
+STS_XMLNS = "https://sts.amazonaws.com/doc/2011-06-15/"
+IAM_XMLNS = "https://iam.amazonaws.com/doc/2010-05-08/"
+
+
+class AwsRequest:
+    """What the proxy needs to know about one AWS request."""
+
+    def __init__(self, method, path, headers, body):
+        self.method, self.path, self.headers, self.body = method, path, headers, body
+        credential = CREDENTIAL.search(headers.get("Authorization", ""))
+        self.access_key_id = credential.group(1) if credential else ""
+        self.service = credential.group(2) if credential else ""
+        # Query protocol (IAM, STS): form fields in the body, or in the URL
+        # for GET; JSON protocol (Organizations): the operation in a header.
+        self.params = {k: v[0] for k, v in parse_qs(urlsplit(path).query).items()}
+        content_type = headers.get("Content-Type", "")
+        if "x-www-form-urlencoded" in content_type:
+            form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+            self.params.update({k: v[0] for k, v in form.items()})
+        target = headers.get("X-Amz-Target")
+        self.operation = target.rsplit(".", 1)[-1] if target else self.params.get("Action", "")
+
+    def role_account(self):
+        """The account of AssumeRole's RoleArn (arn:aws:iam::ACCOUNT:role/NAME)."""
+        parts = self.params.get("RoleArn", "").split(":")
+        return parts[4] if len(parts) > 4 else ""
+
+
+def error_response(status, xmlns, code, message):
+    request_id = str(uuid.uuid4())
+    body = (
+        f'<ErrorResponse xmlns="{xmlns}"><Error><Type>Sender</Type><Code>{code}</Code>'
+        f"<Message>{message}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>"
+    ).encode()
+    headers = [("Content-Type", "text/xml"), ("x-amzn-RequestId", request_id)]
+    return status, http.client.responses[status], headers, body
+
+
+class FaultProxy:
+    """A threaded HTTP proxy on loopback in front of moto.
+
+    It relays every request (method, path, headers, body) to moto and moto's
+    answer back unchanged, except when a fault rule matches:
+
+    - deny-assume-role ACCOUNT: AssumeRole into ACCOUNT gets 403 AccessDenied;
+    - throttle ACCOUNT N: the next N IAM requests signed with ACCOUNT's
+      credentials get 400 Throttling.
+
+    A credential's account: every AssumeRole that succeeds through the proxy
+    maps the AccessKeyId in moto's answer to the RoleArn's account; any other
+    key (the base credentials) belongs to the management account.
+
+    While moto is stopped the proxy closes the client's connection without an
+    answer: the AWS SDK then sees a network failure, as it does when it talks
+    to a stopped moto directly (a 502 would read as a service error instead).
+    """
+
+    def __init__(self, upstream_port, base_account=ACCOUNT_ID):
+        self.upstream_port = upstream_port
+        self.base_account = base_account
+        self.lock = threading.Lock()
+        self.key_accounts = {}
+        self.clear()
+        self.counts = {"denied": 0, "throttled": 0, "forwarded": 0, "dropped": 0, "by_action": {}}
+        handler = type("Handler", (ProxyHandler,), {"proxy": self})
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def endpoint(self):
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def shutdown(self):
+        self.server.shutdown()
+
+    # Rules and stats, changed by stdin commands.
+
+    def clear(self):
+        with self.lock:
+            self.denied_accounts = set()
+            self.throttles = {}
+
+    def deny_assume_role(self, account_id):
+        with self.lock:
+            self.denied_accounts.add(account_id)
+
+    def throttle(self, account_id, count):
+        with self.lock:
+            self.throttles[account_id] = count
+
+    def stats(self):
+        with self.lock:
+            return json.loads(json.dumps(self.counts))  # a deep copy
+
+    def count(self, what):
+        with self.lock:
+            self.counts[what] += 1
+
+    # The request path, called by the handler threads.
+
+    def fault_for(self, request):
+        """Counts the request; returns the error response of the rule it
+        matches, or None to forward it."""
+        with self.lock:
+            by_action = self.counts["by_action"]
+            by_action[request.operation] = by_action.get(request.operation, 0) + 1
+            if request.operation == "AssumeRole" and request.role_account() in self.denied_accounts:
+                self.counts["denied"] += 1
+                role_arn = request.params.get("RoleArn", "")
+                return error_response(
+                    403,
+                    STS_XMLNS,
+                    "AccessDenied",
+                    f"User: arn:aws:iam::{self.base_account}:user/testing is not authorized "
+                    f"to perform: sts:AssumeRole on resource: {role_arn}",
+                )
+            account = self.key_accounts.get(request.access_key_id, self.base_account)
+            if request.service == "iam" and self.throttles.get(account, 0) > 0:
+                self.throttles[account] -= 1
+                self.counts["throttled"] += 1
+                return error_response(400, IAM_XMLNS, "Throttling", "Rate exceeded")
+        return None
+
+    def forward(self, request):
+        """Sends the request to moto and returns (status, reason, headers,
+        body); raises OSError when moto does not answer."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.upstream_port, timeout=120)
+        try:
+            # The client's own Host and Accept-Encoding go through as they are.
+            connection.putrequest(request.method, request.path, skip_host=True, skip_accept_encoding=True)
+            for name, value in request.headers.items():
+                if name.lower() not in HOP_BY_HOP:
+                    connection.putheader(name, value)
+            if request.body or request.method not in ("GET", "HEAD", "DELETE"):
+                connection.putheader("Content-Length", str(len(request.body)))
+            connection.endheaders(request.body or None)
+            response = connection.getresponse()
+            body = response.read()
+            headers = [(k, v) for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP]
+            self.count("forwarded")
+            return response.status, response.reason, headers, body
+        finally:
+            connection.close()
+
+    def observe(self, request, status, body):
+        """Learns which account the credentials from an AssumeRole are for."""
+        if request.operation == "AssumeRole" and status == 200:
+            match = ACCESS_KEY_ID.search(body.decode("utf-8", "replace"))
+            if match:
+                with self.lock:
+                    self.key_accounts[match.group(1)] = request.role_account()
+
+
+class ProxyHandler(BaseHTTPRequestHandler):
+    proxy = None  # the FaultProxy, set on a subclass per proxy
+    # HTTP/1.1 keeps the SDK's connections alive, as AWS does.
+    protocol_version = "HTTP/1.1"
+
+    def do_any(self):
+        request = AwsRequest(self.command, self.path, self.headers, self.read_body())
+        answer = self.proxy.fault_for(request)
+        if answer is None:
+            try:
+                answer = self.proxy.forward(request)
+            except OSError:
+                self.proxy.count("dropped")
+                self.close_connection = True  # moto is stopped: see FaultProxy
+                return
+            self.proxy.observe(request, answer[0], answer[3])
+        self.send_answer(*answer)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_any
+
+    def read_body(self):
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0], 16)
+                if size == 0:
+                    # Optional trailers, then the blank line that ends the body.
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()  # the CRLF after each chunk
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def send_answer(self, status, reason, headers, body):
+        # send_response_only: moto's own Date and Server headers are relayed.
+        self.send_response_only(status, reason)
+        for name, value in headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass  # stdout and stderr belong to the test protocol and test logs
+
+
+# --- Commands --------------------------------------------------------------
+
+
+def fault_command(proxy, words):
+    if words[:1] == ["clear"]:
+        proxy.clear()
+        return {"ok": "cleared"}
+    if len(words) == 2 and words[0] == "deny-assume-role":
+        proxy.deny_assume_role(words[1])
+        return {"ok": f"denying AssumeRole into {words[1]}"}
+    if len(words) == 3 and words[0] == "throttle" and words[2].isdigit():
+        proxy.throttle(words[1], int(words[2]))
+        return {"ok": f"throttling the next {words[2]} IAM requests of {words[1]}"}
+    return {"error": "usage: fault deny-assume-role ACCOUNT_ID | fault throttle ACCOUNT_ID N | fault clear"}
+
+
+def start_moto(port=0):
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
+    return server
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scenario", choices=["realistic", "organization"], default="realistic")
+    parser.add_argument("--members", type=int, default=6, help="member accounts (organization)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = start_moto()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
-    seeded = seed(endpoint)
-    print(json.dumps({"endpoint": endpoint, "port": port, **seeded}), flush=True)
+    if args.scenario == "organization":
+        seeded = seed_organization(endpoint, args.members)
+    else:
+        seeded = seed_realistic(endpoint)
+    proxy = FaultProxy(port)
+    print(json.dumps({"endpoint": endpoint, "port": port, "proxy_endpoint": proxy.endpoint, **seeded}), flush=True)
     for line in sys.stdin:
         words = line.split()
         if not words:
@@ -188,17 +599,25 @@ def main():
             server.stop()
             answer = {"ok": "stopped"}
         elif words[0] == "start":
-            server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-            server.start()
+            server = start_moto(port)
             answer = {"ok": "started"}
         elif words[0] == "delete-key":
-            iam_backends[ACCOUNT_ID]["aws"].delete_access_key(words[2], words[1])
-            answer = {"ok": "deleted"}
+            account_id = words[3] if len(words) > 3 else ACCOUNT_ID
+            try:
+                iam_backends[account_id]["aws"].delete_access_key(words[2], words[1])
+                answer = {"ok": "deleted"}
+            except Exception as e:  # an unknown user or key: say so, keep serving
+                answer = {"error": f"delete-key: {e}"}
+        elif words[0] == "fault":
+            answer = fault_command(proxy, words[1:])
+        elif words[0] == "stats":
+            answer = {"ok": proxy.stats()}
         elif words[0] == "quit":
             break
         else:
             answer = {"error": f"unknown command {words[0]!r}"}
         print(json.dumps(answer), flush=True)
+    proxy.shutdown()
     server.stop()
 
 

@@ -20,27 +20,19 @@ pub struct ApiOptions {
 }
 
 /// Reads one account completely, or fails: a half-read account is never
-/// returned, so the caller keeps its previous complete data.
-pub async fn fetch_account(clients: &Clients, options: &ApiOptions) -> Result<AccountData, SourceError> {
-    let identity = clients
-        .sts
-        .get_caller_identity()
-        .send()
-        .await
-        .map_err(|e| classify("GetCallerIdentity", &e))?;
-    let account_id = identity
-        .account()
-        .filter(|id| id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()))
-        .ok_or_else(|| invalid("GetCallerIdentity returned no valid account id"))?
-        .to_string();
-
-    let aliases = clients
-        .iam
-        .list_account_aliases()
-        .send()
-        .await
-        .map_err(|e| classify("ListAccountAliases", &e))?;
-    let account_name = aliases.account_aliases().first().cloned().unwrap_or_default();
+/// returned, so the caller keeps its previous complete data. The account
+/// alias is read only when the account has no name from Organizations or the
+/// config.
+pub async fn fetch_account(
+    clients: &Clients,
+    account_id: &str,
+    name: Option<&str>,
+    options: &ApiOptions,
+) -> Result<AccountData, SourceError> {
+    let account_name = match name {
+        Some(name) => name.to_string(),
+        None => account_alias(clients).await?,
+    };
 
     let summary = clients
         .iam
@@ -83,13 +75,24 @@ pub async fn fetch_account(clients: &Clients, options: &ApiOptions) -> Result<Ac
     users.sort_by(|a, b| a.name.cmp(&b.name));
     super::number_keys_by_creation(&mut keys);
     Ok(AccountData {
-        account_id,
+        account_id: account_id.to_string(),
         account_name,
         users,
         keys,
         root_access_key_present,
         credential_report_generated: None,
     })
+}
+
+/// The account's alias, or empty when it has none.
+pub async fn account_alias(clients: &Clients) -> Result<String, SourceError> {
+    let aliases = clients
+        .iam
+        .list_account_aliases()
+        .send()
+        .await
+        .map_err(|e| classify("ListAccountAliases", &e))?;
+    Ok(aliases.account_aliases().first().cloned().unwrap_or_default())
 }
 
 /// One user's tags, keys and their last use; `None` when the tag filter

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod credential_report;
+pub mod live_report;
 
 use std::collections::BTreeMap;
 

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs and is missing: promtool (Debian
+# package prometheus) and the moto IAM server (PyPI moto[server]).
+# Idempotent: a machine that has both is left alone.
+set -euo pipefail
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+if ! command -v promtool >/dev/null 2>&1; then
+    echo "installing promtool (Debian package prometheus)"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+
+if ! python3 -c 'import moto.server, boto3' >/dev/null 2>&1; then
+    echo "installing moto[server] from PyPI"
+    python3 -m pip install --quiet "moto[server]>=5,<6"
+fi
+
+promtool --version | head -1
+python3 -c 'import moto; print("moto", moto.__version__)'
