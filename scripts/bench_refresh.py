@@ -270,7 +270,7 @@ def stub_exporter(argv):
 
     config = yaml.safe_load(Path(argv[argv.index("--config.file") + 1]).read_text()) or {}
     session = boto3.Session(region_name="us-east-1")
-    sessions = [(moto_server.ACCOUNT_ID, session)]
+    accounts = [(moto_server.ACCOUNT_ID, {})]  # (account id, client credentials)
     role = ((config.get("accounts") or {}).get("organization") or {}).get("role_name")
     if role:
         org = session.client("organizations")
@@ -281,11 +281,16 @@ def stub_exporter(argv):
                     continue  # read with the base credentials
                 arn = f"arn:aws:iam::{account['Id']}:role/{role}"
                 c = sts.assume_role(RoleArn=arn, RoleSessionName="bench-stub")["Credentials"]
-                member = boto3.Session(c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"], "us-east-1")
-                sessions.append((account["Id"], member))
+                credentials = {
+                    "aws_access_key_id": c["AccessKeyId"],
+                    "aws_secret_access_key": c["SecretAccessKey"],
+                    "aws_session_token": c["SessionToken"],
+                }
+                accounts.append((account["Id"], credentials))
     details = []
-    for account_id, s in sessions:
-        iam = s.client("iam")
+    for account_id, credentials in accounts:
+        # One session for all: a session per account would load botocore's models each time.
+        iam = session.client("iam", **credentials)
         if config.get("source") == "credential-report":
             while iam.generate_credential_report()["State"] != "COMPLETE":
                 time.sleep(0.1)

@@ -389,7 +389,7 @@ async fn refresh_account(
             api::fetch_account(&clients, &target.account_id, target.name.as_deref(), &settings.api).await?
         }
         SourceKind::CredentialReport => {
-            let mut data = live_report::fetch(&clients, &settings.live_report, Utc::now()).await?;
+            let mut data = live_report::fetch(&clients.iam, &settings.live_report, Utc::now()).await?;
             if data.account_id != target.account_id {
                 return Err(SourceError::new(
                     ErrorReason::InvalidResponse,
@@ -437,4 +437,24 @@ fn record(store: &SnapshotStore, metrics: &Metrics, outcome: &Outcome) {
         }
     }
     store.publish(store.load().with_outcomes(std::slice::from_ref(outcome)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_spread_accounts_over_the_interval_and_stay_put() {
+        let interval = Duration::from_secs(1800);
+        let ids: Vec<String> = (0..200u64).map(|i| format!("{:012}", 200_000_000_000 + i * 104_729)).collect();
+        let phases: Vec<Duration> = ids.iter().map(|id| phase(id, interval)).collect();
+        assert!(phases.iter().all(|p| *p < interval));
+        assert_eq!(phases, ids.iter().map(|id| phase(id, interval)).collect::<Vec<_>>(), "stable");
+        // Every tenth of the interval gets some accounts: no burst at its start.
+        let mut tenths = [0usize; 10];
+        for p in &phases {
+            tenths[(p.as_secs_f64() / interval.as_secs_f64() * 10.0) as usize] += 1;
+        }
+        assert!(tenths.iter().all(|n| (8..=35).contains(n)), "{tenths:?}");
+    }
 }

@@ -61,7 +61,7 @@ impl Columns {
 pub fn parse(text: &str) -> Result<AccountData, ParseError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
-        .flexible(false)
+        .flexible(true)
         .from_reader(text.as_bytes());
     let header = reader.headers().map_err(|e| csv_error(&e, 1))?.clone();
     let columns = Columns::find(&header)?;
@@ -76,7 +76,12 @@ pub fn parse(text: &str) -> Result<AccountData, ParseError> {
             Err(e) => return Err(csv_error(&e, line)),
         }
         let line = record.position().map_or(line, |p| p.line());
-        parse_row(&record, &columns, &mut data).map_err(|message| ParseError { line, message })?;
+        let fail = |message| ParseError { line, message };
+        if record.len() != header.len() {
+            record = rejoin_unquoted_user(&record, header.len(), &columns)
+                .ok_or_else(|| fail(format!("expected {} fields, found {}", header.len(), record.len())))?;
+        }
+        parse_row(&record, &columns, &mut data).map_err(fail)?;
     }
     if data.account_id.is_empty() {
         return Err(ParseError {
@@ -86,6 +91,30 @@ pub fn parse(text: &str) -> Result<AccountData, ParseError> {
     }
     super::number_keys_by_creation(&mut data.keys);
     Ok(data)
+}
+
+/// IAM user names may hold commas, and moto writes them unquoted: `a,b` then
+/// spreads over two cells in the user column and two in the ARN column. The
+/// row is put back together when the ARN's end proves where the name ends.
+fn rejoin_unquoted_user(record: &csv::StringRecord, expected: usize, columns: &Columns) -> Option<csv::StringRecord> {
+    // The name's commas stand once in the user cell and once in the ARN.
+    let extra = record.len().checked_sub(expected).filter(|n| *n > 0 && n % 2 == 0)? / 2;
+    if (columns.user, columns.arn) != (0, 1) {
+        return None;
+    }
+    let cells: Vec<&str> = record.iter().collect();
+    let user = cells[..=extra].join(",");
+    let arn = cells[extra + 1..=2 * extra + 1].join(",");
+    if !arn.ends_with(&format!("/{user}")) {
+        return None;
+    }
+    let mut fixed = csv::StringRecord::new();
+    fixed.push_field(&user);
+    fixed.push_field(&arn);
+    for cell in &cells[2 * extra + 2..] {
+        fixed.push_field(cell);
+    }
+    Some(fixed)
 }
 
 fn csv_error(e: &csv::Error, line: u64) -> ParseError {
@@ -305,6 +334,23 @@ nokeys,arn:aws:iam::111122223333:user/nokeys,2020-01-01T10:00:00+00:00,true,2026
                     Utc.with_ymd_and_hms(2026, 11, 28, 10, 0, 0).unwrap()
                 )
             }]
+        );
+    }
+
+    /// moto does not quote a user name with a comma.
+    #[test]
+    fn unquoted_commas_in_user_names_are_put_back_together() {
+        let report = format!(
+            "{HEADER}\ndave,eve,arn:aws:iam::123456789012:user/x/dave,eve,2026-11-28T10:00:00+00:00,false,not_supported,N/A,N/A,false,true,2026-11-28T10:00:00+00:00,N/A,not_supported,not_supported,false,N/A,N/A,not_supported,not_supported,false,N/A,false,N/A\n"
+        );
+        let data = parse(&report).unwrap();
+        assert_eq!(data.users[0].name, "dave,eve");
+        assert_eq!(data.users[0].path, "/x/");
+        assert_eq!(data.keys[0].user, "dave,eve");
+        let broken = report.replace("user/x/dave,eve", "user/x/dave,other");
+        assert_eq!(
+            parse(&broken).unwrap_err().to_string(),
+            "credential report line 2: expected 22 fields, found 24"
         );
     }
 

@@ -27,8 +27,14 @@ pub struct Moto {
 
 impl Moto {
     pub fn start() -> Moto {
+        Moto::start_with(&[])
+    }
+
+    /// With arguments for `tests/moto_server.py`, e.g. `--scenario organization`.
+    pub fn start_with(args: &[&str]) -> Moto {
         let mut child = Command::new("python3")
             .arg(repo_path("tests/moto_server.py"))
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -72,8 +78,17 @@ impl Moto {
 
     /// Environment that points the AWS SDK at this server.
     pub fn aws_env(&self) -> Vec<(String, String)> {
+        self.aws_env_for(&self.endpoint())
+    }
+
+    /// Environment that points the AWS SDK at the fault-injecting proxy.
+    pub fn aws_env_via_proxy(&self) -> Vec<(String, String)> {
+        self.aws_env_for(self.seeded["proxy_endpoint"].as_str().unwrap())
+    }
+
+    fn aws_env_for(&self, endpoint: &str) -> Vec<(String, String)> {
         [
-            ("AWS_ENDPOINT_URL", self.endpoint()),
+            ("AWS_ENDPOINT_URL", endpoint.to_string()),
             ("AWS_ACCESS_KEY_ID", "testing".into()),
             ("AWS_SECRET_ACCESS_KEY", "testing".into()),
             ("AWS_REGION", "us-east-1".into()),
