@@ -296,6 +296,18 @@ async fn discover(
             store.publish(store.load().retaining(&ids));
             Vec::new()
         }
+        Err(e) if state.targets.is_empty() => {
+            // Nothing known yet: show the failure as an account that is
+            // down, so that "all accounts down" alerts see it.
+            let outcome = Outcome {
+                previous_id: None,
+                result: Err(e.clone()),
+                finished: Utc::now(),
+                duration: Duration::ZERO,
+            };
+            record(store, metrics, &outcome);
+            vec![e]
+        }
         Err(e) => {
             tracing::error!(reason = e.reason.as_str(), code = e.code.as_deref().unwrap_or(""), error = %e, "account discovery failed; keeping the previous accounts");
             metrics.count_refresh_error("", e.reason.as_str());
@@ -446,10 +458,16 @@ mod tests {
     #[test]
     fn phases_spread_accounts_over_the_interval_and_stay_put() {
         let interval = Duration::from_secs(1800);
-        let ids: Vec<String> = (0..200u64).map(|i| format!("{:012}", 200_000_000_000 + i * 104_729)).collect();
+        let ids: Vec<String> = (0..200u64)
+            .map(|i| format!("{:012}", 200_000_000_000 + i * 104_729))
+            .collect();
         let phases: Vec<Duration> = ids.iter().map(|id| phase(id, interval)).collect();
         assert!(phases.iter().all(|p| *p < interval));
-        assert_eq!(phases, ids.iter().map(|id| phase(id, interval)).collect::<Vec<_>>(), "stable");
+        assert_eq!(
+            phases,
+            ids.iter().map(|id| phase(id, interval)).collect::<Vec<_>>(),
+            "stable"
+        );
         // Every tenth of the interval gets some accounts: no burst at its start.
         let mut tenths = [0usize; 10];
         for p in &phases {
