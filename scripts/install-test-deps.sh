@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs and is missing: promtool (Debian
-# package prometheus) and the moto IAM server (PyPI moto[server]).
+# Installs what the test suite needs and is missing: Prometheus and promtool
+# (Debian package prometheus), Alertmanager (prometheus-alertmanager) and the
+# moto IAM server (PyPI moto[server]).
 # Idempotent: a machine that has both is left alone.
 set -euo pipefail
 
@@ -8,15 +9,18 @@ as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-if ! command -v promtool >/dev/null 2>&1; then
-    echo "installing promtool (Debian package prometheus)"
+missing=()
+command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing Debian packages: ${missing[*]}"
     as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 if ! python3 -c 'import moto.server, boto3' >/dev/null 2>&1; then
     echo "installing moto[server] from PyPI"
-    python3 -m pip install --quiet "moto[server]>=5,<6"
+    python3 -m pip install --quiet "moto[server]==5.2.1"
 fi
 
 promtool --version | head -1

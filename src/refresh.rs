@@ -402,6 +402,10 @@ async fn refresh_account(
         }
         SourceKind::CredentialReport => {
             let mut data = live_report::fetch(&clients.iam, &settings.live_report, Utc::now()).await?;
+            if data.account_id.is_empty() {
+                // No rows at all: an account without users (and, in moto, root).
+                data.account_id = target.account_id.clone();
+            }
             if data.account_id != target.account_id {
                 return Err(SourceError::new(
                     ErrorReason::InvalidResponse,

@@ -14,7 +14,9 @@ stdout:
   `stop` (the server stops listening), `start` (it listens again on the same
   port, with the same data), `delete-key USER KEY_ID [ACCOUNT_ID]`,
   `fault deny-assume-role ACCOUNT_ID`, `fault throttle ACCOUNT_ID N`,
-  `fault clear`, `stats`, `quit`.
+  `fault clear`, `stats`, `quit`; for the organization, `leave-org
+  ACCOUNT_ID`, `close-account ACCOUNT_ID` and `join-org NAME` (a new member
+  with one user and one key, returned like a seeded account).
 
 Scenarios (`--scenario`):
 
@@ -265,17 +267,21 @@ def organization_users(index):
     return specs
 
 
-def create_organization(endpoint, members):
-    """Creates the organization and `members` member accounts named
-    member-1 .. member-N; returns [(account_id, name)] as ListAccounts gives
-    them, the management account first."""
-    org = boto3.client(
+def organizations_client(endpoint):
+    return boto3.client(
         "organizations",
         endpoint_url=endpoint,
         region_name="us-east-1",
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
+
+
+def create_organization(endpoint, members):
+    """Creates the organization and `members` member accounts named
+    member-1 .. member-N; returns [(account_id, name)] as ListAccounts gives
+    them, the management account first."""
+    org = organizations_client(endpoint)
     org.create_organization(FeatureSet="ALL")
     member_ids = []
     for i in range(1, members + 1):
@@ -608,6 +614,22 @@ def main(argv=None):
                 answer = {"ok": "deleted"}
             except Exception as e:  # an unknown user or key: say so, keep serving
                 answer = {"error": f"delete-key: {e}"}
+        elif words[0] in ("leave-org", "close-account"):
+            # An account that leaves the organization, or is closed (SUSPENDED).
+            org = organizations_client(endpoint)
+            if words[0] == "leave-org":
+                org.remove_account_from_organization(AccountId=words[1])
+            else:
+                org.close_account(AccountId=words[1])
+            answer = {"ok": words[1]}
+        elif words[0] == "join-org":
+            # A new member with one user and one key: `join-org NAME`.
+            account_id = organizations_client(endpoint).create_account(
+                Email=f"{words[1]}@example.com", AccountName=words[1]
+            )["CreateAccountStatus"]["AccountId"]
+            iam = iam_client(endpoint, assume_member_role(endpoint, account_id))
+            users, keys = seed_users(iam, account_id, [("newcomer", "/", {}, [0])], utc_now())
+            answer = {"ok": {"account_id": account_id, "name": words[1], "users": users, "keys": keys}}
         elif words[0] == "fault":
             answer = fault_command(proxy, words[1:])
         elif words[0] == "stats":

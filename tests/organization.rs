@@ -299,3 +299,54 @@ fn live_credential_reports_of_every_account() {
     }
     assert_eq!(promtool_check_metrics(&text), "");
 }
+
+#[test]
+fn accounts_that_join_or_leave_the_organization_come_and_go() {
+    let mut moto = org();
+    let seeded = accounts(&moto);
+    let (exporter, _dir) = start(&moto, ORG, &["--refresh.interval", "2s"], false);
+    let up_accounts = || -> BTreeSet<String> {
+        find(&parse_metrics(&exporter.scrape()), "aws_iam_exporter_account_up", &[])
+            .iter()
+            .map(|s| s.labels["account_id"].clone())
+            .collect()
+    };
+    assert_eq!(up_accounts().len(), seeded.len());
+    let left = seeded[1]["account_id"].as_str().unwrap().to_string();
+    let closed = seeded[2]["account_id"].as_str().unwrap().to_string();
+    moto.command(&format!("leave-org {left}"));
+    moto.command(&format!("close-account {closed}"));
+    let joined = moto.command("join-org newcomer-account")["ok"].clone();
+    let joined_id = joined["account_id"].as_str().unwrap().to_string();
+    wait_for(
+        "discovery to notice the changes",
+        std::time::Duration::from_secs(60),
+        || {
+            let now = up_accounts();
+            !now.contains(&left) && !now.contains(&closed) && now.contains(&joined_id)
+        },
+    );
+    let samples = parse_metrics(&exporter.scrape());
+    for gone in [&left, &closed] {
+        assert!(
+            find(&samples, "aws_iam_access_key_age_seconds", &[("account_id", gone)]).is_empty(),
+            "{gone} left /metrics"
+        );
+    }
+    let newcomer = serde_json::json!({
+        "account_id": joined_id, "name": "newcomer-account", "alias": "",
+        "users": joined["users"], "keys": joined["keys"],
+    });
+    wait_for(
+        "the new account's first refresh",
+        std::time::Duration::from_secs(30),
+        || {
+            value(
+                &parse_metrics(&exporter.scrape()),
+                "aws_iam_exporter_account_up",
+                &[("account_id", &joined_id)],
+            ) == 1.0
+        },
+    );
+    assert_account_matches(&parse_metrics(&exporter.scrape()), &newcomer, true);
+}

@@ -57,7 +57,9 @@ impl Columns {
 
 /// Parses a whole report into one account's data. Every row must be valid:
 /// a report that is wrong in one place is rejected whole, so that a bad file
-/// never replaces good data with half of it.
+/// never replaces good data with half of it. The account id comes from the
+/// ARNs; it is empty for a report without rows (AWS always writes the root
+/// row, moto does not), which only the caller can place.
 pub fn parse(text: &str) -> Result<AccountData, ParseError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
@@ -82,12 +84,6 @@ pub fn parse(text: &str) -> Result<AccountData, ParseError> {
                 .ok_or_else(|| fail(format!("expected {} fields, found {}", header.len(), record.len())))?;
         }
         parse_row(&record, &columns, &mut data).map_err(fail)?;
-    }
-    if data.account_id.is_empty() {
-        return Err(ParseError {
-            line: 1,
-            message: "the report has no rows, so its account is unknown".into(),
-        });
     }
     super::number_keys_by_creation(&mut data.keys);
     Ok(data)
@@ -230,6 +226,10 @@ pub fn read_file(path: &Path) -> Result<AccountData, SourceError> {
     let text =
         std::str::from_utf8(&bytes).map_err(|e| fail(ErrorReason::InvalidResponse, format!("not UTF-8: {e}")))?;
     let mut data = parse(text).map_err(|e| fail(ErrorReason::InvalidResponse, e.to_string()))?;
+    if data.account_id.is_empty() {
+        let message = "credential report line 1: the report has no rows, so its account is unknown".to_string();
+        return Err(fail(ErrorReason::InvalidResponse, message));
+    }
     data.credential_report_generated = std::fs::metadata(path)
         .and_then(|m| m.modified())
         .ok()
@@ -394,11 +394,24 @@ nokeys,arn:aws:iam::111122223333:user/nokeys,2020-01-01T10:00:00+00:00,true,2026
                 "credential report line 3: ARN \"arn:aws:iam::999988887777:user/other\" belongs to account 999988887777, but earlier rows belong to 111122223333",
             ),
             (GOOD.replace("user/ok", "user/someone-else"), "credential report line 2: ARN \"arn:aws:iam::111122223333:user/someone-else\" is not the ARN of user \"ok\""),
-            (String::new(), "credential report line 1: the report has no rows, so its account is unknown"),
         ];
         for (rows, expected) in cases {
             assert_eq!(error_of(&rows), expected, "rows: {rows}");
         }
+    }
+
+    #[test]
+    fn a_report_without_rows_has_no_account_and_a_file_of_it_is_rejected() {
+        let data = parse(&format!("{HEADER}\n")).unwrap();
+        assert_eq!((data.account_id.as_str(), data.users.len()), ("", 0));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("empty.csv");
+        std::fs::write(&path, format!("{HEADER}\n")).unwrap();
+        let err = read_file(&path).unwrap_err();
+        assert_eq!(err.reason, ErrorReason::InvalidResponse);
+        assert!(err
+            .message
+            .ends_with("credential report line 1: the report has no rows, so its account is unknown"));
     }
 
     #[test]
