@@ -319,6 +319,8 @@ def parse_args():
     parser.add_argument("--users", type=int, default=5000, help="users of setup (a)")
     parser.add_argument("--members", type=int, default=200, help="member accounts of setup (b)")
     parser.add_argument("--member-users", type=int, default=20, help="users per member of setup (b)")
+    parser.add_argument("--setups", nargs="+", choices=["a", "b"], default=["a", "b"], help="which setups to run")
+    parser.add_argument("--sources", nargs="+", choices=SOURCES, default=list(SOURCES), help="which sources to run")
     parser.add_argument(
         "--dry-run",
         action="store_true",
@@ -340,8 +342,12 @@ def main():
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
     moto = CountingMoto()
     setups = [
-        (False, lambda: seed_one_account(moto, args.users)),
-        (True, lambda: seed_organization(moto, args.members, args.member_users)),
+        setup
+        for name, setup in [
+            ("a", (False, lambda: seed_one_account(moto, args.users))),
+            ("b", (True, lambda: seed_organization(moto, args.members, args.member_users))),
+        ]
+        if name in args.setups
     ]
     rows = []
     with tempfile.TemporaryDirectory() as directory:
@@ -350,7 +356,7 @@ def main():
             start = time.perf_counter()
             setup = seed()
             print(f"seeded {setup} in {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
-            for source in SOURCES:
+            for source in args.sources:
                 run = run_exporter(binary, moto, source, organization, directory)
                 if run["code"] != 0 or run["keys"] is None:
                     print(f"{setup}, {source}: exit {run['code']}\n{run['stderr'][-4000:]}", file=sys.stderr)
