@@ -348,5 +348,14 @@ fn accounts_that_join_or_leave_the_organization_come_and_go() {
             ) == 1.0
         },
     );
-    assert_account_matches(&parse_metrics(&exporter.scrape()), &newcomer, true);
+    let samples = parse_metrics(&exporter.scrape());
+    assert_account_matches(&samples, &newcomer, true);
+    // Refreshed every 2 s, yet each role was assumed once: the credentials
+    // are kept until shortly before they expire.
+    let assumed = value(
+        &samples,
+        "aws_iam_exporter_aws_requests_total",
+        &[("service", "sts"), ("operation", "AssumeRole")],
+    );
+    assert_eq!(assumed, (MEMBERS + 1) as f64);
 }
