@@ -40,7 +40,7 @@ pub struct RefreshSettings {
 
 pub struct Refresher {
     mode: Mode,
-    settings: RefreshSettings,
+    settings: Arc<RefreshSettings>,
     store: Arc<SnapshotStore>,
     metrics: Arc<Metrics>,
 }
@@ -81,7 +81,7 @@ impl Refresher {
                 filter,
                 known_id: None,
             },
-            settings,
+            settings: Arc::new(settings),
             store,
             metrics,
         }
@@ -108,7 +108,7 @@ impl Refresher {
                 access: HashMap::new(),
                 due: HashMap::new(),
             })),
-            settings,
+            settings: Arc::new(settings),
             store,
             metrics,
         }
@@ -150,78 +150,97 @@ impl Refresher {
     /// Refreshes at start, then every interval; returns when `shutdown` turns
     /// true.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
-        let interval = self.settings.interval;
-        let mut file_seen = self.file_fingerprint();
+        let file_seen = self.file_fingerprint();
         tokio::select! {
             _ = self.refresh_all() => {}
             _ = shutdown.changed() => return,
         }
-        let first_done = Instant::now();
-        let mut next_discovery = first_done + interval;
-        if let Mode::Aws(state) = &mut self.mode {
-            state.due = state
-                .targets
-                .iter()
-                .map(|t| (t.account_id.clone(), first_done + phase(&t.account_id, interval)))
-                .collect();
+        match self.mode {
+            Mode::File { .. } => self.run_file(file_seen, shutdown).await,
+            Mode::Aws(_) => self.run_aws(shutdown).await,
         }
+    }
+
+    /// A report file: read again when it changes, and every interval.
+    async fn run_file(mut self, mut seen: Option<(SystemTime, u64)>, mut shutdown: watch::Receiver<bool>) {
+        let interval = self.settings.interval;
+        let mut next = Instant::now() + interval;
         loop {
-            let wake = match &self.mode {
-                Mode::File { .. } => (Instant::now() + FILE_POLL).min(next_discovery),
-                Mode::Aws(state) => state
-                    .due
-                    .values()
-                    .copied()
-                    .chain([next_discovery])
-                    .min()
-                    .unwrap_or(next_discovery),
-            };
             tokio::select! {
-                _ = tokio::time::sleep_until(wake.into()) => {}
+                _ = tokio::time::sleep_until((Instant::now() + FILE_POLL).min(next).into()) => {}
                 _ = shutdown.changed() => return,
             }
-            let now = Instant::now();
-            let work = async {
-                match &mut self.mode {
-                    Mode::File { .. } => {
-                        let fingerprint = self.file_fingerprint();
-                        if fingerprint != file_seen || now >= next_discovery {
-                            if fingerprint != file_seen {
-                                tracing::info!("credential report file changed; reading it again");
-                            }
-                            file_seen = fingerprint;
-                            self.refresh_all().await;
-                            next_discovery = Instant::now() + interval;
-                        }
-                    }
-                    Mode::Aws(state) => {
-                        if now >= next_discovery {
-                            let known: BTreeSet<String> = state.targets.iter().map(|t| t.account_id.clone()).collect();
-                            discover(state, &self.settings, &self.store, &self.metrics).await;
-                            // A new account is read at once, then on its phase.
-                            for t in &state.targets {
-                                if !known.contains(&t.account_id) {
-                                    state.due.insert(t.account_id.clone(), now);
-                                }
-                            }
-                            next_discovery = now + interval;
-                        }
-                        let due: Vec<Target> = state
-                            .targets
-                            .iter()
-                            .filter(|t| state.due.get(&t.account_id).is_some_and(|d| *d <= now))
-                            .cloned()
-                            .collect();
-                        for t in &due {
-                            let next = state.due.get(&t.account_id).copied().unwrap_or(now) + interval;
-                            state.due.insert(t.account_id.clone(), next.max(now + interval / 2));
-                        }
-                        refresh_targets(state, due, &self.settings, &self.store, &self.metrics).await;
-                    }
+            let fingerprint = self.file_fingerprint();
+            if fingerprint != seen || Instant::now() >= next {
+                if fingerprint != seen {
+                    tracing::info!("credential report file changed; reading it again");
                 }
-            };
+                seen = fingerprint;
+                self.refresh_all().await;
+                next = Instant::now() + interval;
+            }
+        }
+    }
+
+    /// AWS accounts: each refreshed once per interval at its own phase, at
+    /// most `max_concurrent_accounts` at once, each started as soon as it is
+    /// due and a slot is free, so that a slow or hanging account never holds
+    /// back the others.
+    async fn run_aws(mut self, mut shutdown: watch::Receiver<bool>) {
+        let Mode::Aws(state) = &mut self.mode else {
+            return;
+        };
+        let settings = self.settings.clone();
+        let interval = settings.interval;
+        let start = Instant::now();
+        let mut next_discovery = start + interval;
+        state.due = state
+            .targets
+            .iter()
+            .map(|t| (t.account_id.clone(), start + phase(&t.account_id, interval)))
+            .collect();
+        let mut in_flight = futures::stream::FuturesUnordered::new();
+        let mut busy: BTreeSet<String> = BTreeSet::new();
+        loop {
+            let now = Instant::now();
+            if now >= next_discovery {
+                let known: BTreeSet<String> = state.targets.iter().map(|t| t.account_id.clone()).collect();
+                discover(state, &settings, &self.store, &self.metrics).await;
+                // A new account is read at once, then on its phase.
+                for t in state.targets.iter().filter(|t| !known.contains(&t.account_id)) {
+                    state.due.insert(t.account_id.clone(), now);
+                }
+                next_discovery = now + interval;
+            }
+            let due: Vec<Target> = state
+                .targets
+                .iter()
+                .filter(|t| !busy.contains(&t.account_id) && state.due.get(&t.account_id).is_some_and(|d| *d <= now))
+                .take(settings.max_concurrent_accounts.max(1).saturating_sub(in_flight.len()))
+                .cloned()
+                .collect();
+            for target in due {
+                let next = state.due.get(&target.account_id).copied().unwrap_or(now) + interval;
+                state
+                    .due
+                    .insert(target.account_id.clone(), next.max(now + interval / 2));
+                busy.insert(target.account_id.clone());
+                in_flight.push(start_refresh(state, target, &settings, &self.metrics));
+            }
+            let wake = state
+                .due
+                .iter()
+                .filter(|(id, _)| !busy.contains(*id))
+                .map(|(_, due)| *due)
+                .chain([next_discovery])
+                .min()
+                .unwrap_or(next_discovery);
             tokio::select! {
-                _ = work => {}
+                Some(done) = in_flight.next(), if !in_flight.is_empty() => {
+                    busy.remove(&done.0.account_id);
+                    finish_refresh(state, &self.store, &self.metrics, done);
+                }
+                _ = tokio::time::sleep_until(wake.into()) => {}
                 _ = shutdown.changed() => return,
             }
         }
@@ -347,44 +366,83 @@ async fn list_members(client: &aws_sdk_organizations::Client) -> Result<Vec<Memb
 async fn refresh_targets(
     state: &mut AwsState,
     targets: Vec<Target>,
-    settings: &RefreshSettings,
+    settings: &Arc<RefreshSettings>,
     store: &SnapshotStore,
-    metrics: &Metrics,
+    metrics: &Arc<Metrics>,
 ) -> Vec<SourceError> {
-    let work: Vec<(Target, AccountAccess)> = targets
+    let refreshes: Vec<_> = targets
         .into_iter()
-        .map(|t| {
-            let access = state
-                .access
-                .remove(&t.account_id)
-                .filter(|a| a.role() == t.role.as_ref())
-                .unwrap_or_else(|| AccountAccess::new(t.role.clone()));
-            (t, access)
-        })
+        .map(|t| start_refresh(state, t, settings, metrics))
         .collect();
-    let (sdk, base) = (&state.sdk, &state.base);
-    let results: Vec<(String, AccountAccess, Option<SourceError>)> = futures::stream::iter(work)
-        .map(|(target, mut access)| async move {
-            let started = Instant::now();
-            let result = refresh_account(&target, &mut access, sdk, base, settings, metrics).await;
-            let outcome = Outcome {
-                previous_id: Some(target.account_id.clone()),
-                result,
-                finished: Utc::now(),
-                duration: started.elapsed(),
-            };
-            record(store, metrics, &outcome);
-            (target.account_id, access, outcome.result.err())
-        })
-        .buffer_unordered(settings.max_concurrent_accounts.max(1))
-        .collect()
-        .await;
+    let mut done = futures::stream::iter(refreshes).buffer_unordered(settings.max_concurrent_accounts.max(1));
     let mut errors = Vec::new();
-    for (id, access, error) in results {
-        state.access.insert(id, access);
-        errors.extend(error);
+    while let Some(refreshed) = done.next().await {
+        errors.extend(refreshed.2.result.as_ref().err().cloned());
+        finish_refresh(state, store, metrics, refreshed);
     }
     errors
+}
+
+type Refreshed = (Target, AccountAccess, Outcome);
+
+/// A refresh of one account that owns what it needs, so that it can run
+/// while other accounts start and finish. It gives up after
+/// `account_timeout` so that a hung account frees its slot.
+fn start_refresh(
+    state: &mut AwsState,
+    target: Target,
+    settings: &Arc<RefreshSettings>,
+    metrics: &Arc<Metrics>,
+) -> impl std::future::Future<Output = Refreshed> + 'static {
+    let mut access = state
+        .access
+        .remove(&target.account_id)
+        .filter(|a| a.role() == target.role.as_ref())
+        .unwrap_or_else(|| AccountAccess::new(target.role.clone()));
+    let (sdk, base, settings, metrics) = (state.sdk.clone(), state.base.clone(), settings.clone(), metrics.clone());
+    async move {
+        let started = Instant::now();
+        let limit = account_timeout(settings.interval);
+        let work = refresh_account(&target, &mut access, &sdk, &base, &settings, &metrics);
+        let result = tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
+            Err(SourceError::new(
+                ErrorReason::Network,
+                format!("the refresh did not finish within {}s", limit.as_secs()),
+            ))
+        });
+        let outcome = Outcome {
+            previous_id: Some(target.account_id.clone()),
+            result,
+            finished: Utc::now(),
+            duration: started.elapsed(),
+        };
+        (target, access, outcome)
+    }
+}
+
+fn finish_refresh(
+    state: &mut AwsState,
+    store: &SnapshotStore,
+    metrics: &Metrics,
+    (target, access, outcome): Refreshed,
+) {
+    record(store, metrics, &outcome);
+    // An account dropped by a discovery while it was being read stays gone.
+    if state.targets.iter().any(|t| t.account_id == target.account_id) {
+        state.access.insert(target.account_id, access);
+    } else {
+        store.publish(
+            store
+                .load()
+                .retaining(&state.targets.iter().map(|t| t.account_id.clone()).collect()),
+        );
+    }
+}
+
+/// The longest one account's refresh may take: its interval, but never less
+/// than five minutes, which a large account needs.
+fn account_timeout(interval: Duration) -> Duration {
+    interval.max(Duration::from_secs(300))
 }
 
 async fn refresh_account(

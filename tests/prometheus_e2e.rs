@@ -1,0 +1,1252 @@
+//! The Prometheus side, end to end, with the real programs: moto seeded with
+//! a realistic account, the exporter, Prometheus (Debian's `prometheus`) with
+//! the rules of `deploy/prometheus/`, and Alertmanager (Debian's
+//! `prometheus-alertmanager`) with the routing and inhibition of the example
+//! `deploy/prometheus/alertmanager.yml`, all on free loopback ports.
+//!
+//! - the rules pass `promtool check rules` and their unit tests
+//!   (`promtool test rules`); the example configs pass `promtool check config`
+//!   and `amtool check-config`, and so do the configs the test derives from
+//!   them;
+//! - Prometheus scrapes the exporter (`up == 1`);
+//! - every query of the Grafana dashboard, its variables substituted as
+//!   Grafana would, is valid and returns data; the high-risk table returns
+//!   exactly the keys seeded as high risk; the variables list the account by
+//!   name and every user;
+//! - exactly the expected alerts reach Alertmanager's v2 API, with their
+//!   labels (owner and team tags included), annotations, receivers and
+//!   inhibitions, and the active ones are delivered to the receivers the
+//!   example routes them to; no exporter-health alert fires or is pending.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::*;
+use regex::{NoExpand, Regex};
+use serde_json::Value;
+
+const RULES: &str = "deploy/prometheus/aws-iam-key-exporter.rules.yml";
+const RULE_TESTS: &str = "deploy/prometheus/aws-iam-key-exporter.rules.test.yml";
+const PROMETHEUS_EXAMPLE: &str = "deploy/prometheus/prometheus.yml";
+const ALERTMANAGER_EXAMPLE: &str = "deploy/prometheus/alertmanager.yml";
+const DASHBOARD: &str = "grafana/dashboards/aws-iam-access-keys.json";
+const JOB: &str = "aws-iam-key-exporter";
+const RUNBOOK_BASE: &str = "https://github.com/aws-iam-key-exporter/aws-iam-key-exporter/blob/main/README.md";
+const DAY: f64 = 86400.0;
+
+/// The same users are left out as in tests/api_source.rs; their keys are
+/// high risk, so a leak into a panel or an alert shows.
+const CONFIG: &str = r#"
+users:
+  exclude: ["^excluded-"]
+  exclude_tags: {exporter-ignore: "true"}
+labels:
+  user_tags: [owner, team]
+"#;
+
+const INSTALL: &str = "install Debian's packages with `apt-get install prometheus prometheus-alertmanager` \
+                       (or run .ci/run, or scripts/install-test-deps.sh)";
+
+// --- The programs ---------------------------------------------------------
+
+/// The first of `names` that runs; a missing tool fails the test, never skips it.
+fn tool(names: &[&str]) -> String {
+    for name in names {
+        if Command::new(name).arg("--version").output().is_ok() {
+            return name.to_string();
+        }
+    }
+    panic!("{} is not installed: {INSTALL}", names.join(" or "))
+}
+
+fn run(program: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program} ({e}): {INSTALL}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn run_ok(program: &str, args: &[&str]) -> String {
+    let (ok, text) = run(program, args);
+    assert!(ok, "`{program} {}` failed:\n{text}", args.join(" "));
+    text
+}
+
+fn promtool_check_rules(path: &Path) {
+    let out = run_ok(&tool(&["promtool"]), &["check", "rules", path.to_str().unwrap()]);
+    assert!(out.contains("SUCCESS"), "{out}");
+}
+
+fn promtool_check_config(path: &Path) {
+    let out = run_ok(&tool(&["promtool"]), &["check", "config", path.to_str().unwrap()]);
+    assert!(out.contains("SUCCESS"), "{out}");
+    assert!(!out.contains("FAILED"), "{out}");
+}
+
+fn amtool_check_config(path: &Path) {
+    let out = run_ok(&tool(&["amtool"]), &["check-config", path.to_str().unwrap()]);
+    assert!(out.contains("SUCCESS"), "{out}");
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A server process with its output in a log file, killed on drop.
+struct Daemon {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+    url: String,
+}
+
+impl Daemon {
+    fn start(name: &'static str, program: &str, args: &[String], log: PathBuf, url: String) -> Daemon {
+        let out = File::create(&log).unwrap();
+        let child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {program} ({e}): {INSTALL}"));
+        let mut daemon = Daemon { name, child, log, url };
+        daemon.wait_ready();
+        daemon
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("{} exited ({status}) before it was ready:\n{}", self.name, self.logs());
+            }
+            if matches!(try_get(&format!("{}/-/ready", self.url)), Some((200, _))) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} not ready after 60s:\n{}",
+                self.name,
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// GET that reports a refused connection instead of panicking.
+fn try_get(url: &str) -> Option<(u16, String)> {
+    match ureq::get(url).timeout(Duration::from_secs(10)).call() {
+        Ok(r) => Some((r.status(), r.into_string().unwrap_or_default())),
+        Err(ureq::Error::Status(code, r)) => Some((code, r.into_string().unwrap_or_default())),
+        Err(_) => None,
+    }
+}
+
+/// GET of a JSON API; Err carries the server's error.
+fn api_get(url: &str, params: &[(&str, &str)]) -> Result<Value, String> {
+    let mut request = ureq::get(url).timeout(Duration::from_secs(30));
+    for (name, value) in params {
+        request = request.query(name, value);
+    }
+    let body = match request.call() {
+        Ok(r) => r.into_string().map_err(|e| e.to_string())?,
+        Err(ureq::Error::Status(code, r)) => {
+            return Err(format!("HTTP {code}: {}", r.into_string().unwrap_or_default()))
+        }
+        Err(e) => return Err(e.to_string()),
+    };
+    serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
+}
+
+/// The result of an instant query.
+fn query(prometheus: &Daemon, expr: &str) -> Result<Vec<Value>, String> {
+    let answer = api_get(&format!("{}/api/v1/query", prometheus.url), &[("query", expr)])?;
+    Ok(answer["data"]["result"].as_array().cloned().unwrap_or_default())
+}
+
+/// The result of a range query over the last `seconds`, one point a second.
+fn query_range(prometheus: &Daemon, expr: &str, seconds: f64) -> Result<Vec<Value>, String> {
+    let end = unix_now();
+    let (start, end) = (format!("{:.3}", end - seconds), format!("{end:.3}"));
+    let answer = api_get(
+        &format!("{}/api/v1/query_range", prometheus.url),
+        &[("query", expr), ("start", &start), ("end", &end), ("step", "1")],
+    )?;
+    Ok(answer["data"]["result"].as_array().cloned().unwrap_or_default())
+}
+
+fn labels_of(sample: &Value) -> BTreeMap<String, String> {
+    sample["metric"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn value_of(sample: &Value) -> f64 {
+    sample["value"][1].as_str().unwrap().parse().unwrap()
+}
+
+// --- What was seeded, and what should follow from it ----------------------
+
+struct Key {
+    user: String,
+    id: String,
+    position: usize,
+    active: bool,
+    created: f64,
+    last_used: Option<f64>,
+    high_risk: bool,
+    bucket: String,
+    service: String,
+}
+
+impl Key {
+    fn age(&self, now: f64) -> f64 {
+        now - self.created
+    }
+
+    fn unused(&self, now: f64) -> f64 {
+        now - self.last_used.unwrap_or(self.created)
+    }
+
+    fn pair(&self) -> (String, String) {
+        (self.user.clone(), self.id.clone())
+    }
+}
+
+fn considered(user: &str) -> bool {
+    !(user.starts_with("excluded-") || user == "ignored-by-tag")
+}
+
+/// The keys the exporter considers, with their positions by creation date.
+fn seeded_keys(seeded: &Value) -> Vec<Key> {
+    let mut keys: Vec<Key> = seeded["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| considered(k["user"].as_str().unwrap()))
+        .map(|k| Key {
+            user: k["user"].as_str().unwrap().to_string(),
+            id: k["access_key_id"].as_str().unwrap().to_string(),
+            position: 0,
+            active: k["status"] == "Active",
+            created: k["created"].as_f64().unwrap(),
+            last_used: k["last_used"].as_f64(),
+            high_risk: k["high_risk"].as_bool().unwrap(),
+            bucket: k["bucket"].as_str().unwrap().to_string(),
+            service: k["service"].as_str().unwrap().to_string(),
+        })
+        .collect();
+    keys.sort_by(|a, b| (&a.user, a.created).partial_cmp(&(&b.user, b.created)).unwrap());
+    for i in 0..keys.len() {
+        keys[i].position = if i > 0 && keys[i - 1].user == keys[i].user {
+            2
+        } else {
+            1
+        };
+    }
+    keys
+}
+
+/// `tag_owner` and `tag_team` of each considered user, when the user has them.
+fn seeded_tags(seeded: &Value) -> BTreeMap<String, BTreeMap<String, String>> {
+    seeded["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| considered(u["name"].as_str().unwrap()))
+        .map(|u| {
+            let tags = ["owner", "team"]
+                .iter()
+                .filter_map(|t| {
+                    let value = u["tags"][*t].as_str()?;
+                    Some((format!("tag_{t}"), value.to_string()))
+                })
+                .collect();
+            (u["name"].as_str().unwrap().to_string(), tags)
+        })
+        .collect()
+}
+
+/// An alert is known by its name, user and access key id ("" for the root key).
+type AlertId = (String, String, String);
+
+struct Expected {
+    labels: BTreeMap<String, String>,
+    suppressed: bool,
+}
+
+fn expected_alerts(seeded: &Value, instance: &str, now: f64) -> BTreeMap<AlertId, Expected> {
+    let account = seeded["account_id"].as_str().unwrap();
+    let alias = seeded["alias"].as_str().unwrap();
+    let keys = seeded_keys(seeded);
+    let tags = seeded_tags(seeded);
+    let mut alerts = BTreeMap::new();
+    let mut add = |name: &str, severity: &str, key: &Key, suppressed: bool| {
+        let mut labels: BTreeMap<String, String> = [
+            ("alertname", name),
+            ("severity", severity),
+            ("account_id", account),
+            ("account_name", alias),
+            ("user", &key.user),
+            ("key", &key.position.to_string()),
+            ("access_key_id", &key.id),
+            ("status", "Active"),
+            ("instance", instance),
+            ("job", JOB),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        labels.extend(tags[&key.user].clone());
+        let id = (name.to_string(), key.user.clone(), key.id.clone());
+        alerts.insert(id, Expected { labels, suppressed });
+    };
+    for key in keys.iter().filter(|k| k.active) {
+        if key.high_risk {
+            add("AwsIamAccessKeyHighRisk", "critical", key, false);
+        }
+        if key.age(now) > 90.0 * DAY {
+            // Inhibited by the example Alertmanager config when high risk.
+            add("AwsIamAccessKeyRotationOverdue", "warning", key, key.high_risk);
+        }
+        let unused = key.unused(now);
+        if unused >= 45.0 * DAY {
+            add("AwsIamAccessKeyUnused45Days", "info", key, unused >= 90.0 * DAY);
+        }
+        if unused >= 90.0 * DAY {
+            add("AwsIamAccessKeyUnused90Days", "warning", key, false);
+        }
+    }
+    for pair in keys.windows(2) {
+        let (older, newer) = (&pair[0], &pair[1]);
+        if older.user == newer.user && older.active && newer.active && newer.age(now) > 7.0 * DAY {
+            add("AwsIamUserMultipleActiveKeys", "warning", older, false);
+        }
+    }
+    assert!(seeded["root_access_key_present"].as_bool().unwrap());
+    let labels = [
+        ("alertname", "AwsIamRootAccessKeyPresent"),
+        ("severity", "critical"),
+        ("account_id", account),
+        ("account_name", alias),
+        ("instance", instance),
+        ("job", JOB),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let id = ("AwsIamRootAccessKeyPresent".to_string(), String::new(), String::new());
+    alerts.insert(
+        id,
+        Expected {
+            labels,
+            suppressed: false,
+        },
+    );
+    alerts
+}
+
+/// The receivers deploy/prometheus/alertmanager.yml routes an alert to.
+fn expected_receivers(labels: &BTreeMap<String, String>) -> BTreeSet<String> {
+    let mut receivers = BTreeSet::new();
+    if labels["alertname"].starts_with("AwsIamExporter") {
+        receivers.insert("monitoring".to_string());
+        return receivers;
+    }
+    if labels["severity"] == "critical" {
+        receivers.insert("security-pager".to_string());
+    }
+    match labels.get("tag_team").map(String::as_str) {
+        Some("payments") => {
+            receivers.insert("team-payments".to_string());
+        }
+        Some(_) => {
+            receivers.insert("team-slack".to_string());
+        }
+        None if receivers.is_empty() => {
+            receivers.insert("security-team".to_string());
+        }
+        None => {}
+    }
+    receivers
+}
+
+// --- Alertmanager's receivers: a webhook sink -----------------------------
+
+/// Webhook notifications received, as (receiver path, notification).
+type Received = Arc<Mutex<Vec<(String, Value)>>>;
+
+/// An HTTP server on loopback that records every webhook notification.
+fn start_webhook_sink() -> (u16, Received) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let received: Received = Arc::default();
+    let sink = received.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let _ = record_notification(stream, &sink);
+        }
+    });
+    (port, received)
+}
+
+fn record_notification(mut stream: TcpStream, sink: &Received) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    let path = request_line.split_whitespace().nth(1).unwrap_or_default().to_string();
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    if let Ok(notification) = serde_json::from_slice(&body) {
+        sink.lock().unwrap().push((path, notification));
+    }
+    stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+}
+
+// --- The configs the test runs, derived from the examples -----------------
+
+fn yaml(path: &str) -> serde_yaml::Value {
+    serde_yaml::from_str(&std::fs::read_to_string(repo_path(path)).unwrap()).unwrap()
+}
+
+fn write_yaml(path: &Path, value: &serde_yaml::Value) {
+    std::fs::write(path, serde_yaml::to_string(value).unwrap()).unwrap();
+}
+
+/// The example Prometheus config with 1s intervals, absolute rule paths and
+/// the test's ports.
+fn prometheus_config(exporter_port: u16, alertmanager_port: u16) -> serde_yaml::Value {
+    let mut config = yaml(PROMETHEUS_EXAMPLE);
+    config["global"]["scrape_interval"] = "1s".into();
+    config["global"]["evaluation_interval"] = "1s".into();
+    let rules = config["rule_files"].as_sequence_mut().unwrap();
+    assert_eq!(rules.len(), 1, "the example loads the one rule file");
+    rules[0] = repo_path(RULES).to_str().unwrap().into();
+    config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] =
+        vec![format!("127.0.0.1:{alertmanager_port}")].into();
+    let jobs = config["scrape_configs"].as_sequence_mut().unwrap();
+    let job = jobs
+        .iter_mut()
+        .find(|j| j["job_name"] == JOB)
+        .expect("the example scrapes the job aws-iam-key-exporter");
+    job["scrape_interval"] = "1s".into();
+    job["scrape_timeout"] = "1s".into();
+    job["static_configs"][0]["targets"] = vec![format!("127.0.0.1:{exporter_port}")].into();
+    config
+}
+
+/// The example Alertmanager config (its routes and inhibitions unchanged)
+/// with every receiver a webhook to the sink at /RECEIVER, and 1s timings.
+fn alertmanager_config(sink_port: u16) -> serde_yaml::Value {
+    let mut config = yaml(ALERTMANAGER_EXAMPLE);
+    for receiver in config["receivers"].as_sequence_mut().unwrap() {
+        let name = receiver["name"].as_str().unwrap().to_string();
+        let webhook: serde_yaml::Value = serde_yaml::from_str(&format!(
+            "{{name: {name}, webhook_configs: [{{url: 'http://127.0.0.1:{sink_port}/{name}', send_resolved: false}}]}}"
+        ))
+        .unwrap();
+        *receiver = webhook;
+    }
+    fn fast(route: &mut serde_yaml::Value) {
+        for timing in ["group_wait", "group_interval"] {
+            if route.get(timing).is_some() {
+                route[timing] = "1s".into();
+            }
+        }
+        if let Some(children) = route.get_mut("routes").and_then(|r| r.as_sequence_mut()) {
+            children.iter_mut().for_each(fast);
+        }
+    }
+    config["route"]["group_wait"] = "1s".into();
+    config["route"]["group_interval"] = "1s".into();
+    fast(&mut config["route"]);
+    config
+}
+
+// --- The dashboard --------------------------------------------------------
+
+fn dashboard() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(repo_path(DASHBOARD)).unwrap()).expect("the dashboard is JSON")
+}
+
+/// Every panel, those inside rows included.
+fn panels(dashboard: &Value) -> Vec<&Value> {
+    fn walk<'a>(list: &'a Value, out: &mut Vec<&'a Value>) {
+        for panel in list.as_array().into_iter().flatten() {
+            out.push(panel);
+            if let Some(inner) = panel.get("panels") {
+                walk(inner, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&dashboard["panels"], &mut out);
+    out
+}
+
+fn panel<'a>(dashboard: &'a Value, title: &str) -> &'a Value {
+    panels(dashboard)
+        .into_iter()
+        .find(|p| p["title"] == title)
+        .unwrap_or_else(|| panic!("the dashboard has a panel {title:?}"))
+}
+
+fn target<'a>(panel: &'a Value, ref_id: &str) -> &'a Value {
+    panel["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["refId"] == ref_id)
+        .unwrap_or_else(|| panic!("panel {} has a query {ref_id}", panel["title"]))
+}
+
+/// Grafana's escaping of a multi-value variable's value in a Prometheus
+/// regex matcher (prometheusSpecialRegexEscape).
+fn grafana_regex_escape(value: &str) -> String {
+    let mut out = String::new();
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str(r"\\\\"),
+            '$' | '^' | '*' | '{' | '}' | '[' | ']' | '\'' | '+' | '?' | '.' | '(' | ')' | '|' => {
+                out.push_str(r"\\");
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Substitutes the dashboard's variables and Grafana's built-in ones as
+/// Grafana would; any other variable fails the test. `$1` and the like are
+/// label_replace's, not variables.
+fn interpolate(expr: &str, account: &str, user: &str) -> String {
+    let vars = [
+        ("account", account),
+        ("user", user),
+        ("__rate_interval", "10s"),
+        ("__interval", "1s"),
+        ("__range", "1m"),
+        ("datasource", "prometheus"),
+    ];
+    let mut out = expr.to_string();
+    for (name, value) in vars {
+        let pattern = Regex::new(&format!(r"\$\{{{name}\}}|\${name}\b", name = regex::escape(name))).unwrap();
+        out = pattern.replace_all(&out, NoExpand(value)).into_owned();
+    }
+    let unknown = Regex::new(r"\$(\{|[A-Za-z_])").unwrap();
+    assert!(!unknown.is_match(&out), "unknown variable left in {out}");
+    out
+}
+
+/// Runs one panel query the way the panel runs it (instant or range).
+fn run_target(prometheus: &Daemon, target: &Value, account: &str, user: &str) -> Result<Vec<Value>, String> {
+    let expr = interpolate(target["expr"].as_str().unwrap(), account, user);
+    if target["instant"] == true {
+        query(prometheus, &expr)
+    } else {
+        query_range(prometheus, &expr, 20.0)
+    }
+}
+
+/// (user, access_key_id) of every row.
+fn key_pairs(rows: &[Value]) -> BTreeSet<(String, String)> {
+    rows.iter()
+        .map(|r| {
+            let labels = labels_of(r);
+            (labels["user"].clone(), labels["access_key_id"].clone())
+        })
+        .collect()
+}
+
+// --- Tests ----------------------------------------------------------------
+
+#[test]
+fn rules_and_example_configs_pass_promtool_and_amtool() {
+    promtool_check_rules(&repo_path(RULES));
+    let out = run_ok(
+        &tool(&["promtool"]),
+        &["test", "rules", repo_path(RULE_TESTS).to_str().unwrap()],
+    );
+    assert!(out.contains("SUCCESS"), "{out}");
+    // Also loads and checks the rule file it names.
+    promtool_check_config(&repo_path(PROMETHEUS_EXAMPLE));
+    amtool_check_config(&repo_path(ALERTMANAGER_EXAMPLE));
+
+    // The notification templates of the example receivers parse.
+    let amtool = tool(&["amtool"]);
+    let dir = tempfile::tempdir().unwrap();
+    let glob = dir.path().join("none.tmpl");
+    std::fs::write(&glob, "").unwrap();
+    let config = std::fs::read_to_string(repo_path(ALERTMANAGER_EXAMPLE)).unwrap();
+    let example: serde_yaml::Value = serde_yaml::from_str(&config).unwrap();
+    let mut templates = Vec::new();
+    for receiver in example["receivers"].as_sequence().unwrap() {
+        for integration in receiver.as_mapping().unwrap().values().filter_map(|v| v.as_sequence()) {
+            for setting in integration.iter().flat_map(|i| i.as_mapping().unwrap().values()) {
+                if let Some(text) = setting.as_str().filter(|s| s.contains("{{")) {
+                    templates.push(text.to_string());
+                }
+            }
+        }
+    }
+    assert!(templates.len() >= 3, "the example's Slack receiver is templated");
+    for text in templates {
+        let text_arg = format!("--template.text={text}");
+        let glob_arg = format!("--template.glob={}", glob.display());
+        run_ok(&amtool, &["template", "render", &glob_arg, &text_arg]);
+    }
+
+    // Every alert has a severity, a summary, a description and a runbook in
+    // the README; every alert has unit tests where it fires (with its
+    // annotations) and where it stays silent.
+    let tests = yaml(RULE_TESTS);
+    let mut fires = BTreeSet::new();
+    let mut silent = BTreeSet::new();
+    for case in tests["tests"].as_sequence().unwrap() {
+        for test in case
+            .get("alert_rule_test")
+            .and_then(|t| t.as_sequence())
+            .into_iter()
+            .flatten()
+        {
+            let name = test["alertname"].as_str().unwrap().to_string();
+            let exp = test["exp_alerts"].as_sequence().unwrap();
+            if exp.is_empty() {
+                silent.insert(name);
+            } else {
+                for alert in exp {
+                    let annotations = alert["exp_annotations"].as_mapping().unwrap();
+                    assert_eq!(annotations.len(), 3, "{name}: summary, description, runbook_url");
+                }
+                fires.insert(name);
+            }
+        }
+    }
+    let rules = yaml(RULES);
+    let mut alerts = BTreeSet::new();
+    for group in rules["groups"].as_sequence().unwrap() {
+        for rule in group["rules"].as_sequence().unwrap() {
+            let Some(name) = rule.get("alert").and_then(|a| a.as_str()) else {
+                continue;
+            };
+            alerts.insert(name.to_string());
+            let severity = rule["labels"]["severity"].as_str().unwrap_or_default();
+            assert!(["critical", "warning", "info"].contains(&severity), "{name}: severity");
+            for annotation in ["summary", "description"] {
+                assert!(
+                    rule["annotations"][annotation].as_str().is_some(),
+                    "{name}: {annotation}"
+                );
+            }
+            assert_eq!(
+                rule["annotations"]["runbook_url"].as_str(),
+                Some(format!("{RUNBOOK_BASE}#runbook-{}", name.to_lowercase()).as_str()),
+                "{name}: runbook_url"
+            );
+        }
+    }
+    assert_eq!(fires, alerts, "every alert has a unit test where it fires");
+    assert_eq!(silent, alerts, "every alert has a unit test where it stays silent");
+    assert_eq!(alerts.len(), 10, "{alerts:?}");
+}
+
+#[test]
+fn dashboard_is_importable_into_grafana() {
+    let dashboard = dashboard();
+    // Import from a file: the inputs and requirements Grafana's import reads.
+    let inputs = dashboard["__inputs"].as_array().expect("__inputs");
+    assert!(inputs
+        .iter()
+        .any(|i| i["type"] == "datasource" && i["pluginId"] == "prometheus"));
+    let requires = dashboard["__requires"].as_array().expect("__requires");
+    let grafana = requires
+        .iter()
+        .find(|r| r["id"] == "grafana")
+        .expect("requires grafana");
+    let major: u32 = grafana["version"]
+        .as_str()
+        .unwrap()
+        .split('.')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(major >= 10, "made for Grafana 10 or later");
+    assert!(requires.iter().any(|r| r["id"] == "prometheus"));
+    let required_panels: BTreeSet<&str> = requires
+        .iter()
+        .filter(|r| r["type"] == "panel")
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(dashboard["uid"], "aws-iam-access-keys");
+    assert!(dashboard["id"].is_null());
+
+    // Variables: a data source, accounts shown by name, users.
+    let variables = dashboard["templating"]["list"].as_array().unwrap();
+    let variable = |name: &str| {
+        variables
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("variable {name}"))
+    };
+    assert_eq!(variable("datasource")["type"], "datasource");
+    assert_eq!(variable("datasource")["query"], "prometheus");
+    let account = variable("account");
+    assert!(account["query"].as_str().unwrap().contains("aws_iam_account_info"));
+    let regex = account["regex"].as_str().unwrap();
+    assert!(regex.contains("(?<value>") && regex.contains("(?<text>"), "{regex}");
+    assert!(variable("user")["query"].as_str().unwrap().starts_with("label_values("));
+
+    // No data source is named: everything uses the variable.
+    fn datasources<'a>(value: &'a Value, out: &mut Vec<&'a Value>) {
+        match value {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    if k == "datasource" {
+                        out.push(v);
+                    }
+                    datasources(v, out);
+                }
+            }
+            Value::Array(list) => list.iter().for_each(|v| datasources(v, out)),
+            _ => {}
+        }
+    }
+    let mut refs = Vec::new();
+    datasources(&dashboard["panels"], &mut refs);
+    datasources(&dashboard["templating"], &mut refs);
+    assert!(refs.len() > 20);
+    for r in refs {
+        assert_eq!(r, &serde_json::json!({"type": "prometheus", "uid": "${datasource}"}));
+    }
+
+    // The panels issue 4 asks for, each of its type.
+    let expect = [
+        ("Access key age by account", "barchart"),
+        ("High-risk access keys", "table"),
+        ("Access key details", "table"),
+        ("Access keys", "stat"),
+        ("Active keys", "stat"),
+        ("High-risk keys", "stat"),
+        ("Active keys older than 90 days", "stat"),
+        ("Never-used keys", "stat"),
+        ("Accounts with a root access key", "stat"),
+        ("High-risk access keys over time", "timeseries"),
+        ("Exporter health", "row"),
+        ("Accounts up", "stat"),
+        ("Time since last successful refresh", "timeseries"),
+        ("Refresh duration", "timeseries"),
+        ("AWS API errors", "timeseries"),
+    ];
+    for (title, kind) in expect {
+        assert_eq!(panel(&dashboard, title)["type"], kind, "{title}");
+    }
+    let all = panels(&dashboard);
+    for p in &all {
+        let kind = p["type"].as_str().unwrap();
+        assert!(
+            kind == "row" || required_panels.contains(kind),
+            "{kind} is in __requires"
+        );
+    }
+
+    // The bar chart: stacked, one bar per account name, buckets in order.
+    let bar = panel(&dashboard, "Access key age by account");
+    assert_eq!(bar["options"]["stacking"], "normal");
+    let transformations = bar["transformations"].as_array().unwrap();
+    assert_eq!(transformations[0]["id"], "groupingToMatrix");
+    assert_eq!(transformations[0]["options"]["rowField"], "account_name");
+    assert_eq!(transformations[0]["options"]["columnField"], "age_bucket");
+    let order = &transformations[1]["options"]["indexByName"];
+    let buckets = ["0-30d", "30-90d", "90-180d", "180-365d", "365d+"];
+    for (i, bucket) in buckets.iter().enumerate() {
+        assert_eq!(order[bucket], i + 1, "{bucket} is bar segment {}", i + 1);
+    }
+
+    // Never-used keys say so in both tables.
+    for title in ["High-risk access keys", "Access key details"] {
+        let text = panel(&dashboard, title)["fieldConfig"].to_string();
+        assert!(
+            text.contains(r#""match":"null""#) && text.contains(r#""text":"Never""#),
+            "{title}"
+        );
+    }
+
+    // Unique ids, and no two panels overlap on the grid.
+    let ids: BTreeSet<u64> = all.iter().map(|p| p["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids.len(), all.len(), "panel ids are unique");
+    let boxes: Vec<(u64, u64, u64, u64)> = all
+        .iter()
+        .map(|p| {
+            let g = &p["gridPos"];
+            let n = |k: &str| g[k].as_u64().unwrap();
+            (n("x"), n("y"), n("x") + n("w"), n("y") + n("h"))
+        })
+        .collect();
+    for (i, a) in boxes.iter().enumerate() {
+        assert!(a.2 <= 24, "panel {i} fits in 24 columns");
+        for b in &boxes[i + 1..] {
+            let overlap = a.0 < b.2 && b.0 < a.2 && a.1 < b.3 && b.1 < a.3;
+            assert!(!overlap, "panels at {a:?} and {b:?} overlap");
+        }
+    }
+}
+
+#[test]
+fn alerts_and_dashboard_end_to_end_with_prometheus_and_alertmanager() {
+    let started = Instant::now();
+    let prometheus_bin = tool(&["prometheus"]);
+    let alertmanager_bin = tool(&["prometheus-alertmanager", "alertmanager"]);
+    tool(&["promtool"]);
+    tool(&["amtool"]);
+    let dir = tempfile::tempdir().unwrap();
+
+    let moto = Moto::start();
+    let config = write_config(dir.path(), CONFIG);
+    let exporter = Exporter::start(&["--config.file", config.to_str().unwrap()], &moto.aws_env());
+    exporter.wait_ready();
+    let instance = format!("127.0.0.1:{}", exporter.port);
+
+    let (sink_port, notifications) = start_webhook_sink();
+    let am_config = dir.path().join("alertmanager.yml");
+    write_yaml(&am_config, &alertmanager_config(sink_port));
+    amtool_check_config(&am_config);
+    let am_port = free_port();
+    let alertmanager = Daemon::start(
+        "alertmanager",
+        &alertmanager_bin,
+        &[
+            format!("--config.file={}", am_config.display()),
+            format!("--storage.path={}", dir.path().join("alertmanager").display()),
+            format!("--web.listen-address=127.0.0.1:{am_port}"),
+            "--cluster.listen-address=".to_string(),
+        ],
+        dir.path().join("alertmanager.log"),
+        format!("http://127.0.0.1:{am_port}"),
+    );
+
+    let prom_config = dir.path().join("prometheus.yml");
+    write_yaml(&prom_config, &prometheus_config(exporter.port, am_port));
+    promtool_check_config(&prom_config);
+    promtool_check_rules(&repo_path(RULES));
+    let prom_port = free_port();
+    let prometheus = Daemon::start(
+        "prometheus",
+        &prometheus_bin,
+        &[
+            format!("--config.file={}", prom_config.display()),
+            format!("--storage.tsdb.path={}", dir.path().join("prometheus").display()),
+            format!("--web.listen-address=127.0.0.1:{prom_port}"),
+        ],
+        dir.path().join("prometheus.log"),
+        format!("http://127.0.0.1:{prom_port}"),
+    );
+    let diagnostics = || {
+        format!(
+            "prometheus:\n{}\nalertmanager:\n{}",
+            prometheus.logs(),
+            alertmanager.logs()
+        )
+    };
+
+    // Prometheus scrapes the exporter, a few times so that rates have data.
+    let up = format!(r#"up{{job="{JOB}"}} == 1"#);
+    wait_for("Prometheus to scrape the exporter", Duration::from_secs(30), || {
+        query(&prometheus, &up).map(|r| r.len() == 1).unwrap_or(false)
+    });
+    let scrapes = format!(r#"count_over_time(up{{job="{JOB}"}}[1m]) >= 4"#);
+    wait_for("four scrapes", Duration::from_secs(30), || {
+        query(&prometheus, &scrapes).map(|r| r.len() == 1).unwrap_or(false)
+    });
+    let up = query(&prometheus, &format!(r#"up{{job="{JOB}"}}"#)).unwrap();
+    assert_eq!(labels_of(&up[0])["instance"], instance);
+    assert_eq!(value_of(&up[0]), 1.0);
+
+    let seeded = &moto.seeded;
+    let account_id = seeded["account_id"].as_str().unwrap();
+    let alias = seeded["alias"].as_str().unwrap();
+    let keys = seeded_keys(seeded);
+    let tags = seeded_tags(seeded);
+    let now = unix_now();
+
+    // Every dashboard query, with "All" selected, is valid and returns data.
+    let dashboard = dashboard();
+    let mut queries = 0;
+    for p in panels(&dashboard) {
+        for t in p["targets"].as_array().into_iter().flatten() {
+            let result = run_target(&prometheus, t, ".*", ".*")
+                .unwrap_or_else(|e| panic!("panel {} query {}: {e}\n{}", p["title"], t["refId"], t["expr"]));
+            assert!(
+                !result.is_empty(),
+                "panel {} query {} returns no data:\n{}",
+                p["title"],
+                t["refId"],
+                t["expr"]
+            );
+            queries += 1;
+        }
+    }
+    assert!(queries >= 20, "{queries} queries");
+
+    // The variables: the account by name, every user considered.
+    let variables = dashboard["templating"]["list"].as_array().unwrap();
+    let account_var = variables.iter().find(|v| v["name"] == "account").unwrap();
+    let expr = account_var["query"].as_str().unwrap();
+    let inner = expr.strip_prefix("query_result(").unwrap().strip_suffix(')').unwrap();
+    let regex = Regex::new(account_var["regex"].as_str().unwrap().trim_matches('/')).unwrap();
+    let mut options = BTreeSet::new();
+    for sample in query(&prometheus, &interpolate(inner, ".*", ".*")).unwrap() {
+        // The text Grafana matches the regex against: name{labels} value time.
+        let labels = labels_of(&sample);
+        let text = format!(
+            "{}{{{}}} {} {}",
+            labels.get("__name__").cloned().unwrap_or_default(),
+            labels
+                .iter()
+                .filter(|(k, _)| *k != "__name__")
+                .map(|(k, v)| format!("{k}=\"{v}\""))
+                .collect::<Vec<_>>()
+                .join(","),
+            sample["value"][1].as_str().unwrap(),
+            sample["value"][0]
+        );
+        let captures = regex.captures(&text).unwrap_or_else(|| panic!("{regex} on {text}"));
+        options.insert((captures["value"].to_string(), captures["text"].to_string()));
+    }
+    assert_eq!(options, BTreeSet::from([(account_id.to_string(), alias.to_string())]));
+    let user_var = variables.iter().find(|v| v["name"] == "user").unwrap();
+    let expr = interpolate(user_var["query"].as_str().unwrap(), ".*", ".*");
+    let (selector, label) = expr
+        .strip_prefix("label_values(")
+        .and_then(|e| e.strip_suffix(')'))
+        .and_then(|e| e.rsplit_once(','))
+        .unwrap();
+    let answer = api_get(
+        &format!("{}/api/v1/label/{}/values", prometheus.url, label.trim()),
+        &[("match[]", selector)],
+    )
+    .unwrap();
+    let users: BTreeSet<&str> = answer["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(users, tags.keys().map(String::as_str).collect());
+
+    // The stat panels.
+    let active = keys.iter().filter(|k| k.active);
+    let stats = [
+        ("Access keys", keys.len()),
+        ("Active keys", active.clone().count()),
+        ("High-risk keys", keys.iter().filter(|k| k.high_risk).count()),
+        (
+            "Active keys older than 90 days",
+            active.clone().filter(|k| k.age(now) > 90.0 * DAY).count(),
+        ),
+        ("Never-used keys", keys.iter().filter(|k| k.last_used.is_none()).count()),
+        ("Accounts with a root access key", 1),
+        ("Accounts up", 1),
+        ("Accounts down", 0),
+    ];
+    for (title, expected) in stats {
+        let result = run_target(&prometheus, target(panel(&dashboard, title), "A"), ".*", ".*").unwrap();
+        assert_eq!(result.len(), 1, "{title}");
+        assert_eq!(value_of(&result[0]), expected as f64, "{title}");
+    }
+
+    // The bar chart: one bar for the account, by name, every bucket counted.
+    let bar = panel(&dashboard, "Access key age by account");
+    let mut buckets = BTreeMap::new();
+    for row in run_target(&prometheus, target(bar, "A"), ".*", ".*").unwrap() {
+        let labels = labels_of(&row);
+        assert_eq!(labels["account_name"], alias);
+        buckets.insert(labels["age_bucket"].clone(), value_of(&row));
+    }
+    let order = bar["transformations"][1]["options"]["indexByName"].as_object().unwrap();
+    let ordered: BTreeSet<&String> = order.keys().filter(|k| !k.contains('\\')).collect();
+    assert_eq!(
+        buckets.keys().collect::<BTreeSet<_>>(),
+        ordered,
+        "the bar chart orders exactly the exporter's buckets"
+    );
+    for (bucket, count) in &buckets {
+        let seeded_count = keys.iter().filter(|k| &k.bucket == bucket).count();
+        assert_eq!(*count, seeded_count as f64, "bucket {bucket}");
+    }
+
+    // The high-risk table returns exactly the keys seeded as high risk, with
+    // the account's name, owner and team tags, age in days and last use.
+    let high_risk_table = panel(&dashboard, "High-risk access keys");
+    let rows = run_target(&prometheus, target(high_risk_table, "A"), ".*", ".*").unwrap();
+    let high_risk: BTreeSet<(String, String)> = keys.iter().filter(|k| k.high_risk).map(Key::pair).collect();
+    assert!(high_risk.len() >= 5, "the fixture seeds high-risk keys");
+    assert_eq!(
+        key_pairs(&rows),
+        high_risk,
+        "the high-risk table lists the high-risk keys"
+    );
+    for row in &rows {
+        let labels = labels_of(row);
+        let key = keys.iter().find(|k| k.id == labels["access_key_id"]).unwrap();
+        assert_eq!(labels["account_name"], alias);
+        assert_eq!(labels["status"], "Active");
+        assert_eq!(
+            labels.get("last_used_service").cloned().unwrap_or_default(),
+            key.service
+        );
+        for (tag, value) in &tags[&key.user] {
+            assert_eq!(&labels[tag], value, "{tag} of {}", key.user);
+        }
+        assert_eq!(value_of(row), (key.age(now) / DAY).floor(), "age in days of {}", key.id);
+    }
+    let used = run_target(&prometheus, target(high_risk_table, "B"), ".*", ".*").unwrap();
+    let expected: BTreeSet<_> = keys
+        .iter()
+        .filter(|k| k.high_risk && k.last_used.is_some())
+        .map(Key::pair)
+        .collect();
+    assert_eq!(
+        key_pairs(&used),
+        expected,
+        "days since last use, empty (Never) for keys never used"
+    );
+
+    // The details table: every key, days since last use and high risk.
+    let details = panel(&dashboard, "Access key details");
+    let all: BTreeSet<_> = keys.iter().map(Key::pair).collect();
+    let rows = run_target(&prometheus, target(details, "A"), ".*", ".*").unwrap();
+    assert_eq!(key_pairs(&rows), all);
+    let rows = run_target(&prometheus, target(details, "B"), ".*", ".*").unwrap();
+    assert_eq!(
+        key_pairs(&rows),
+        keys.iter().filter(|k| k.last_used.is_some()).map(Key::pair).collect()
+    );
+    for row in &rows {
+        let key = keys.iter().find(|k| k.id == labels_of(row)["access_key_id"]).unwrap();
+        let days = ((now - key.last_used.unwrap()) / DAY).floor();
+        assert_eq!(value_of(row), days, "days since last use of {}", key.id);
+    }
+    for row in run_target(&prometheus, target(details, "C"), ".*", ".*").unwrap() {
+        let key = keys.iter().find(|k| k.id == labels_of(&row)["access_key_id"]).unwrap();
+        assert_eq!(value_of(&row), if key.high_risk { 1.0 } else { 0.0 }, "{}", key.id);
+    }
+    // One account and one user selected, escaped the way Grafana escapes them.
+    let user = "sam+admin@example.com";
+    let rows = run_target(
+        &prometheus,
+        target(details, "A"),
+        account_id,
+        &grafana_regex_escape(user),
+    )
+    .unwrap();
+    assert_eq!(
+        key_pairs(&rows),
+        keys.iter().filter(|k| k.user == user).map(Key::pair).collect(),
+        "the user variable filters the details"
+    );
+    assert_eq!(rows.len(), 2);
+
+    // The alerts: exactly the expected ones reach Alertmanager, with their
+    // labels, inhibitions and receivers.
+    let expected = expected_alerts(seeded, &instance, now);
+    let mut alerts = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(Value::Array(list)) = api_get(&format!("{}/api/v2/alerts", alertmanager.url), &[]) {
+            let ids: BTreeSet<AlertId> = list.iter().map(alert_id).collect();
+            let processed = list.iter().all(|a| a["status"]["state"] != "unprocessed");
+            alerts = list;
+            if processed && ids == expected.keys().cloned().collect() {
+                break;
+            }
+        }
+        if Instant::now() > deadline {
+            let got: BTreeSet<AlertId> = alerts.iter().map(alert_id).collect();
+            let want: BTreeSet<AlertId> = expected.keys().cloned().collect();
+            panic!(
+                "Alertmanager's alerts differ from the expected ones.\nmissing: {:?}\nunexpected: {:?}\n{}",
+                want.difference(&got).collect::<Vec<_>>(),
+                got.difference(&want).collect::<Vec<_>>(),
+                diagnostics()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    for name in [
+        "AwsIamAccessKeyHighRisk",
+        "AwsIamAccessKeyRotationOverdue",
+        "AwsIamAccessKeyUnused45Days",
+        "AwsIamAccessKeyUnused90Days",
+        "AwsIamUserMultipleActiveKeys",
+        "AwsIamRootAccessKeyPresent",
+    ] {
+        assert!(expected.keys().any(|(n, _, _)| n == name), "the fixture fires {name}");
+    }
+    assert!(
+        expected.values().any(|e| e.suppressed),
+        "the fixture exercises the inhibitions"
+    );
+    for alert in &alerts {
+        let id = alert_id(alert);
+        let want = &expected[&id];
+        let labels: BTreeMap<String, String> = serde_json::from_value(alert["labels"].clone()).unwrap();
+        assert_eq!(labels, want.labels, "labels of {id:?}");
+        let state = alert["status"]["state"].as_str().unwrap();
+        assert_eq!(state, if want.suppressed { "suppressed" } else { "active" }, "{id:?}");
+        let receivers: BTreeSet<String> = alert["receivers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(receivers, expected_receivers(&labels), "receivers of {id:?}");
+
+        let annotations = &alert["annotations"];
+        let name = &id.0;
+        assert_eq!(
+            annotations["runbook_url"].as_str().unwrap(),
+            format!("{RUNBOOK_BASE}#runbook-{}", name.to_lowercase())
+        );
+        let summary = annotations["summary"].as_str().unwrap();
+        let description = annotations["description"].as_str().unwrap();
+        assert!(summary.contains(alias), "{summary}");
+        assert!(
+            description.contains(&format!("account {alias} ({account_id})")),
+            "{description}"
+        );
+        assert!(
+            !description.contains("{{") && !description.contains("  "),
+            "{description}"
+        );
+        if !id.1.is_empty() {
+            assert!(description.contains(&format!("IAM user {}", id.1)), "{description}");
+            assert!(description.contains(&id.2), "{description}");
+        }
+        if name == "AwsIamAccessKeyHighRisk" {
+            let key = keys.iter().find(|k| k.id == id.2).unwrap();
+            let age = (key.age(now) / DAY).floor();
+            let last_use = match key.last_used {
+                Some(t) => format!("last used {} days ago", ((now - t) / DAY).floor()),
+                None => "never used".to_string(),
+            };
+            assert!(
+                description.contains(&format!("{age} days old and {last_use}.")),
+                "{description}"
+            );
+        }
+    }
+
+    // Prometheus agrees: these alerts fire, and nothing else is firing or
+    // pending; in particular no exporter-health alert.
+    let answer = api_get(&format!("{}/api/v1/alerts", prometheus.url), &[]).unwrap();
+    let prometheus_alerts = answer["data"]["alerts"].as_array().unwrap();
+    for alert in prometheus_alerts {
+        let name = alert["labels"]["alertname"].as_str().unwrap();
+        assert!(!name.starts_with("AwsIamExporter"), "exporter alert {alert}");
+        assert_eq!(alert["state"], "firing", "{alert}");
+    }
+    let firing: BTreeSet<AlertId> = prometheus_alerts.iter().map(alert_id).collect();
+    assert_eq!(firing, expected.keys().cloned().collect());
+
+    // The active alerts are delivered to their receivers; inhibited ones never.
+    let delivered = || -> BTreeSet<(String, AlertId)> {
+        let notifications = notifications.lock().unwrap();
+        notifications
+            .iter()
+            .flat_map(|(path, n)| {
+                let receiver = path.trim_start_matches('/').to_string();
+                assert_eq!(n["receiver"].as_str(), Some(receiver.as_str()));
+                n["alerts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(move |a| (receiver.clone(), alert_id(a)))
+            })
+            .collect()
+    };
+    let want: BTreeSet<(String, AlertId)> = expected
+        .iter()
+        .filter(|(_, e)| !e.suppressed)
+        .flat_map(|(id, e)| expected_receivers(&e.labels).into_iter().map(|r| (r, id.clone())))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !want.is_subset(&delivered()) {
+        assert!(
+            Instant::now() < deadline,
+            "not delivered: {:?}\n{}",
+            want.difference(&delivered()).collect::<Vec<_>>(),
+            diagnostics()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(delivered(), want, "each active alert reaches exactly its receivers");
+    for receiver in ["security-pager", "team-payments", "team-slack", "security-team"] {
+        assert!(
+            want.iter().any(|(r, _)| r == receiver),
+            "the fixture routes to {receiver}"
+        );
+    }
+
+    drop(prometheus);
+    drop(alertmanager);
+    eprintln!("prometheus_e2e: end to end in {:.1?}", started.elapsed());
+}
+
+/// (alertname, user, access_key_id) of an alert from any of the APIs.
+fn alert_id(alert: &Value) -> AlertId {
+    let label = |name: &str| alert["labels"][name].as_str().unwrap_or_default().to_string();
+    (label("alertname"), label("user"), label("access_key_id"))
+}
