@@ -29,6 +29,11 @@ const DEFAULT_REGION: &str = "us-east-1";
 #[derive(Debug, Clone)]
 pub struct AwsSettings {
     pub max_attempts: u32,
+    /// Longest wait for one HTTP attempt of an AWS call.
+    pub call_timeout: Duration,
+    /// Longest time one account's refresh may take; `None`: the refresh
+    /// interval, but at least five minutes.
+    pub refresh_timeout: Option<Duration>,
     pub max_concurrent_requests: usize,
     pub max_concurrent_accounts: usize,
 }
@@ -43,8 +48,7 @@ pub async fn load_sdk_config(settings: &AwsSettings) -> SdkConfig {
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(5))
-                .operation_attempt_timeout(Duration::from_secs(30))
-                .operation_timeout(Duration::from_secs(120))
+                .operation_attempt_timeout(settings.call_timeout)
                 .build(),
         )
         .load()
@@ -229,7 +233,9 @@ where
     let reason = match err {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => ErrorReason::Network,
         SdkError::ResponseError(_) => ErrorReason::InvalidResponse,
-        SdkError::ServiceError(_) => reason_for_code(code.as_deref().unwrap_or("")),
+        // An error answer without an AWS error code is one the SDK could not
+        // read (not XML, not JSON, cut off).
+        SdkError::ServiceError(_) => code.as_deref().map_or(ErrorReason::InvalidResponse, reason_for_code),
         _ => ErrorReason::Other,
     };
     SourceError {

@@ -154,6 +154,14 @@ pub struct Flags {
     #[arg(long = "credential-report.max-wait", global = true, env = "AWS_IAM_KEY_EXPORTER_CREDENTIAL_REPORT_MAX_WAIT", value_parser = parse_duration)]
     pub credential_report_max_wait: Option<Duration>,
 
+    /// Longest wait for one attempt of an AWS call (default 30s).
+    #[arg(long = "aws.call-timeout", global = true, env = "AWS_IAM_KEY_EXPORTER_AWS_CALL_TIMEOUT", value_parser = parse_duration)]
+    pub call_timeout: Option<Duration>,
+
+    /// Longest time one account's refresh may take (default: the refresh interval, at least 5m).
+    #[arg(long = "aws.refresh-timeout", global = true, env = "AWS_IAM_KEY_EXPORTER_AWS_REFRESH_TIMEOUT", value_parser = parse_duration)]
+    pub refresh_timeout: Option<Duration>,
+
     /// Attempts per AWS call, first try included, with standard backoff (default 3).
     #[arg(
         long = "aws.max-attempts",

@@ -185,6 +185,11 @@ impl Settings {
             shard,
             aws: AwsSettings {
                 max_attempts,
+                call_timeout: flags
+                    .call_timeout
+                    .or(file.call_timeout)
+                    .unwrap_or(Duration::from_secs(30)),
+                refresh_timeout: flags.refresh_timeout.or(file.refresh_timeout),
                 max_concurrent_requests,
                 max_concurrent_accounts,
             },
@@ -226,6 +231,8 @@ pub struct FileConfig {
     pub max_concurrent_requests: Option<usize>,
     pub max_concurrent_accounts: Option<usize>,
     pub max_attempts: Option<u32>,
+    pub call_timeout: Option<Duration>,
+    pub refresh_timeout: Option<Duration>,
     pub credential_report_max_wait: Option<Duration>,
 }
 
@@ -394,8 +401,16 @@ impl Validator {
         if let Some(report) = self.mapping(root.get("credential_report"), "credential_report", &["max_wait"]) {
             config.credential_report_max_wait = self.duration(report.get("max_wait"), "credential_report.max_wait");
         }
-        let known_aws = ["max_concurrent_requests", "max_concurrent_accounts", "max_attempts"];
+        let known_aws = [
+            "max_concurrent_requests",
+            "max_concurrent_accounts",
+            "max_attempts",
+            "call_timeout",
+            "refresh_timeout",
+        ];
         if let Some(aws) = self.mapping(root.get("aws"), "aws", &known_aws) {
+            config.call_timeout = self.duration(aws.get("call_timeout"), "aws.call_timeout");
+            config.refresh_timeout = self.duration(aws.get("refresh_timeout"), "aws.refresh_timeout");
             config.max_concurrent_accounts = self
                 .integer(aws.get("max_concurrent_accounts"), "aws.max_concurrent_accounts", 1)
                 .map(|n| n.min(256) as usize);
@@ -665,7 +680,7 @@ labels:
   user_tags: [owner, cost-center]
   access_key_id: last4
 shard: {index: 1, count: 3}
-aws: {max_concurrent_requests: 4, max_attempts: 5}
+aws: {max_concurrent_requests: 4, max_attempts: 5, call_timeout: 2s, refresh_timeout: 1m}
 "#,
         )
         .unwrap();

@@ -95,6 +95,10 @@ async fn build(settings: &Settings) -> Result<Exporter> {
         accounts: settings.accounts.clone(),
         shard: settings.shard,
         max_concurrent_accounts: settings.aws.max_concurrent_accounts,
+        refresh_timeout: settings
+            .aws
+            .refresh_timeout
+            .unwrap_or_else(|| refresh::default_refresh_timeout(settings.refresh_interval)),
         api: ApiOptions {
             max_concurrent_requests: settings.aws.max_concurrent_requests,
             user_tags: settings.labels.user_tags.clone(),

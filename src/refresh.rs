@@ -34,6 +34,8 @@ pub struct RefreshSettings {
     pub accounts: Accounts,
     pub shard: Shard,
     pub max_concurrent_accounts: usize,
+    /// Longest time one account's refresh may take.
+    pub refresh_timeout: Duration,
     pub api: ApiOptions,
     pub live_report: LiveReportOptions,
 }
@@ -402,7 +404,7 @@ fn start_refresh(
     let (sdk, base, settings, metrics) = (state.sdk.clone(), state.base.clone(), settings.clone(), metrics.clone());
     async move {
         let started = Instant::now();
-        let limit = account_timeout(settings.interval);
+        let limit = settings.refresh_timeout;
         let work = refresh_account(&target, &mut access, &sdk, &base, &settings, &metrics);
         let result = tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
             Err(SourceError::new(
@@ -439,9 +441,9 @@ fn finish_refresh(
     }
 }
 
-/// The longest one account's refresh may take: its interval, but never less
-/// than five minutes, which a large account needs.
-fn account_timeout(interval: Duration) -> Duration {
+/// The default longest time one account's refresh may take: its interval, but
+/// never less than five minutes, which a large account needs.
+pub fn default_refresh_timeout(interval: Duration) -> Duration {
     interval.max(Duration::from_secs(300))
 }
 

@@ -14,7 +14,8 @@ stdout:
   `stop` (the server stops listening), `start` (it listens again on the same
   port, with the same data), `delete-key USER KEY_ID [ACCOUNT_ID]`,
   `fault deny-assume-role ACCOUNT_ID`, `fault throttle ACCOUNT_ID N`,
-  `fault clear`, `stats`, `quit`; for the organization, `leave-org
+  `fault 500|503|malformed|hang|inprogress ACCOUNT_ID N|forever [OPERATION]
+  [paged]`, `fault clear`, `stats`, `quit`; for the organization, `leave-org
   ACCOUNT_ID`, `close-account ACCOUNT_ID` and `join-org NAME` (a new member
   with one user and one key, returned like a seeded account).
 
@@ -46,6 +47,7 @@ import logging
 import re
 import sys
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -398,7 +400,14 @@ class FaultProxy:
 
     - deny-assume-role ACCOUNT: AssumeRole into ACCOUNT gets 403 AccessDenied;
     - throttle ACCOUNT N: the next N IAM requests signed with ACCOUNT's
-      credentials get 400 Throttling.
+      credentials get 400 Throttling;
+    - KIND ACCOUNT N|forever [OPERATION] [paged]: IAM requests of ACCOUNT
+      (of that operation only, and only those with a pagination Marker when
+      `paged`) get, N times or until `fault clear`:
+      `500` / `503` an AWS error with that status (InternalFailure /
+      ServiceUnavailable), `malformed` a 200 whose XML is cut off, `hang` no
+      answer at all until the rule is cleared (then the connection closes),
+      `inprogress` a GenerateCredentialReport answer that says INPROGRESS.
 
     A credential's account: every AssumeRole that succeeds through the proxy
     maps the AccessKeyId in moto's answer to the RoleArn's account; any other
@@ -415,7 +424,7 @@ class FaultProxy:
         self.lock = threading.Lock()
         self.key_accounts = {}
         self.clear()
-        self.counts = {"denied": 0, "throttled": 0, "forwarded": 0, "dropped": 0, "by_action": {}}
+        self.counts = {"denied": 0, "throttled": 0, "faulted": 0, "forwarded": 0, "dropped": 0, "by_action": {}}
         handler = type("Handler", (ProxyHandler,), {"proxy": self})
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.server.daemon_threads = True
@@ -436,6 +445,23 @@ class FaultProxy:
         with self.lock:
             self.denied_accounts = set()
             self.throttles = {}
+            self.rules = []
+            self.generation = getattr(self, "generation", 0) + 1
+
+    def add_rule(self, kind, account_id, count, operation=None, paged=False):
+        with self.lock:
+            self.rules.append(
+                {"kind": kind, "account": account_id, "left": count, "operation": operation, "paged": paged}
+            )
+
+    def hang_until_cleared(self, generation, limit=300):
+        """Holds a request until `fault clear` (or `limit` seconds)."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            with self.lock:
+                if self.generation != generation:
+                    return
+            time.sleep(0.05)
 
     def deny_assume_role(self, account_id):
         with self.lock:
@@ -476,7 +502,45 @@ class FaultProxy:
                 self.throttles[account] -= 1
                 self.counts["throttled"] += 1
                 return error_response(400, IAM_XMLNS, "Throttling", "Rate exceeded")
+            for rule in self.rules:
+                if self.matches(rule, request, account):
+                    if rule["left"] > 0:
+                        rule["left"] -= 1
+                    self.counts["faulted"] += 1
+                    return self.rule_answer(rule, request)
         return None
+
+    @staticmethod
+    def matches(rule, request, account):
+        return (
+            request.service == "iam"
+            and rule["left"] != 0
+            and rule["account"] in (account, "any")
+            and rule["operation"] in (None, request.operation)
+            and (not rule["paged"] or "Marker" in request.params)
+        )
+
+    def rule_answer(self, rule, request):
+        kind = rule["kind"]
+        if kind == "500":
+            return error_response(500, IAM_XMLNS, "InternalFailure", "We encountered an internal error.")
+        if kind == "503":
+            return error_response(503, IAM_XMLNS, "ServiceUnavailable", "Service is unavailable.")
+        if kind == "malformed":
+            # Not XML at all; the SDK's parser is lenient with XML that is
+            # merely cut off or has mismatched tags.
+            return 200, "OK", [("Content-Type", "text/xml")], b"\x00 this is not XML <<"
+        if kind == "inprogress":
+            body = (
+                f'<GenerateCredentialReportResponse xmlns="{IAM_XMLNS}"><GenerateCredentialReportResult>'
+                "<State>INPROGRESS</State><Description>No report exists. Starting a new report generation.</Description>"
+                "</GenerateCredentialReportResult><ResponseMetadata><RequestId>r</RequestId></ResponseMetadata>"
+                "</GenerateCredentialReportResponse>"
+            )
+            return 200, "OK", [("Content-Type", "text/xml")], body.encode()
+        if kind == "hang":
+            return ("hang", self.generation)
+        raise ValueError(kind)
 
     def forward(self, request):
         """Sends the request to moto and returns (status, reason, headers,
@@ -516,6 +580,10 @@ class ProxyHandler(BaseHTTPRequestHandler):
     def do_any(self):
         request = AwsRequest(self.command, self.path, self.headers, self.read_body())
         answer = self.proxy.fault_for(request)
+        if answer is not None and answer[0] == "hang":
+            self.proxy.hang_until_cleared(answer[1])
+            self.close_connection = True
+            return
         if answer is None:
             try:
                 answer = self.proxy.forward(request)
@@ -569,7 +637,18 @@ def fault_command(proxy, words):
     if len(words) == 3 and words[0] == "throttle" and words[2].isdigit():
         proxy.throttle(words[1], int(words[2]))
         return {"ok": f"throttling the next {words[2]} IAM requests of {words[1]}"}
-    return {"error": "usage: fault deny-assume-role ACCOUNT_ID | fault throttle ACCOUNT_ID N | fault clear"}
+    kinds = ("500", "503", "malformed", "hang", "inprogress")
+    if len(words) >= 3 and words[0] in kinds and (words[2].isdigit() or words[2] == "forever"):
+        rest = words[3:]
+        paged = "paged" in rest
+        operation = next((w for w in rest if w != "paged"), None)
+        count = -1 if words[2] == "forever" else int(words[2])
+        proxy.add_rule(words[0], words[1], count, operation, paged)
+        return {"ok": f"{words[0]} for {words[1]}"}
+    return {
+        "error": "usage: fault deny-assume-role ACCOUNT_ID | fault throttle ACCOUNT_ID N | "
+        "fault 500|503|malformed|hang|inprogress ACCOUNT_ID|any N|forever [OPERATION] [paged] | fault clear"
+    }
 
 
 def start_moto(port=0):

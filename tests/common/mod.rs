@@ -310,3 +310,23 @@ pub fn write_config(dir: &Path, yaml: &str) -> PathBuf {
     std::fs::write(&path, yaml).unwrap();
     path
 }
+
+impl Exporter {
+    /// True while the process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+/// Every per-key series (by its creation timestamp), to compare data before,
+/// during and after a fault.
+pub fn key_series(text: &str) -> Vec<Sample> {
+    find(
+        &parse_metrics(text),
+        "aws_iam_access_key_created_timestamp_seconds",
+        &[],
+    )
+    .into_iter()
+    .cloned()
+    .collect()
+}

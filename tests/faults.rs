@@ -1,0 +1,142 @@
+//! Faults between the exporter and AWS, injected by the proxy in
+//! `tests/moto_server.py`: the process stays up, `/metrics` keeps answering
+//! with the last good data, the error is counted with the right reason, and
+//! the next good refresh recovers. (AWS unreachable altogether, moto
+//! stopped and started again, is in `tests/api_source.rs`.)
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+const ACCOUNT: &str = "123456789012";
+
+fn exporter(moto: &Moto, extra: &[&str]) -> Exporter {
+    let mut args = vec![
+        "--refresh.interval",
+        "1s",
+        "--aws.call-timeout",
+        "1s",
+        "--aws.refresh-timeout",
+        "5s",
+    ];
+    if !extra.contains(&"--aws.max-attempts") {
+        args.extend(["--aws.max-attempts", "2"]);
+    }
+    args.extend_from_slice(extra);
+    let exporter = Exporter::start(&args, &moto.aws_env_via_proxy());
+    exporter.wait_ready();
+    exporter
+}
+
+fn up(exporter: &Exporter) -> f64 {
+    value(
+        &parse_metrics(&exporter.scrape()),
+        "aws_iam_exporter_account_up",
+        &[("account_id", ACCOUNT)],
+    )
+}
+
+fn errors(exporter: &Exporter, reason: &str) -> f64 {
+    find(
+        &parse_metrics(&exporter.scrape()),
+        "aws_iam_exporter_refresh_errors_total",
+        &[("account_id", ACCOUNT), ("reason", reason)],
+    )
+    .first()
+    .map_or(0.0, |s| s.value)
+}
+
+/// Injects `fault`, waits for the account to go down with `reason`, checks
+/// that nothing was lost, clears the fault and waits for the recovery.
+fn survives(fault: &str, reason: &str, extra: &[&str]) {
+    let mut moto = Moto::start();
+    let mut exporter = exporter(&moto, extra);
+    let before = key_series(&exporter.scrape());
+    assert!(!before.is_empty());
+    assert_eq!(up(&exporter), 1.0);
+
+    moto.command(&format!("fault {fault}"));
+    wait_for(
+        &format!("{fault} to take the account down"),
+        Duration::from_secs(60),
+        || up(&exporter) == 0.0 && errors(&exporter, reason) >= 1.0,
+    );
+    let during = exporter.scrape();
+    assert_eq!(
+        key_series(&during),
+        before,
+        "{fault}: the last good data stays, never a half snapshot"
+    );
+    assert_eq!(promtool_check_metrics(&during), "");
+    assert!(exporter.is_running(), "{fault}: the process stays up");
+
+    moto.command("fault clear");
+    wait_for(&format!("recovery from {fault}"), Duration::from_secs(60), || {
+        up(&exporter) == 1.0
+    });
+    assert_eq!(key_series(&exporter.scrape()), before);
+    assert!(exporter.is_running());
+}
+
+#[test]
+fn answers_that_hang_time_out() {
+    survives(&format!("hang {ACCOUNT} forever"), "network", &[]);
+}
+
+#[test]
+fn http_500_and_503() {
+    survives(&format!("500 {ACCOUNT} forever"), "other", &[]);
+    survives(&format!("503 {ACCOUNT} forever ListAccessKeys"), "other", &[]);
+}
+
+#[test]
+fn malformed_xml() {
+    survives(
+        &format!("malformed {ACCOUNT} forever ListUsers"),
+        "invalid_response",
+        &[],
+    );
+}
+
+#[test]
+fn a_failure_in_the_middle_of_a_paginated_listing() {
+    // The first ListUsers page answers, the second (with a Marker) fails.
+    survives(&format!("500 {ACCOUNT} forever ListUsers paged"), "other", &[]);
+}
+
+#[test]
+fn a_credential_report_that_never_completes() {
+    survives(
+        &format!("inprogress {ACCOUNT} forever GenerateCredentialReport"),
+        "other",
+        &["--source", "credential-report", "--credential-report.max-wait", "5s"],
+    );
+}
+
+#[test]
+fn throttling_for_a_while_then_success_is_retried_and_counted() {
+    let mut moto = Moto::start();
+    let exporter = exporter(&moto, &["--aws.max-attempts", "3"]);
+    let before = key_series(&exporter.scrape());
+    moto.command(&format!("fault throttle {ACCOUNT} 2"));
+    let throttles = || -> f64 {
+        find(
+            &parse_metrics(&exporter.scrape()),
+            "aws_iam_exporter_aws_request_errors_total",
+            &[("code", "Throttling")],
+        )
+        .iter()
+        .map(|s| s.value)
+        .sum()
+    };
+    wait_for("the throttled calls to be counted", Duration::from_secs(30), || {
+        throttles() == 2.0
+    });
+    // Retried within the same refresh: the account never went down.
+    assert_eq!(errors(&exporter, "throttled"), 0.0);
+    assert_eq!(up(&exporter), 1.0);
+    assert_eq!(key_series(&exporter.scrape()), before);
+    assert_eq!(moto.command("stats")["ok"]["throttled"], 2);
+}
