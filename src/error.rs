@@ -24,9 +24,6 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    #[error("HTTP server failed: {0}")]
-    Serve(#[source] std::io::Error),
-
     #[error("refresh failed: {0}")]
     Refresh(#[from] crate::sources::SourceError),
 

@@ -17,6 +17,7 @@ pub mod report;
 pub mod server;
 pub mod snapshot;
 pub mod sources;
+pub mod web_config;
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -74,14 +75,6 @@ struct Exporter {
 
 /// Wires config to accounts to sources to snapshot to metrics.
 async fn build(settings: &Settings) -> Result<Exporter> {
-    if settings.web_config_file.is_some() {
-        // Serving without the TLS or authentication that was asked for would
-        // be worse than not starting.
-        return Err(Error::Config(vec![
-            "--web.config.file: TLS and basic authentication are not supported yet; remove the flag to serve plain HTTP"
-                .to_string(),
-        ]));
-    }
     let store = Arc::new(SnapshotStore::default());
     let metrics = Arc::new(Metrics::new(
         store.clone(),
@@ -149,13 +142,24 @@ fn warn_ignored_for_file(settings: &Settings) {
 }
 
 async fn serve(settings: Settings) -> Result<i32> {
+    let web_config = match &settings.web_config_file {
+        Some(path) => {
+            web_config::WebConfig::load(path).map_err(|e| Error::Config(vec![format!("--web.config.file: {e}")]))?
+        }
+        None => web_config::WebConfig::default(),
+    };
+    let web: web_config::SharedWebConfig = Arc::new(arc_swap::ArcSwap::from_pointee(web_config));
     let listeners = server::bind(&settings.listen_addresses).await?;
     let exporter = build(&settings).await?;
     let (stop, stopped) = watch::channel(false);
+    if let Some(path) = &settings.web_config_file {
+        tokio::spawn(web_config::watch(path.clone(), web.clone(), stopped.clone()));
+    }
     let router = server::router(
         exporter.metrics.clone(),
         exporter.store.clone(),
         &settings.telemetry_path,
+        web.clone(),
     );
     let refresh = tokio::spawn(exporter.refresher.run(stopped.clone()));
     tokio::spawn(async move {
@@ -163,7 +167,7 @@ async fn serve(settings: Settings) -> Result<i32> {
         tracing::info!("shutting down");
         let _ = stop.send(true);
     });
-    server::serve(listeners, router, stopped).await?;
+    server::serve(listeners, router, web, stopped).await?;
     let _ = refresh.await;
     Ok(0)
 }

@@ -4,11 +4,16 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use base64::Engine as _;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_http::compression::CompressionLayer;
@@ -17,6 +22,12 @@ use crate::config::split_listen_address;
 use crate::error::{Error, Result};
 use crate::metrics::{BuildInfo, Format, Metrics};
 use crate::snapshot::SnapshotStore;
+use crate::web_config::SharedWebConfig;
+
+/// Longest a client may take for its TLS handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Longest the server waits for requests in flight at shutdown.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Clone)]
 struct AppState {
@@ -25,7 +36,7 @@ struct AppState {
     telemetry_path: Arc<str>,
 }
 
-pub fn router(metrics: Arc<Metrics>, store: Arc<SnapshotStore>, telemetry_path: &str) -> Router {
+pub fn router(metrics: Arc<Metrics>, store: Arc<SnapshotStore>, telemetry_path: &str, web: SharedWebConfig) -> Router {
     let state = AppState {
         metrics,
         store,
@@ -34,10 +45,64 @@ pub fn router(metrics: Arc<Metrics>, store: Arc<SnapshotStore>, telemetry_path: 
     Router::new()
         .route("/", get(landing_page))
         .route(telemetry_path, get(metrics_handler))
+        .layer(axum::middleware::from_fn_with_state(web.clone(), basic_auth))
+        // Probes (kubelet, load balancers) carry no credentials; these two
+        // tell nothing about the keys. They are served on the same listener,
+        // so with TLS they are HTTPS too, as with the exporter-toolkit.
         .route("/-/healthy", get(|| async { "Healthy\n" }))
         .route("/-/ready", get(ready))
+        .layer(axum::middleware::from_fn_with_state(web, response_headers))
         .layer(CompressionLayer::new())
         .with_state(state)
+}
+
+/// Basic authentication against `basic_auth_users`, when there are any.
+async fn basic_auth(State(web): State<SharedWebConfig>, request: Request, next: Next) -> Response {
+    let config = web.load_full();
+    if config.users.is_empty() {
+        return next.run(request).await;
+    }
+    let credentials = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok())
+        .and_then(|raw| String::from_utf8(raw).ok());
+    let authorized = match credentials {
+        Some(pair) => match pair.split_once(':') {
+            Some((user, password)) => {
+                let (user, password) = (user.to_string(), password.to_string());
+                tokio::task::spawn_blocking(move || config.authenticate(&user, &password))
+                    .await
+                    .unwrap_or(false)
+            }
+            None => false,
+        },
+        None => false,
+    };
+    if authorized {
+        next.run(request).await
+    } else {
+        (
+            StatusCode::UNAUTHORIZED,
+            [(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"aws-iam-key-exporter\""),
+            )],
+            "Unauthorized\n",
+        )
+            .into_response()
+    }
+}
+
+/// The `http_server_config.headers` on every response.
+async fn response_headers(State(web): State<SharedWebConfig>, request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    for (name, value) in &web.load().headers {
+        response.headers_mut().insert(name.clone(), value.clone());
+    }
+    response
 }
 
 async fn metrics_handler(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -115,18 +180,75 @@ pub async fn bind(addresses: &[String]) -> Result<Vec<TcpListener>> {
 }
 
 /// Serves until `shutdown` turns true, then finishes the requests in flight.
-pub async fn serve(listeners: Vec<TcpListener>, router: Router, shutdown: watch::Receiver<bool>) -> Result<()> {
-    let servers = listeners.into_iter().map(|listener| {
-        let mut shutdown = shutdown.clone();
-        let router = router.clone();
-        async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = shutdown.wait_for(|stop| *stop).await;
-                })
-                .await
-        }
-    });
-    futures::future::try_join_all(servers).await.map_err(Error::Serve)?;
+/// TLS or plain HTTP per connection, as the web configuration in force says.
+pub async fn serve(
+    listeners: Vec<TcpListener>,
+    router: Router,
+    web: SharedWebConfig,
+    shutdown: watch::Receiver<bool>,
+) -> Result<()> {
+    let servers = listeners
+        .into_iter()
+        .map(|listener| accept_loop(listener, router.clone(), web.clone(), shutdown.clone()));
+    futures::future::try_join_all(servers).await?;
+    Ok(())
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    router: Router,
+    web: SharedWebConfig,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<()> {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(connection) => connection,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, do not spin.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        };
+        let service = TowerToHyperService::new(router.clone());
+        let tls = web.load().tls.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let builder = auto::Builder::new(TokioExecutor::new());
+            let result = match tls {
+                None => {
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    watcher.watch(conn.into_owned()).await
+                }
+                Some(config) => {
+                    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(tls_stream)) => {
+                            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), service);
+                            watcher.watch(conn.into_owned()).await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    }
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+        tracing::warn!("requests still in flight after the shutdown grace period");
+    }
     Ok(())
 }

@@ -1,0 +1,329 @@
+//! `--web.config.file` in the Prometheus exporter-toolkit format: TLS (and
+//! mutual TLS), basic authentication with bcrypt hashes, and response
+//! headers. Validated at start; read again when it (or a file it names)
+//! changes, keeping the previous configuration if the new one is invalid.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+use axum::http::{HeaderName, HeaderValue};
+use rustls::server::WebPkiClientVerifier;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use serde::Deserialize;
+
+/// How often the files are checked for changes.
+const POLL: Duration = Duration::from_secs(2);
+
+/// Response headers the exporter-toolkit allows to be set.
+const ALLOWED_HEADERS: [&str; 5] = [
+    "Strict-Transport-Security",
+    "X-Content-Type-Options",
+    "X-Frame-Options",
+    "X-XSS-Protection",
+    "Content-Security-Policy",
+];
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawWebConfig {
+    tls_server_config: Option<RawTls>,
+    http_server_config: Option<RawHttp>,
+    basic_auth_users: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    client_auth_type: Option<String>,
+    client_ca_file: Option<PathBuf>,
+    min_version: Option<String>,
+    max_version: Option<String>,
+    // Known to the toolkit, not supported here: named in the error rather
+    // than reported as unknown.
+    cipher_suites: Option<serde_yaml::Value>,
+    curve_preferences: Option<serde_yaml::Value>,
+    prefer_server_cipher_suites: Option<serde_yaml::Value>,
+    client_allowed_sans: Option<serde_yaml::Value>,
+    cert: Option<serde_yaml::Value>,
+    key: Option<serde_yaml::Value>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    http2: Option<bool>,
+    headers: Option<BTreeMap<String, String>>,
+}
+
+/// A validated web configuration.
+#[derive(Debug, Default)]
+pub struct WebConfig {
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// User name to bcrypt hash; empty: no authentication.
+    pub users: BTreeMap<String, String>,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Files whose change means the configuration must be read again.
+    files: Vec<PathBuf>,
+}
+
+impl WebConfig {
+    /// Reads and validates the file; the error names the file and the problem.
+    pub fn load(path: &Path) -> Result<WebConfig, String> {
+        let fail = |message: String| format!("{}: {message}", path.display());
+        let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+        let raw: RawWebConfig = if text.trim().is_empty() {
+            RawWebConfig::default()
+        } else {
+            serde_yaml::from_str(&text).map_err(|e| fail(e.to_string()))?
+        };
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut config = WebConfig {
+            files: vec![path.to_path_buf()],
+            ..WebConfig::default()
+        };
+        if let Some(tls) = raw.tls_server_config {
+            config.tls = Some(Arc::new(tls_config(tls, base, &mut config.files).map_err(fail)?));
+        }
+        for (user, hash) in raw.basic_auth_users.unwrap_or_default() {
+            hash.parse::<bcrypt::HashParts>()
+                .map_err(|e| fail(format!("basic_auth_users.{user}: not a bcrypt hash ({e})")))?;
+            config.users.insert(user, hash);
+        }
+        let http = raw.http_server_config.unwrap_or_default();
+        if http.http2 == Some(false) {
+            return Err(fail(
+                "http_server_config.http2: turning HTTP/2 off is not supported".into(),
+            ));
+        }
+        for (name, value) in http.headers.unwrap_or_default() {
+            let Some(allowed) = ALLOWED_HEADERS.iter().find(|h| h.eq_ignore_ascii_case(&name)) else {
+                return Err(fail(format!(
+                    "http_server_config.headers.{name}: not one of the headers that may be set ({})",
+                    ALLOWED_HEADERS.join(", ")
+                )));
+            };
+            let value = HeaderValue::from_str(&value)
+                .map_err(|_| fail(format!("http_server_config.headers.{name}: invalid header value")))?;
+            config.headers.push((HeaderName::from_static(lower(allowed)), value));
+        }
+        Ok(config)
+    }
+
+    /// Checks a user name and password; bcrypt is slow on purpose, so call
+    /// it off the async workers.
+    pub fn authenticate(&self, user: &str, password: &str) -> bool {
+        self.users
+            .get(user)
+            .is_some_and(|hash| bcrypt::verify(password, hash).unwrap_or(false))
+    }
+
+    fn fingerprint(&self) -> Vec<Option<(SystemTime, u64)>> {
+        self.files
+            .iter()
+            .map(|f| {
+                std::fs::metadata(f)
+                    .ok()
+                    .and_then(|m| Some((m.modified().ok()?, m.len())))
+            })
+            .collect()
+    }
+}
+
+fn lower(header: &'static str) -> &'static str {
+    match header {
+        "Strict-Transport-Security" => "strict-transport-security",
+        "X-Content-Type-Options" => "x-content-type-options",
+        "X-Frame-Options" => "x-frame-options",
+        "X-XSS-Protection" => "x-xss-protection",
+        _ => "content-security-policy",
+    }
+}
+
+fn tls_config(raw: RawTls, base: &Path, files: &mut Vec<PathBuf>) -> Result<rustls::ServerConfig, String> {
+    let unsupported = [
+        ("cipher_suites", raw.cipher_suites.is_some()),
+        ("curve_preferences", raw.curve_preferences.is_some()),
+        ("prefer_server_cipher_suites", raw.prefer_server_cipher_suites.is_some()),
+        ("client_allowed_sans", raw.client_allowed_sans.is_some()),
+        ("cert", raw.cert.is_some()),
+        ("key", raw.key.is_some()),
+    ];
+    if let Some((key, _)) = unsupported.iter().find(|(_, set)| *set) {
+        return Err(format!(
+            "tls_server_config.{key}: not supported by this exporter (use cert_file and key_file; the cipher suites are rustls's safe defaults)"
+        ));
+    }
+    let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+    let cert_file = resolve(raw.cert_file.ok_or("tls_server_config.cert_file: required")?);
+    let key_file = resolve(raw.key_file.ok_or("tls_server_config.key_file: required")?);
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_file)
+        .and_then(|certs| certs.collect())
+        .map_err(|e| {
+            format!(
+                "tls_server_config.cert_file: cannot read a certificate from {}: {e}",
+                cert_file.display()
+            )
+        })?;
+    if certs.is_empty() {
+        return Err(format!(
+            "tls_server_config.cert_file: no certificate in {}",
+            cert_file.display()
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(&key_file).map_err(|e| {
+        format!(
+            "tls_server_config.key_file: cannot read a private key from {}: {e}",
+            key_file.display()
+        )
+    })?;
+    files.extend([cert_file, key_file]);
+
+    let versions: &[&'static rustls::SupportedProtocolVersion] = match (raw.min_version.as_deref(), raw.max_version.as_deref()) {
+        (None | Some("TLS12"), None | Some("TLS13")) => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        (Some("TLS13"), None | Some("TLS13")) => &[&rustls::version::TLS13],
+        (None | Some("TLS12"), Some("TLS12")) => &[&rustls::version::TLS12],
+        (min, max) => {
+            return Err(format!(
+                "tls_server_config: min_version {min:?} / max_version {max:?}: TLS12 and TLS13 are supported, min not above max"
+            ))
+        }
+    };
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)
+        .map_err(|e| format!("tls_server_config: {e}"))?;
+
+    let auth = raw.client_auth_type.as_deref().unwrap_or("NoClientCert");
+    let needs_ca = matches!(auth, "RequireAndVerifyClientCert" | "VerifyClientCertIfGiven");
+    let builder = match (auth, raw.client_ca_file) {
+        ("NoClientCert", _) => builder.with_no_client_auth(),
+        (_, None) if needs_ca => {
+            return Err(format!("tls_server_config.client_ca_file: required with client_auth_type {auth}"));
+        }
+        (_, Some(ca_file)) if needs_ca => {
+            let ca_file = resolve(ca_file);
+            let mut roots = rustls::RootCertStore::empty();
+            for ca in CertificateDer::pem_file_iter(&ca_file)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| format!("tls_server_config.client_ca_file: cannot read {}: {e}", ca_file.display()))?
+            {
+                roots
+                    .add(ca)
+                    .map_err(|e| format!("tls_server_config.client_ca_file: {}: {e}", ca_file.display()))?;
+            }
+            files.push(ca_file);
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            let verifier = if auth == "VerifyClientCertIfGiven" {
+                verifier.allow_unauthenticated()
+            } else {
+                verifier
+            };
+            builder.with_client_cert_verifier(verifier.build().map_err(|e| format!("tls_server_config: {e}"))?)
+        }
+        (other, _) => {
+            return Err(format!(
+                "tls_server_config.client_auth_type: {other:?} is not supported; use NoClientCert, VerifyClientCertIfGiven or RequireAndVerifyClientCert"
+            ))
+        }
+    };
+    let mut config = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("tls_server_config: the certificate and key do not form a usable pair: {e}"))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// The web configuration in force, swapped when the file changes.
+pub type SharedWebConfig = Arc<ArcSwap<WebConfig>>;
+
+/// Reads the file again whenever it or a file it names changes; an invalid
+/// new version is logged and the previous one stays.
+pub async fn watch(path: PathBuf, shared: SharedWebConfig, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let mut seen = shared.load().fingerprint();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(POLL) => {}
+            _ = shutdown.changed() => return,
+        }
+        let now = shared.load().fingerprint();
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        match WebConfig::load(&path) {
+            Ok(config) => {
+                tracing::info!(file = %path.display(), "web configuration changed; now in force");
+                seen = config.fingerprint();
+                shared.store(Arc::new(config));
+            }
+            Err(e) => tracing::error!(error = %e, "web configuration changed but is invalid; keeping the previous one"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(yaml: &str) -> Result<WebConfig, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("web.yml");
+        std::fs::write(&path, yaml).unwrap();
+        WebConfig::load(&path).map_err(|e| e.replace(&path.display().to_string(), "web.yml"))
+    }
+
+    #[test]
+    fn empty_file_means_plain_http_without_auth() {
+        let config = load("").unwrap();
+        assert!(config.tls.is_none() && config.users.is_empty() && config.headers.is_empty());
+    }
+
+    #[test]
+    fn basic_auth_checks_bcrypt_hashes() {
+        let hash = bcrypt::hash("s3cret", 4).unwrap();
+        let config = load(&format!("basic_auth_users:\n  prometheus: '{hash}'\n")).unwrap();
+        assert!(config.authenticate("prometheus", "s3cret"));
+        assert!(!config.authenticate("prometheus", "wrong"));
+        assert!(!config.authenticate("nobody", "s3cret"));
+    }
+
+    #[test]
+    fn problems_are_named() {
+        let cases = [
+            (
+                "tls_server_config: {cert_file: a.pem}\nextra: 1\n",
+                "web.yml: unknown field `extra`",
+            ),
+            (
+                "basic_auth_users: {prometheus: plaintext}\n",
+                "web.yml: basic_auth_users.prometheus: not a bcrypt hash",
+            ),
+            (
+                "tls_server_config: {key_file: k.pem}\n",
+                "web.yml: tls_server_config.cert_file: required",
+            ),
+            (
+                "tls_server_config: {cert_file: missing.pem, key_file: k.pem}\n",
+                "web.yml: tls_server_config.cert_file: cannot read a certificate from",
+            ),
+            (
+                "tls_server_config: {cert_file: c.pem, key_file: k.pem, cipher_suites: [x]}\n",
+                "web.yml: tls_server_config.cipher_suites: not supported",
+            ),
+            (
+                "http_server_config: {headers: {Server: x}}\n",
+                "web.yml: http_server_config.headers.Server: not one of the headers",
+            ),
+        ];
+        for (yaml, expected) in cases {
+            let err = load(yaml).unwrap_err();
+            assert!(err.starts_with(expected), "{yaml:?}: {err}");
+        }
+    }
+}

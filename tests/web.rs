@@ -1,0 +1,313 @@
+//! `--web.config.file`: TLS, mutual TLS, basic authentication, response
+//! headers and reloading, with a real client (curl) and certificates made by
+//! the test with openssl.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+fn tool(name: &str) -> Command {
+    if Command::new(name).arg("--version").output().is_err() {
+        panic!("{name} is missing: install it with `apt-get install {name}` (or run .ci/run)");
+    }
+    Command::new(name)
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = tool("openssl").args(args).current_dir(dir).output().unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA, a server certificate for localhost / 127.0.0.1 and a client
+/// certificate, all signed by the CA.
+fn certificates(dir: &Path) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ],
+    );
+    std::fs::write(dir.join("server.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").unwrap();
+    // Extensions also make the certificate X.509 v3, which rustls requires.
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    for (name, ext) in [("server", Some("server.ext")), ("client", Some("client.ext"))] {
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-subj",
+                &format!("/CN={name}"),
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+            ],
+        );
+        let mut args = vec![
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            &format!("{name}.pem"),
+        ]
+        .into_iter()
+        .map(str::to_string)
+        .collect::<Vec<_>>();
+        if let Some(ext) = ext {
+            args.extend(["-extfile".to_string(), ext.to_string()]);
+        }
+        openssl(dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+}
+
+/// curl's HTTP status, or 0 when the connection or handshake failed.
+fn curl(dir: &Path, url: &str, extra: &[&str]) -> u16 {
+    let out = tool("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "10",
+            "--cacert",
+            "ca.pem",
+        ])
+        .args(extra)
+        .arg(url)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
+}
+
+fn curl_headers(dir: &Path, url: &str, extra: &[&str]) -> String {
+    let out = tool("curl")
+        .args([
+            "-s",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "--max-time",
+            "10",
+            "--cacert",
+            "ca.pem",
+        ])
+        .args(extra)
+        .arg(url)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).to_lowercase()
+}
+
+fn start(dir: &Path, web_yaml: &str) -> (Exporter, PathBuf) {
+    let web = dir.join("web.yml");
+    std::fs::write(&web, web_yaml).unwrap();
+    let sample = repo_path("examples/credential-report.csv");
+    let exporter = Exporter::start(
+        &[
+            "--credential-report.file",
+            sample.to_str().unwrap(),
+            "--web.config.file",
+            web.to_str().unwrap(),
+        ],
+        &[],
+    );
+    (exporter, web)
+}
+
+fn bcrypt_hash(password: &str) -> String {
+    // Cost 4 keeps the test fast; the exporter accepts any cost.
+    bcrypt::hash(password, 4).unwrap()
+}
+
+#[test]
+fn tls_with_basic_auth_and_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path());
+    let hash = bcrypt_hash("right");
+    let (exporter, _) = start(
+        dir.path(),
+        &format!(
+            "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n  min_version: TLS12\n\
+basic_auth_users:\n  prometheus: '{hash}'\n\
+http_server_config:\n  headers:\n    X-Frame-Options: deny\n"
+        ),
+    );
+    let url = |path: &str| format!("https://127.0.0.1:{}{path}", exporter.port);
+    let d = dir.path();
+    assert_eq!(curl(d, &url("/metrics"), &["-u", "prometheus:right"]), 200);
+    assert_eq!(
+        curl(d, &url("/metrics"), &["-u", "prometheus:wrong"]),
+        401,
+        "a wrong password gets 401"
+    );
+    assert_eq!(curl(d, &url("/metrics"), &[]), 401);
+    assert_eq!(curl(d, &url("/"), &["-u", "nobody:right"]), 401);
+    // Probes need no credentials; they are HTTPS like everything else.
+    assert_eq!(curl(d, &url("/-/healthy"), &[]), 200);
+    assert_eq!(curl(d, &url("/-/ready"), &[]), 200);
+    assert_eq!(
+        curl(d, &format!("http://127.0.0.1:{}/metrics", exporter.port), &[]),
+        0,
+        "no plain HTTP on a TLS listener"
+    );
+    let headers = curl_headers(d, &url("/metrics"), &["-u", "prometheus:right"]);
+    assert!(headers.contains("x-frame-options: deny"), "{headers}");
+    assert!(
+        headers.contains("www-authenticate")
+            || curl_headers(d, &url("/metrics"), &[]).contains("www-authenticate: basic")
+    );
+}
+
+#[test]
+fn mutual_tls_refuses_clients_without_a_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path());
+    let (exporter, _) = start(
+        dir.path(),
+        "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.pem\n",
+    );
+    let url = format!("https://localhost:{}/metrics", exporter.port);
+    assert_eq!(curl(dir.path(), &url, &[]), 0, "no client certificate: refused");
+    assert_eq!(
+        curl(dir.path(), &url, &["--cert", "client.pem", "--key", "client.key"]),
+        200
+    );
+    // A certificate from another CA is refused too.
+    openssl(
+        dir.path(),
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=stranger",
+            "-keyout",
+            "stranger.key",
+            "-out",
+            "stranger.pem",
+        ],
+    );
+    assert_eq!(
+        curl(dir.path(), &url, &["--cert", "stranger.pem", "--key", "stranger.key"]),
+        0
+    );
+}
+
+#[test]
+fn the_file_is_read_again_when_it_changes_and_a_bad_change_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path());
+    let (exporter, web) = start(
+        dir.path(),
+        "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n",
+    );
+    let url = format!("https://127.0.0.1:{}/metrics", exporter.port);
+    assert_eq!(curl(dir.path(), &url, &[]), 200);
+    std::fs::write(
+        &web,
+        format!(
+            "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\nbasic_auth_users:\n  p: '{}'\n",
+            bcrypt_hash("pw")
+        ),
+    )
+    .unwrap();
+    wait_for("basic auth to be in force", Duration::from_secs(20), || {
+        curl(dir.path(), &url, &[]) == 401
+    });
+    assert_eq!(curl(dir.path(), &url, &["-u", "p:pw"]), 200);
+    // An invalid change keeps the configuration in force.
+    std::fs::write(
+        &web,
+        "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\nbasic_auth_users: {p: not-a-hash}\n",
+    )
+    .unwrap();
+    wait_for("the invalid change to be logged", Duration::from_secs(20), || {
+        exporter
+            .log_lines()
+            .iter()
+            .any(|l| l.contains("web configuration changed but is invalid"))
+    });
+    assert_eq!(curl(dir.path(), &url, &["-u", "p:pw"]), 200);
+    assert_eq!(curl(dir.path(), &url, &[]), 401);
+}
+
+#[test]
+fn an_invalid_web_config_fails_the_start_naming_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = dir.path().join("web.yml");
+    let run = |yaml: &str| {
+        std::fs::write(&web, yaml).unwrap();
+        let out = Command::new(BIN)
+            .args([
+                "--web.config.file",
+                web.to_str().unwrap(),
+                "--web.listen-address",
+                "127.0.0.1:0",
+            ])
+            .args([
+                "--credential-report.file",
+                repo_path("examples/credential-report.csv").to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, err) = run("tls_server_config:\n  cert_file: c.pem\n  key_file: k.pem\n  colour: blue\n");
+    assert_eq!(code, Some(2));
+    assert!(err.contains("unknown field `colour`"), "{err}");
+    let (code, err) = run("basic_auth_users: {prometheus: hunter2}\n");
+    assert_eq!(code, Some(2));
+    assert!(err.contains("basic_auth_users.prometheus: not a bcrypt hash"), "{err}");
+    let (code, err) = run("tls_server_config: {cert_file: missing.pem, key_file: missing.key}\n");
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("tls_server_config.cert_file: cannot read a certificate"),
+        "{err}"
+    );
+}
