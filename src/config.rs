@@ -27,6 +27,19 @@ pub enum KeyIdLabel {
 }
 
 impl KeyIdLabel {
+    /// Text (a log line, an AWS error message) with every access key id in it
+    /// shown as `labels.access_key_id` says: whole, `****` and its last four
+    /// characters, or not at all.
+    pub fn redact<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
+        static KEY_ID: std::sync::LazyLock<regex::Regex> =
+            std::sync::LazyLock::new(|| regex::Regex::new(r"\b(?:AKIA|ASIA)[A-Z0-9]{12}([A-Z0-9]{4})\b").unwrap());
+        match self {
+            KeyIdLabel::Full => std::borrow::Cow::Borrowed(text),
+            KeyIdLabel::Last4 => KEY_ID.replace_all(text, "****$1"),
+            KeyIdLabel::None => KEY_ID.replace_all(text, "<access key id>"),
+        }
+    }
+
     /// The `access_key_id` label value, as configured by `labels.access_key_id`.
     pub fn render<'a>(&self, id: Option<&'a str>) -> &'a str {
         match (self, id) {
@@ -823,6 +836,20 @@ shard: {index: 3, count: 3}
         assert_eq!(KeyIdLabel::Last4.render(id), "MPLE");
         assert_eq!(KeyIdLabel::None.render(id), "");
         assert_eq!(KeyIdLabel::Full.render(None), "");
+    }
+
+    #[test]
+    fn key_ids_in_text_are_redacted_as_configured() {
+        let text = "The Access Key with id AKIAIOSFODNN7EXAMPLE cannot be found; ASIAZZZZZZZZZZZZ1234 either";
+        assert_eq!(KeyIdLabel::Full.redact(text), text);
+        assert_eq!(
+            KeyIdLabel::Last4.redact(text),
+            "The Access Key with id ****MPLE cannot be found; ****1234 either"
+        );
+        assert_eq!(
+            KeyIdLabel::None.redact(text),
+            "The Access Key with id <access key id> cannot be found; <access key id> either"
+        );
     }
 
     #[test]

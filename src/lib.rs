@@ -88,6 +88,7 @@ async fn build(settings: &Settings) -> Result<Exporter> {
         accounts: settings.accounts.clone(),
         shard: settings.shard,
         max_concurrent_accounts: settings.aws.max_concurrent_accounts,
+        key_ids: settings.labels.access_key_id,
         refresh_timeout: settings
             .aws
             .refresh_timeout
@@ -207,7 +208,8 @@ async fn report(settings: Settings, args: ReportArgs) -> Result<i32> {
     std::io::stdout()
         .write_all(text.as_bytes())
         .map_err(|e| Error::Output(e.to_string()))?;
-    if let Some(first) = errors.into_iter().next() {
+    if let Some(mut first) = errors.into_iter().next() {
+        first.message = settings.labels.access_key_id.redact(&first.message).into_owned();
         // The tables above hold the accounts that could be read; the log
         // names every failure. Incomplete data must not pass a gate.
         return Err(Error::Refresh(first));

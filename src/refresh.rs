@@ -34,6 +34,8 @@ pub struct RefreshSettings {
     pub accounts: Accounts,
     pub shard: Shard,
     pub max_concurrent_accounts: usize,
+    /// How access key ids may appear in logs.
+    pub key_ids: crate::config::KeyIdLabel,
     /// Longest time one account's refresh may take.
     pub refresh_timeout: Duration,
     pub api: ApiOptions,
@@ -135,7 +137,7 @@ impl Refresher {
                 if let Ok(data) = &outcome.result {
                     *known_id = Some(data.account_id.clone());
                 }
-                record(&self.store, &self.metrics, &outcome);
+                record(&self.store, &self.metrics, self.settings.key_ids, &outcome);
                 outcome.result.err().into_iter().collect()
             }
             Mode::Aws(state) => {
@@ -240,7 +242,7 @@ impl Refresher {
             tokio::select! {
                 Some(done) = in_flight.next(), if !in_flight.is_empty() => {
                     busy.remove(&done.0.account_id);
-                    finish_refresh(state, &self.store, &self.metrics, done);
+                    finish_refresh(state, &self.store, &self.metrics, settings.key_ids, done);
                 }
                 _ = tokio::time::sleep_until(wake.into()) => {}
                 _ = shutdown.changed() => return,
@@ -326,11 +328,11 @@ async fn discover(
                 finished: Utc::now(),
                 duration: Duration::ZERO,
             };
-            record(store, metrics, &outcome);
+            record(store, metrics, settings.key_ids, &outcome);
             vec![e]
         }
         Err(e) => {
-            tracing::error!(reason = e.reason.as_str(), code = e.code.as_deref().unwrap_or(""), error = %e, "account discovery failed; keeping the previous accounts");
+            tracing::error!(reason = e.reason.as_str(), code = e.code.as_deref().unwrap_or(""), error = %settings.key_ids.redact(&e.message), "account discovery failed; keeping the previous accounts");
             metrics.count_refresh_error("", e.reason.as_str());
             vec![e]
         }
@@ -380,7 +382,7 @@ async fn refresh_targets(
     let mut errors = Vec::new();
     while let Some(refreshed) = done.next().await {
         errors.extend(refreshed.2.result.as_ref().err().cloned());
-        finish_refresh(state, store, metrics, refreshed);
+        finish_refresh(state, store, metrics, settings.key_ids, refreshed);
     }
     errors
 }
@@ -426,9 +428,10 @@ fn finish_refresh(
     state: &mut AwsState,
     store: &SnapshotStore,
     metrics: &Metrics,
+    key_ids: crate::config::KeyIdLabel,
     (target, access, outcome): Refreshed,
 ) {
-    record(store, metrics, &outcome);
+    record(store, metrics, key_ids, &outcome);
     // An account dropped by a discovery while it was being read stays gone.
     if state.targets.iter().any(|t| t.account_id == target.account_id) {
         state.access.insert(target.account_id, access);
@@ -491,7 +494,7 @@ async fn refresh_account(
 
 /// Applies one outcome to a new snapshot and publishes it; counts and logs a
 /// failure once, with its AWS error code.
-fn record(store: &SnapshotStore, metrics: &Metrics, outcome: &Outcome) {
+fn record(store: &SnapshotStore, metrics: &Metrics, key_ids: crate::config::KeyIdLabel, outcome: &Outcome) {
     let account_id = outcome.account_id();
     match &outcome.result {
         Ok(data) => tracing::info!(
@@ -506,7 +509,7 @@ fn record(store: &SnapshotStore, metrics: &Metrics, outcome: &Outcome) {
                 account_id = %account_id,
                 reason = e.reason.as_str(),
                 code = e.code.as_deref().unwrap_or(""),
-                error = %e,
+                error = %key_ids.redact(&e.message),
                 "refresh failed; keeping the last good data"
             );
             metrics.count_refresh_error(account_id, e.reason.as_str());
