@@ -744,3 +744,57 @@ aws_iam_exporter_build_info{version="1.2.3",revision="abc",rustc_version="1.95.0
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::snapshot::Outcome;
+    use crate::sources::AccessKey;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The `aws_iam_access_keys` series of an account add up to its
+        /// number of keys, and every bucket is present for both statuses.
+        #[test]
+        fn bucket_counts_add_up_to_the_keys(keys in proptest::collection::vec((0i64..4_000, any::<bool>()), 0..200)) {
+            let now = DateTime::from_timestamp(2_000_000_000, 0).unwrap();
+            let data = AccountData {
+                account_id: "111122223333".into(),
+                keys: keys
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (age_days, active))| AccessKey {
+                        user: format!("u{i}"),
+                        position: 1,
+                        access_key_id: None,
+                        status: if *active { KeyStatus::Active } else { KeyStatus::Inactive },
+                        created: now - chrono::Duration::days(*age_days),
+                        last_used: None,
+                        last_used_service: None,
+                        last_used_region: None,
+                    })
+                    .collect(),
+                ..AccountData::default()
+            };
+            let store = Arc::new(SnapshotStore::default());
+            store.publish(Snapshot::default().with_outcomes(&[Outcome {
+                previous_id: None,
+                result: Ok(data),
+                finished: now,
+                duration: std::time::Duration::ZERO,
+            }]));
+            fn fixed() -> DateTime<Utc> {
+                DateTime::from_timestamp(2_000_000_000, 0).unwrap()
+            }
+            let build = BuildInfo { version: "v", revision: "r", rustc_version: "c" };
+            let text = Metrics::with_clock(store, Policy::default(), Labels::default(), build, fixed).render(Format::Text);
+            let counts: Vec<f64> = text
+                .lines()
+                .filter(|l| l.starts_with("aws_iam_access_keys{"))
+                .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+                .collect();
+            prop_assert_eq!(counts.len(), 2 * 5);
+            prop_assert_eq!(counts.iter().sum::<f64>(), keys.len() as f64);
+        }
+    }
+}

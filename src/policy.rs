@@ -313,3 +313,62 @@ mod tests {
         assert_eq!((a.age_seconds, a.unused_seconds, a.bucket), (0.0, 0.0, 0));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn bounds() -> impl Strategy<Value = Vec<u64>> {
+        proptest::collection::btree_set(1u64..10_000 * DAY, 1..8).prop_map(|set| set.into_iter().collect())
+    }
+
+    proptest! {
+        /// Every age falls in exactly one bucket, the one whose half-open
+        /// interval holds it.
+        #[test]
+        fn every_age_is_in_exactly_one_bucket(bounds in bounds(), age in 0u64..20_000 * DAY) {
+            let buckets = AgeBuckets::new(bounds.iter().map(|s| Duration::from_secs(*s)).collect()).unwrap();
+            let i = buckets.index(age as f64);
+            prop_assert!(i <= bounds.len());
+            let lower = if i == 0 { 0 } else { bounds[i - 1] };
+            prop_assert!(lower <= age);
+            if i < bounds.len() {
+                prop_assert!(age < bounds[i]);
+            }
+            prop_assert_eq!(buckets.labels().len(), bounds.len() + 1);
+        }
+
+        /// High risk is exactly the policy's definition, and never for an
+        /// inactive key.
+        #[test]
+        fn high_risk_follows_the_definition(
+            age in 0i64..5_000 * DAY as i64,
+            used_ago in proptest::option::of(0i64..5_000 * DAY as i64),
+            active in any::<bool>(),
+            unused_limit in proptest::option::of(1u64..1_000 * DAY),
+        ) {
+            let now = chrono::DateTime::from_timestamp(2_000_000_000, 0).unwrap();
+            let used_ago = used_ago.map(|u| u.min(age));
+            let key = AccessKey {
+                user: "u".into(),
+                position: 1,
+                access_key_id: None,
+                status: if active { KeyStatus::Active } else { KeyStatus::Inactive },
+                created: now - chrono::Duration::seconds(age),
+                last_used: used_ago.map(|u| now - chrono::Duration::seconds(u)),
+                last_used_service: None,
+                last_used_region: None,
+            };
+            let policy = Policy { unused_more_than: unused_limit.map(Duration::from_secs), ..Policy::default() };
+            let a = policy.assess(&key, now);
+            let expected = active
+                && (age as f64 > policy.rotated_more_than.as_secs_f64()
+                    || (used_ago.is_none() && age as f64 > policy.never_used_after.as_secs_f64())
+                    || matches!((unused_limit, used_ago), (Some(l), Some(u)) if u as u64 > l));
+            prop_assert_eq!(a.high_risk(), expected);
+            prop_assert_eq!(a.never_used, used_ago.is_none());
+            prop_assert!(a.unused_seconds <= a.age_seconds);
+        }
+    }
+}

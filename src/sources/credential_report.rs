@@ -431,3 +431,76 @@ nokeys,arn:aws:iam::111122223333:user/nokeys,2020-01-01T10:00:00+00:00,true,2026
         assert!(data.root_access_key_present);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    const HEADER: &str = "user,arn,user_creation_time,password_enabled,password_last_used,password_last_changed,password_next_rotation,mfa_active,access_key_1_active,access_key_1_last_rotated,access_key_1_last_used_date,access_key_1_last_used_region,access_key_1_last_used_service,access_key_2_active,access_key_2_last_rotated,access_key_2_last_used_date,access_key_2_last_used_region,access_key_2_last_used_service,cert_1_active,cert_1_last_rotated,cert_2_active,cert_2_last_rotated";
+
+    /// One key slot: (active, rotated secs, used secs after rotation).
+    type Slot = Option<(bool, i64, Option<i64>)>;
+
+    fn slot() -> impl Strategy<Value = Slot> {
+        proptest::option::of((
+            any::<bool>(),
+            1_400_000_000i64..1_800_000_000,
+            proptest::option::of(0i64..100_000_000),
+        ))
+    }
+
+    fn time(secs: i64) -> String {
+        DateTime::from_timestamp(secs, 0).unwrap().to_rfc3339()
+    }
+
+    proptest! {
+        /// Whatever bytes arrive, the parser answers with data or an error
+        /// naming a line; it never panics.
+        #[test]
+        fn arbitrary_input_never_panics(text in "\\PC{0,400}") {
+            if let Err(e) = parse(&format!("{HEADER}\n{text}")) {
+                prop_assert!(e.line >= 1);
+            }
+        }
+
+        /// Reports written the way AWS writes them parse back to the same
+        /// users and keys.
+        #[test]
+        fn well_formed_reports_round_trip(
+            users in proptest::collection::btree_map("[a-zA-Z0-9+=,.@_-]{1,20}", (slot(), slot()), 0..30),
+        ) {
+            let mut writer = csv::Writer::from_writer(Vec::new());
+            writer.write_record(HEADER.split(',')).unwrap();
+            let mut expected_keys = 0;
+            for (name, slots) in &users {
+                let mut row = vec![name.clone(), format!("arn:aws:iam::111122223333:user/{name}"), time(1_300_000_000),
+                    "false".into(), "N/A".into(), "N/A".into(), "N/A".into(), "false".into()];
+                for slot in [slots.0, slots.1] {
+                    match slot {
+                        None => row.extend(["false", "N/A", "N/A", "N/A", "N/A"].map(String::from)),
+                        Some((active, rotated, used)) => {
+                            expected_keys += 1;
+                            row.push(active.to_string());
+                            row.push(time(rotated));
+                            match used {
+                                Some(after) => row.extend([time(rotated + after), "us-east-1".into(), "s3".into()]),
+                                None => row.extend(["N/A", "N/A", "N/A"].map(String::from)),
+                            }
+                        }
+                    }
+                }
+                row.extend(["false", "N/A", "false", "N/A"].map(String::from));
+                writer.write_record(&row).unwrap();
+            }
+            let text = String::from_utf8(writer.into_inner().unwrap()).unwrap();
+            let data = parse(&text).unwrap();
+            prop_assert_eq!(data.users.len(), users.len());
+            prop_assert_eq!(data.keys.len(), expected_keys);
+            for key in &data.keys {
+                prop_assert!(key.position == 1 || key.position == 2);
+                prop_assert!(key.last_used.is_none_or(|u| u >= key.created));
+            }
+        }
+    }
+}
