@@ -1,20 +1,31 @@
 # The two commands of the README's quick start, and the checks CI runs.
 
-.PHONY: run-sample test lint bench bench-serve
+.PHONY: run-sample test lint lint-deploy deny bench bench-serve bench-refresh bench-load fuzz
 
 # Serve the bundled sample report on http://localhost:9781/metrics
 run-sample:
 	cargo run -- --credential-report.file examples/credential-report.csv
 
-# The whole test suite (unit, moto integration, promtool), installing
-# promtool and moto first when they are missing.
+# The whole test suite, installing what it needs first when it is missing:
+# the deployment checks (scripts/lint-deploy.sh), then unit, moto,
+# Prometheus and Alertmanager tests.
 test:
 	scripts/install-test-deps.sh
+	scripts/lint-deploy.sh
 	cargo test
 
 lint:
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
+
+# Dockerfile, Kubernetes, IAM, CloudFormation, systemd and compose checks.
+lint-deploy:
+	scripts/lint-deploy.sh
+
+# Licenses, banned crates and sources (deny.toml).
+deny:
+	command -v cargo-deny >/dev/null 2>&1 || cargo install --locked cargo-deny
+	cargo deny check licenses bans sources
 
 # Benchmarks: rendering speed (criterion) and serving memory (release binary).
 bench:
@@ -23,3 +34,15 @@ bench:
 bench-serve:
 	cargo build --release
 	python3 scripts/bench_serve.py --keys 1000 10000 100000
+
+bench-refresh:
+	cargo build --release
+	python3 scripts/bench_refresh.py
+
+bench-load:
+	cargo build --release
+	python3 scripts/bench_load.py --keys 10000 100000
+
+# The fuzzers, SECONDS each (default 60).
+fuzz:
+	scripts/fuzz.sh $(SECONDS)
