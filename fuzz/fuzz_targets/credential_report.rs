@@ -1,0 +1,21 @@
+//! Any bytes as a credential report: the parser returns data or an error
+//! that names a line, never panics, and what it returns is consistent.
+#![no_main]
+
+use aws_iam_key_exporter::sources::credential_report::parse;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    match parse(text) {
+        Ok(account) => {
+            for key in &account.keys {
+                assert!(account.users.iter().any(|u| u.name == key.user), "a key without its user");
+                assert!(key.position >= 1);
+            }
+        }
+        Err(e) => assert!(e.line >= 1),
+    }
+});
