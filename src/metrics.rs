@@ -21,8 +21,8 @@ use crate::sources::{AccountData, KeyStatus};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// Prometheus text format 0.0.4.
-    Text,
-    OpenMetrics,
+    Text = 0,
+    OpenMetrics = 1,
 }
 
 impl Format {

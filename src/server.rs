@@ -34,6 +34,41 @@ struct AppState {
     metrics: Arc<Metrics>,
     store: Arc<SnapshotStore>,
     telemetry_path: Arc<str>,
+    renders: Arc<RenderShare>,
+}
+
+/// Scrapes that arrive while a rendering is in flight, or within
+/// `SHARE_FOR` of one, get that rendering instead of making their own: at
+/// 100,000 keys a rendering is 100 MB and half a second of CPU, and many
+/// scrapers at once must cost neither memory nor CPU in proportion.
+#[derive(Default)]
+struct RenderShare {
+    /// Per format: the latest rendering, kept only while a response still
+    /// sends it (a weak reference), and when it was made.
+    slots: [tokio::sync::Mutex<Option<Shared>>; 2],
+}
+
+/// A rendering and when it was made.
+type Shared = (std::time::Instant, std::sync::Weak<String>);
+
+const SHARE_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl RenderShare {
+    async fn get(&self, metrics: &Arc<Metrics>, format: Format) -> Result<Arc<String>, tokio::task::JoinError> {
+        // One rendering at a time per format; the others wait and share it.
+        let mut slot = self.slots[format as usize].lock().await;
+        if let Some((at, weak)) = slot.as_ref() {
+            if at.elapsed() < SHARE_FOR {
+                if let Some(body) = weak.upgrade() {
+                    return Ok(body);
+                }
+            }
+        }
+        let metrics = metrics.clone();
+        let body = Arc::new(tokio::task::spawn_blocking(move || metrics.render(format)).await?);
+        *slot = Some((std::time::Instant::now(), Arc::downgrade(&body)));
+        Ok(body)
+    }
 }
 
 pub fn router(metrics: Arc<Metrics>, store: Arc<SnapshotStore>, telemetry_path: &str, web: SharedWebConfig) -> Router {
@@ -41,6 +76,7 @@ pub fn router(metrics: Arc<Metrics>, store: Arc<SnapshotStore>, telemetry_path: 
         metrics,
         store,
         telemetry_path: telemetry_path.into(),
+        renders: Arc::default(),
     };
     Router::new()
         .route("/", get(landing_page))
@@ -107,15 +143,27 @@ async fn response_headers(State(web): State<SharedWebConfig>, request: Request, 
 
 async fn metrics_handler(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let format = Format::from_accept(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
-    // Rendering a large organization takes long enough to stall other
-    // requests on this worker; do it on the blocking pool.
-    let metrics = state.metrics.clone();
-    match tokio::task::spawn_blocking(move || metrics.render(format)).await {
-        Ok(body) => ([(header::CONTENT_TYPE, format.content_type())], body).into_response(),
+    // Rendering runs on the blocking pool: it would stall other requests on
+    // this worker.
+    match state.renders.get(&state.metrics, format).await {
+        Ok(body) => (
+            [(header::CONTENT_TYPE, format.content_type())],
+            axum::body::Body::from(bytes::Bytes::from_owner(ArcText(body))),
+        )
+            .into_response(),
         Err(e) => {
             tracing::error!(error = %e, "rendering metrics failed");
             (StatusCode::INTERNAL_SERVER_ERROR, "rendering metrics failed\n").into_response()
         }
+    }
+}
+
+/// A shared rendering as a response body, without copying it.
+struct ArcText(Arc<String>);
+
+impl AsRef<[u8]> for ArcText {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
     }
 }
 

@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Load on /metrics: serves a synthetic report of N keys with the release
+binary, re-read every second (a refresh runs all the time), and drives
+/metrics with wrk from many connections for a while. Reports requests per
+second, latency percentiles, errors (must be 0), how long refreshes took
+under load, and the exporter's memory before and after (must not grow).
+
+    cargo build --release && python3 scripts/bench_load.py --keys 10000 100000
+
+Needs wrk (Debian package wrk). A benchmark, not a test.
+"""
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_serve import free_port, write_report  # noqa: E402
+
+
+def rss_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        fields = dict(line.split(":", 1) for line in f if ":" in line)
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def metric(base, name):
+    text = urllib.request.urlopen(base + "/metrics", timeout=120).read().decode()
+    values = [float(l.rsplit(" ", 1)[1]) for l in text.splitlines() if l.startswith(name)]
+    return values[0] if values else float("nan")
+
+
+def wrk(url, seconds, connections, gzip):
+    headers = ["-H", "Accept-Encoding: gzip"] if gzip else []
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s", "--latency", *headers, url],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    def grab(pattern, default="0"):
+        m = re.search(pattern, out)
+        return m.group(1) if m else default
+    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", grab(r"Socket errors: (.*)", "")))
+    non2xx = int(grab(r"Non-2xx or 3xx responses: (\d+)"))
+    return {
+        "rps": float(grab(r"Requests/sec:\s+([\d.]+)")),
+        "p50": grab(r"50%\s+(\S+)"),
+        "p90": grab(r"90%\s+(\S+)"),
+        "p99": grab(r"99%\s+(\S+)"),
+        "requests": int(grab(r"(\d+) requests in")),
+        "errors": errors + non2xx,
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--keys", type=int, nargs="+", default=[10000, 100000])
+    parser.add_argument("--seconds", type=int, default=30)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--binary", default="target/release/aws-iam-key-exporter")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is missing: apt-get install wrk")
+    if not os.path.exists(args.binary):
+        sys.exit(f"{args.binary} not found: run cargo build --release first")
+    print("| keys | encoding | req/s | p50 | p90 | p99 | requests | errors | refresh under load | RSS before | RSS after | peak RSS |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for keys in args.keys:
+        for gzip in (False, True):
+            with tempfile.TemporaryDirectory() as tmp:
+                report = os.path.join(tmp, "report.csv")
+                write_report(report, keys)
+                port = free_port()
+                proc = subprocess.Popen([args.binary, "--credential-report.file", report, "--refresh.interval", "1s",
+                                         "--web.listen-address", f"127.0.0.1:{port}", "--log.level", "warn"])
+                base = f"http://127.0.0.1:{port}"
+                try:
+                    for _ in range(600):
+                        try:
+                            if urllib.request.urlopen(base + "/-/ready", timeout=5).status == 200:
+                                break
+                        except Exception:
+                            time.sleep(0.1)
+                    # Warm up: the first render sizes the output buffer.
+                    urllib.request.urlopen(base + "/metrics", timeout=120).read()
+                    before, _ = rss_mib(proc.pid)
+                    result = wrk(base + "/metrics", args.seconds, args.connections, gzip)
+                    after, peak = rss_mib(proc.pid)
+                    refresh = metric(base, "aws_iam_exporter_account_refresh_duration_seconds")
+                    print(f"| {keys:,} | {'gzip' if gzip else 'identity'} | {result['rps']:.1f} | {result['p50']} | "
+                          f"{result['p90']} | {result['p99']} | {result['requests']} | {result['errors']} | "
+                          f"{refresh * 1000:.0f} ms | {before:.0f} MiB | {after:.0f} MiB | {peak:.0f} MiB |", flush=True)
+                finally:
+                    proc.terminate()
+                    proc.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()
