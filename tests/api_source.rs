@@ -234,16 +234,6 @@ fn failed_refresh_keeps_last_good_data_and_recovers() {
     exporter.wait_ready();
     let account = moto.seeded["account_id"].as_str().unwrap().to_string();
     let acct = [("account_id", account.as_str())];
-    let key_series = |text: &str| -> Vec<Sample> {
-        find(
-            &parse_metrics(text),
-            "aws_iam_access_key_created_timestamp_seconds",
-            &[],
-        )
-        .into_iter()
-        .cloned()
-        .collect()
-    };
     let before = key_series(&exporter.scrape());
     assert_eq!(before.len(), considered(&moto.seeded, "keys").len());
 

@@ -95,47 +95,29 @@ fn certificates(dir: &Path) {
     }
 }
 
-/// curl's HTTP status, or 0 when the connection or handshake failed.
-fn curl(dir: &Path, url: &str, extra: &[&str]) -> u16 {
+/// curl with the test CA, printing what `output` asks for (its own flags).
+fn curl_output(dir: &Path, url: &str, output: &[&str], extra: &[&str]) -> String {
     let out = tool("curl")
-        .args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--max-time",
-            "10",
-            "--cacert",
-            "ca.pem",
-        ])
+        .args(["-s", "-o", "/dev/null", "--max-time", "10", "--cacert", "ca.pem"])
+        .args(output)
         .args(extra)
         .arg(url)
         .current_dir(dir)
         .output()
         .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// curl's HTTP status, or 0 when the connection or handshake failed.
+fn curl(dir: &Path, url: &str, extra: &[&str]) -> u16 {
+    curl_output(dir, url, &["-w", "%{http_code}"], extra)
+        .trim()
+        .parse()
+        .unwrap_or(0)
 }
 
 fn curl_headers(dir: &Path, url: &str, extra: &[&str]) -> String {
-    let out = tool("curl")
-        .args([
-            "-s",
-            "-D",
-            "-",
-            "-o",
-            "/dev/null",
-            "--max-time",
-            "10",
-            "--cacert",
-            "ca.pem",
-        ])
-        .args(extra)
-        .arg(url)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).to_lowercase()
+    curl_output(dir, url, &["-D", "-"], extra).to_lowercase()
 }
 
 fn start(dir: &Path, web_yaml: &str) -> (Exporter, PathBuf) {
