@@ -39,24 +39,45 @@ struct AppState {
 
 /// Scrapes that arrive while a rendering is in flight, or within
 /// `SHARE_FOR` of one, get that rendering instead of making their own: at
-/// 100,000 keys a rendering is 100 MB and half a second of CPU, and many
-/// scrapers at once must cost neither memory nor CPU in proportion.
+/// 100,000 keys a rendering is 100 MB and half a second of CPU, and a gzip
+/// compression of it a second more; many scrapers at once must cost neither
+/// memory nor CPU in proportion.
 #[derive(Default)]
 struct RenderShare {
-    /// Per format: the latest rendering, kept only while a response still
-    /// sends it (a weak reference), and when it was made.
-    slots: [tokio::sync::Mutex<Option<Shared>>; 2],
+    /// Per format, plain and gzip: the latest body, kept only while a
+    /// response still sends it (a weak reference), and when it was made.
+    slots: [tokio::sync::Mutex<Option<Shared>>; 4],
 }
 
-/// A rendering and when it was made.
-type Shared = (std::time::Instant, std::sync::Weak<String>);
+/// A body and when it was made.
+type Shared = (std::time::Instant, std::sync::Weak<Vec<u8>>);
 
 const SHARE_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl RenderShare {
-    async fn get(&self, metrics: &Arc<Metrics>, format: Format) -> Result<Arc<String>, tokio::task::JoinError> {
-        // One rendering at a time per format; the others wait and share it.
-        let mut slot = self.slots[format as usize].lock().await;
+    async fn get(
+        &self,
+        metrics: &Arc<Metrics>,
+        format: Format,
+        gzip: bool,
+    ) -> Result<Arc<Vec<u8>>, tokio::task::JoinError> {
+        if !gzip {
+            let metrics = metrics.clone();
+            return self
+                .shared(format as usize * 2, move || metrics.render(format).into_bytes())
+                .await;
+        }
+        let plain = Box::pin(self.get(metrics, format, false)).await?;
+        self.shared(format as usize * 2 + 1, move || compress(&plain)).await
+    }
+
+    /// One computation per slot at a time; the callers that wait share it.
+    async fn shared(
+        &self,
+        slot: usize,
+        make: impl FnOnce() -> Vec<u8> + Send + 'static,
+    ) -> Result<Arc<Vec<u8>>, tokio::task::JoinError> {
+        let mut slot = self.slots[slot].lock().await;
         if let Some((at, weak)) = slot.as_ref() {
             if at.elapsed() < SHARE_FOR {
                 if let Some(body) = weak.upgrade() {
@@ -64,11 +85,20 @@ impl RenderShare {
                 }
             }
         }
-        let metrics = metrics.clone();
-        let body = Arc::new(tokio::task::spawn_blocking(move || metrics.render(format)).await?);
+        let body = Arc::new(tokio::task::spawn_blocking(make).await?);
         *slot = Some((std::time::Instant::now(), Arc::downgrade(&body)));
         Ok(body)
     }
+}
+
+/// gzip at the fastest level: scrapes are frequent and the text compresses
+/// about thirty times even so.
+fn compress(body: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 20), flate2::Compression::fast());
+    // Writing into a Vec cannot fail.
+    encoder.write_all(body).expect("gzip into memory");
+    encoder.finish().expect("gzip into memory")
 }
 
 pub fn router(metrics: Arc<Metrics>, store: Arc<SnapshotStore>, telemetry_path: &str, web: SharedWebConfig) -> Router {
@@ -143,14 +173,30 @@ async fn response_headers(State(web): State<SharedWebConfig>, request: Request, 
 
 async fn metrics_handler(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let format = Format::from_accept(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
-    // Rendering runs on the blocking pool: it would stall other requests on
-    // this worker.
-    match state.renders.get(&state.metrics, format).await {
-        Ok(body) => (
-            [(header::CONTENT_TYPE, format.content_type())],
-            axum::body::Body::from(bytes::Bytes::from_owner(ArcText(body))),
-        )
-            .into_response(),
+    let gzip = headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(accepts_gzip);
+    // Rendering and compressing run on the blocking pool: they would stall
+    // other requests on this worker.
+    match state.renders.get(&state.metrics, format, gzip).await {
+        Ok(body) => {
+            let mut response = (
+                [(header::CONTENT_TYPE, format.content_type())],
+                axum::body::Body::from(bytes::Bytes::from_owner(SharedBody(body))),
+            )
+                .into_response();
+            if gzip {
+                // Already compressed: the compression layer leaves it alone.
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                response
+                    .headers_mut()
+                    .insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+            }
+            response
+        }
         Err(e) => {
             tracing::error!(error = %e, "rendering metrics failed");
             (StatusCode::INTERNAL_SERVER_ERROR, "rendering metrics failed\n").into_response()
@@ -158,12 +204,22 @@ async fn metrics_handler(State(state): State<AppState>, headers: HeaderMap) -> R
     }
 }
 
-/// A shared rendering as a response body, without copying it.
-struct ArcText(Arc<String>);
+/// `gzip` listed in Accept-Encoding, and not refused with `q=0`.
+fn accepts_gzip(accept_encoding: &str) -> bool {
+    accept_encoding.split(',').any(|item| {
+        let mut parts = item.split(';').map(str::trim);
+        let coding = parts.next().unwrap_or("");
+        let refused = parts.any(|p| p.strip_prefix("q=").and_then(|q| q.trim().parse::<f32>().ok()) == Some(0.0));
+        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+    })
+}
 
-impl AsRef<[u8]> for ArcText {
+/// A shared body sent without copying it.
+struct SharedBody(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for SharedBody {
     fn as_ref(&self) -> &[u8] {
-        self.0.as_bytes()
+        &self.0
     }
 }
 
@@ -299,4 +355,30 @@ async fn accept_loop(
         tracing::warn!("requests still in flight after the shutdown grace period");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gzip_is_used_when_accepted() {
+        assert!(accepts_gzip("gzip"));
+        assert!(accepts_gzip("identity, gzip;q=0.5"));
+        assert!(accepts_gzip("*"));
+        assert!(!accepts_gzip("gzip;q=0"));
+        assert!(!accepts_gzip("identity"));
+        assert!(!accepts_gzip("br, deflate"));
+    }
+
+    #[test]
+    fn compressed_bodies_decompress_to_the_original() {
+        let text = "aws_iam_users{account_id=\"111122223333\"} 3\n".repeat(1000);
+        let mut plain = String::new();
+        use std::io::Read as _;
+        flate2::read::GzDecoder::new(&compress(text.as_bytes())[..])
+            .read_to_string(&mut plain)
+            .unwrap();
+        assert_eq!(plain, text);
+    }
 }
