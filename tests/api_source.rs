@@ -11,14 +11,6 @@ use chrono::Utc;
 use common::*;
 use serde_json::Value;
 
-const CONFIG: &str = r#"
-users:
-  exclude: ["^excluded-"]
-  exclude_tags: {exporter-ignore: "true"}
-labels:
-  user_tags: [owner, team]
-"#;
-
 fn considered<'a>(seeded: &'a Value, what: &str) -> Vec<&'a Value> {
     let excluded = |user: &str| user.starts_with("excluded-") || user == "ignored-by-tag";
     seeded[what]
@@ -33,7 +25,7 @@ fn considered<'a>(seeded: &'a Value, what: &str) -> Vec<&'a Value> {
 fn every_seeded_key_and_count_is_exported() {
     let moto = Moto::start();
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), CONFIG);
+    let config = write_config(dir.path(), REALISTIC_CONFIG);
     let exporter = Exporter::start(&["--config.file", config.to_str().unwrap()], &moto.aws_env());
     exporter.wait_ready();
     let text = exporter.scrape();
@@ -219,7 +211,7 @@ fn every_seeded_key_and_count_is_exported() {
 fn failed_refresh_keeps_last_good_data_and_recovers() {
     let mut moto = Moto::start();
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), CONFIG);
+    let config = write_config(dir.path(), REALISTIC_CONFIG);
     let exporter = Exporter::start(
         &[
             "--config.file",

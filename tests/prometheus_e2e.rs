@@ -42,16 +42,6 @@ const JOB: &str = "aws-iam-key-exporter";
 const RUNBOOK_BASE: &str = "https://github.com/aws-iam-key-exporter/aws-iam-key-exporter/blob/main/README.md";
 const DAY: f64 = 86400.0;
 
-/// The same users are left out as in tests/api_source.rs; their keys are
-/// high risk, so a leak into a panel or an alert shows.
-const CONFIG: &str = r#"
-users:
-  exclude: ["^excluded-"]
-  exclude_tags: {exporter-ignore: "true"}
-labels:
-  user_tags: [owner, team]
-"#;
-
 const INSTALL: &str = "install Debian's packages with `apt-get install prometheus prometheus-alertmanager` \
                        (or run .ci/run, or scripts/install-test-deps.sh)";
 
@@ -854,7 +844,7 @@ fn alerts_and_dashboard_end_to_end_with_prometheus_and_alertmanager() {
     let dir = tempfile::tempdir().unwrap();
 
     let moto = Moto::start();
-    let config = write_config(dir.path(), CONFIG);
+    let config = write_config(dir.path(), REALISTIC_CONFIG);
     let exporter = Exporter::start(&["--config.file", config.to_str().unwrap()], &moto.aws_env());
     exporter.wait_ready();
     let instance = format!("127.0.0.1:{}", exporter.port);
