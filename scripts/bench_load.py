@@ -16,12 +16,10 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
-import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_serve import free_port, write_report  # noqa: E402
+from bench_serve import serving  # noqa: E402
 
 
 def rss_mib(pid):
@@ -49,9 +47,11 @@ def wrk(url, seconds, connections, gzip):
     non2xx = int(grab(r"Non-2xx or 3xx responses: (\d+)"))
     return {
         "rps": float(grab(r"Requests/sec:\s+([\d.]+)")),
-        "p50": grab(r"50%\s+(\S+)"),
-        "p90": grab(r"90%\s+(\S+)"),
-        "p99": grab(r"99%\s+(\S+)"),
+        # The distribution's own lines: "    50%   12.34ms" (the thread stats
+        # line also ends in a percentage, such as "75.50%").
+        "p50": grab(r"(?m)^\s+50%\s+(\S+)"),
+        "p90": grab(r"(?m)^\s+90%\s+(\S+)"),
+        "p99": grab(r"(?m)^\s+99%\s+(\S+)"),
         "requests": int(grab(r"(\d+) requests in")),
         "errors": errors + non2xx,
     }
@@ -72,33 +72,16 @@ def main():
     print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for keys in args.keys:
         for gzip in (False, True):
-            with tempfile.TemporaryDirectory() as tmp:
-                report = os.path.join(tmp, "report.csv")
-                write_report(report, keys)
-                port = free_port()
-                proc = subprocess.Popen([args.binary, "--credential-report.file", report, "--refresh.interval", "1s",
-                                         "--web.listen-address", f"127.0.0.1:{port}", "--log.level", "warn"])
-                base = f"http://127.0.0.1:{port}"
-                try:
-                    for _ in range(600):
-                        try:
-                            if urllib.request.urlopen(base + "/-/ready", timeout=5).status == 200:
-                                break
-                        except Exception:
-                            time.sleep(0.1)
-                    # Warm up: the first render sizes the output buffer.
-                    urllib.request.urlopen(base + "/metrics", timeout=120).read()
-                    before, _ = rss_mib(proc.pid)
-                    result = wrk(base + "/metrics", args.seconds, args.connections, gzip)
-                    after, peak = rss_mib(proc.pid)
-                    refresh = metric(base, "aws_iam_exporter_account_refresh_duration_seconds")
-                    print(f"| {keys:,} | {'gzip' if gzip else 'identity'} | {result['rps']:.1f} | {result['p50']} | "
-                          f"{result['p90']} | {result['p99']} | {result['requests']} | {result['errors']} | "
-                          f"{refresh * 1000:.0f} ms | {before:.0f} MiB | {after:.0f} MiB | {peak:.0f} MiB |", flush=True)
-                finally:
-                    proc.terminate()
-                    proc.wait(timeout=30)
-
+            with serving(args.binary, keys, "--refresh.interval", "1s") as (proc, base):
+                # Warm up: the first render sizes the output buffer.
+                urllib.request.urlopen(base + "/metrics", timeout=120).read()
+                before, _ = rss_mib(proc.pid)
+                result = wrk(base + "/metrics", args.seconds, args.connections, gzip)
+                after, peak = rss_mib(proc.pid)
+                refresh = metric(base, "aws_iam_exporter_account_refresh_duration_seconds")
+                print(f"| {keys:,} | {'gzip' if gzip else 'identity'} | {result['rps']:.1f} | {result['p50']} | "
+                      f"{result['p90']} | {result['p99']} | {result['requests']} | {result['errors']} | "
+                      f"{refresh * 1000:.0f} ms | {before:.0f} MiB | {after:.0f} MiB | {peak:.0f} MiB |", flush=True)
 
 if __name__ == "__main__":
     main()

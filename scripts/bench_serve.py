@@ -8,6 +8,7 @@ A benchmark, not a test: figures depend on the machine.
 """
 
 import argparse
+import contextlib
 import datetime as dt
 import gzip
 import os
@@ -54,6 +55,30 @@ def free_port():
         return s.getsockname()[1]
 
 
+@contextlib.contextmanager
+def serving(binary, keys, *extra):
+    """The exporter serving a synthetic report of `keys` keys, ready; yields
+    (process, base URL) and stops it afterwards."""
+    with tempfile.TemporaryDirectory() as tmp:
+        report = os.path.join(tmp, "report.csv")
+        write_report(report, keys)
+        port = free_port()
+        proc = subprocess.Popen([binary, "--credential-report.file", report, *extra,
+                                 "--web.listen-address", f"127.0.0.1:{port}", "--log.level", "warn"])
+        base = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(600):
+                try:
+                    if urllib.request.urlopen(base + "/-/ready", timeout=5).status == 200:
+                        break
+                except Exception:
+                    time.sleep(0.1)
+            yield proc, base
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
 def peak_rss_mib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -85,29 +110,12 @@ def main():
     print("| keys | encoding | median scrape | response size | peak RSS after scrapes |")
     print("|---:|---|---:|---:|---:|")
     for keys in args.keys:
-        with tempfile.TemporaryDirectory() as tmp:
-            report = os.path.join(tmp, "report.csv")
-            write_report(report, keys)
-            port = free_port()
-            proc = subprocess.Popen([args.binary, "--credential-report.file", report,
-                                     "--web.listen-address", f"127.0.0.1:{port}", "--log.level", "warn"])
-            try:
-                base = f"http://127.0.0.1:{port}"
-                for _ in range(600):
-                    try:
-                        if urllib.request.urlopen(base + "/-/ready", timeout=5).status == 200:
-                            break
-                    except Exception:
-                        time.sleep(0.1)
-                for encoding in ["", "gzip"]:
-                    runs = sorted(scrape(base + "/metrics", encoding) for _ in range(args.scrapes))
-                    elapsed, size = runs[len(runs) // 2]
-                    print(f"| {keys:,} | {encoding or 'identity'} | {elapsed * 1000:.0f} ms | "
-                          f"{size / 1e6:.1f} MB | {peak_rss_mib(proc.pid):.0f} MiB |", flush=True)
-            finally:
-                proc.terminate()
-                proc.wait(timeout=30)
-
+        with serving(args.binary, keys) as (proc, base):
+            for encoding in ["", "gzip"]:
+                runs = sorted(scrape(base + "/metrics", encoding) for _ in range(args.scrapes))
+                elapsed, size = runs[len(runs) // 2]
+                print(f"| {keys:,} | {encoding or 'identity'} | {elapsed * 1000:.0f} ms | "
+                      f"{size / 1e6:.1f} MB | {peak_rss_mib(proc.pid):.0f} MiB |", flush=True)
 
 if __name__ == "__main__":
     main()
