@@ -282,3 +282,29 @@ fn an_invalid_web_config_fails_the_start_naming_the_problem() {
         "{err}"
     );
 }
+
+/// The web config that deploy/kubernetes/components/web-tls mounts, with its
+/// certificate paths (the Secret's mount) pointed at this test's files.
+#[test]
+fn the_kubernetes_component_web_config_serves_https() {
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path());
+    let d = dir.path();
+    std::fs::copy(d.join("server.pem"), d.join("tls.crt")).unwrap();
+    std::fs::copy(d.join("server.key"), d.join("tls.key")).unwrap();
+    let bundled = std::fs::read_to_string(repo_path("deploy/kubernetes/components/web-tls/web-config.yml")).unwrap();
+    let mount = "/etc/aws-iam-key-exporter-tls/";
+    assert!(
+        bundled.contains(mount),
+        "the component mounts the certificate at {mount}"
+    );
+    let (exporter, _) = start(d, &bundled.replace(mount, &format!("{}/", d.display())));
+    let url = format!("https://localhost:{}/metrics", exporter.port);
+    assert_eq!(curl(d, &url, &[]), 200);
+    let headers = curl_headers(d, &url, &[]);
+    assert!(
+        headers.contains("strict-transport-security: max-age=31536000"),
+        "{headers}"
+    );
+    assert!(headers.contains("x-content-type-options: nosniff"), "{headers}");
+}
