@@ -30,7 +30,7 @@
 #   compose     the compose file through Docker Compose's own parser
 #               (docker compose config), every bind-mounted file exists,
 #               amtool check-config on the demo's Alertmanager config
-#   self        this script, with ShellCheck
+#   shellcheck  this script, the other scripts and .ci/run
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
@@ -247,7 +247,7 @@ check amtool amtool check-config deploy/compose/alertmanager.yml
 
 # ---------------------------------------------------------------- this script
 
-check shellcheck "$BIN/shellcheck" scripts/lint-deploy.sh
+check shellcheck "$BIN/shellcheck" scripts/*.sh .ci/run
 
 # ---------------------------------------------------------------- summary
 
