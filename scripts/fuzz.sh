@@ -13,13 +13,26 @@ cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz
 export RUSTC_BOOTSTRAP=1
+failed=()
 for target in credential_report config; do
     echo "== fuzzing $target for ${seconds}s"
     # A scratch copy of the corpus, so a run does not add thousands of files
     # to the repository.
     work="$(mktemp -d)"
     cp -r "fuzz/corpus/$target/." "$work/"
-    cargo fuzz run "$target" "$work" -- -max_total_time="$seconds" -print_final_stats=1 2>&1 |
-        grep -E "^(#[0-9]+ +DONE|Done|stat::number_of_executed_units|stat::peak_rss_mb|==|INFO: .*corpus)" || true
-    rm -rf "$work"
+    # Only the summary lines, and on a crash the sanitizer's report and where
+    # the crashing input was written.
+    status=0
+    cargo fuzz run "$target" "$work" -- -max_total_time="$seconds" -print_final_stats=1 >"$work.log" 2>&1 || status=$?
+    grep -E "^(#[0-9]+[[:space:]]+(INITED|DONE)|Done|stat::|==|INFO: .*corpus|SUMMARY|artifact_prefix|Test unit written)|panicked" "$work.log" || true
+    if [ "$status" -ne 0 ]; then
+        echo "== $target FAILED (exit status $status); the last lines of its output:"
+        tail -n 40 "$work.log"
+        failed+=("$target")
+    fi
+    rm -rf "$work" "$work.log"
 done
+if [ "${#failed[@]}" -ne 0 ]; then
+    echo "fuzz: ${failed[*]} failed"
+    exit 1
+fi
