@@ -30,7 +30,7 @@
 #   compose     the compose file through Docker Compose's own parser
 #               (docker compose config), every bind-mounted file exists,
 #               amtool check-config on the demo's Alertmanager config
-#   shellcheck  this script, the other scripts and .ci/run
+#   scripts     this script, the other scripts and .ci/run, with ShellCheck
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
