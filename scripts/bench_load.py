@@ -23,13 +23,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_serve import serving  # noqa: E402
-
-
-def rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        fields = dict(line.split(":", 1) for line in f if ":" in line)
-    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+from bench_serve import peak_rss_mib, serving, status_kib  # noqa: E402
 
 
 def settled_rss_mib(pid, drain_seconds=5, sample_seconds=5):
@@ -39,7 +33,7 @@ def settled_rss_mib(pid, drain_seconds=5, sample_seconds=5):
     time.sleep(drain_seconds)
     samples = []
     for _ in range(int(sample_seconds * 4)):
-        samples.append(rss_mib(pid)[0])
+        samples.append(status_kib(pid, "VmRSS") / 1024)
         time.sleep(0.25)
     return statistics.median(samples)
 
@@ -103,7 +97,7 @@ def main():
                 for _ in range(args.rounds):
                     result = wrk(base + "/metrics", args.seconds, args.connections, gzip)
                     rounds.append((result, settled_rss_mib(proc.pid)))
-                _, peak = rss_mib(proc.pid)
+                peak = peak_rss_mib(proc.pid)
                 refresh = metric(base, "aws_iam_exporter_account_refresh_duration_seconds")
                 result = rounds[0][0]
                 errors = sum(r["errors"] for r, _ in rounds)

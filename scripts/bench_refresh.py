@@ -39,11 +39,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "scripts"))
 
 import moto_server  # noqa: E402  (after the path; it also patches ListUsers paging)
 from moto.iam.models import AccessKeyLastUsed, iam_backends  # noqa: E402
 from moto.server import DomainDispatcherApplication, create_backend_app  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
+from bench_serve import status_kib  # noqa: E402
 
 # AWS pages ListUsers at the caller's MaxItems, up to 1,000. The tests page
 # at 7 to catch pagination bugs; a benchmark must page like AWS does.
@@ -197,7 +199,7 @@ def run_polling_rss(command, env):
         child = subprocess.Popen(command, env=env, stdout=out, stderr=err, text=True)
         peak = None
         while child.poll() is None:
-            hwm = vm_hwm_kib(child.pid)  # only ever grows; gone once it exits
+            hwm = status_kib(child.pid, "VmHWM")  # only ever grows; None once it exits
             if hwm:
                 peak = max(peak or 0, hwm)
             time.sleep(0.01)
@@ -205,17 +207,6 @@ def run_polling_rss(command, env):
         out.seek(0)
         err.seek(0)
         return child.returncode, out.read(), err.read(), wall, peak
-
-
-def vm_hwm_kib(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass  # it exited between poll() and open()
-    return None
 
 
 def run_exporter(binary, moto, source, organization, directory):

@@ -79,12 +79,22 @@ def serving(binary, keys, *extra):
             proc.wait(timeout=30)
 
 
+def status_kib(pid, field):
+    """A memory field of /proc/PID/status (VmRSS, VmHWM: the peak RSS) in
+    KiB, or None once the process has exited."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
 def peak_rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+    kib = status_kib(pid, "VmHWM")
+    return kib / 1024 if kib is not None else float("nan")
 
 
 def scrape(url, encoding):
