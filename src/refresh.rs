@@ -459,7 +459,7 @@ async fn refresh_account(
     metrics: &Metrics,
 ) -> Result<AccountData, SourceError> {
     let clients = access.clients(sdk, base, &metrics.aws_calls).await?;
-    let mut data = match settings.source {
+    let data = match settings.source {
         SourceKind::Api => {
             api::fetch_account(&clients, &target.account_id, target.name.as_deref(), &settings.api).await?
         }
@@ -479,16 +479,10 @@ async fn refresh_account(
                 ));
             }
             settings.api.filter.apply(&mut data);
-            data.account_name = match &target.name {
-                Some(name) => name.clone(),
-                None => api::account_alias(&clients).await?,
-            };
+            data.account_name = api::account_name(&clients, target.name.as_deref()).await?;
             data
         }
     };
-    if let Some(name) = &target.name {
-        data.account_name = name.clone();
-    }
     Ok(data)
 }
 

@@ -29,10 +29,7 @@ pub async fn fetch_account(
     name: Option<&str>,
     options: &ApiOptions,
 ) -> Result<AccountData, SourceError> {
-    let account_name = match name {
-        Some(name) => name.to_string(),
-        None => account_alias(clients).await?,
-    };
+    let account_name = account_name(clients, name).await?;
 
     let summary = clients
         .iam
@@ -84,8 +81,12 @@ pub async fn fetch_account(
     })
 }
 
-/// The account's alias, or empty when it has none.
-pub async fn account_alias(clients: &Clients) -> Result<String, SourceError> {
+/// The account's display name: the one given (by Organizations or the
+/// config), else its alias, else empty.
+pub async fn account_name(clients: &Clients, name: Option<&str>) -> Result<String, SourceError> {
+    if let Some(name) = name {
+        return Ok(name.to_string());
+    }
     let aliases = clients
         .iam
         .list_account_aliases()
