@@ -100,6 +100,10 @@ async fn build(settings: &Settings) -> Result<Exporter> {
         },
         live_report: settings.live_report.clone(),
     };
+    let reads_report = settings.credential_report_file.is_some() || settings.source == SourceKind::CredentialReport;
+    if reads_report && (!settings.users.exclude_tags.is_empty() || !settings.labels.user_tags.is_empty()) {
+        tracing::warn!("users.exclude_tags and labels.user_tags need the api source: a credential report has no tags");
+    }
     let refresher = match &settings.credential_report_file {
         Some(path) => {
             warn_ignored_for_file(settings);
@@ -112,13 +116,6 @@ async fn build(settings: &Settings) -> Result<Exporter> {
             )
         }
         None => {
-            if settings.source == SourceKind::CredentialReport
-                && (!settings.users.exclude_tags.is_empty() || !settings.labels.user_tags.is_empty())
-            {
-                tracing::warn!(
-                    "users.exclude_tags and labels.user_tags need the api source: a credential report has no tags"
-                );
-            }
             let sdk = aws::load_sdk_config(&settings.aws).await;
             Refresher::for_aws(sdk, refresh, store.clone(), metrics.clone())
         }
@@ -130,15 +127,12 @@ async fn build(settings: &Settings) -> Result<Exporter> {
     })
 }
 
-/// A report file is one account's data: the account, shard and tag settings
-/// have nothing to act on, and saying so beats ignoring them silently.
+/// A report file is one account's data: the account and shard settings have
+/// nothing to act on, and saying so beats ignoring them silently.
 fn warn_ignored_for_file(settings: &Settings) {
     let accounts = &settings.accounts;
     if accounts.organization.is_some() || !accounts.static_accounts.is_empty() || settings.shard.count > 1 {
         tracing::warn!("--credential-report.file reads one report: accounts and shard settings are ignored");
-    }
-    if !settings.users.exclude_tags.is_empty() || !settings.labels.user_tags.is_empty() {
-        tracing::warn!("users.exclude_tags and labels.user_tags need the api source: a credential report has no tags");
     }
 }
 
