@@ -134,17 +134,16 @@ async fn basic_auth(State(web): State<SharedWebConfig>, request: Request, next: 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Basic "))
         .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok())
-        .and_then(|raw| String::from_utf8(raw).ok());
+        .and_then(|raw| String::from_utf8(raw).ok())
+        .and_then(|pair| {
+            pair.split_once(':')
+                .map(|(user, password)| (user.to_string(), password.to_string()))
+        });
     let authorized = match credentials {
-        Some(pair) => match pair.split_once(':') {
-            Some((user, password)) => {
-                let (user, password) = (user.to_string(), password.to_string());
-                tokio::task::spawn_blocking(move || config.authenticate(&user, &password))
-                    .await
-                    .unwrap_or(false)
-            }
-            None => false,
-        },
+        // bcrypt is slow on purpose: keep it off the async workers.
+        Some((user, password)) => tokio::task::spawn_blocking(move || config.authenticate(&user, &password))
+            .await
+            .unwrap_or(false),
         None => false,
     };
     if authorized {
