@@ -110,7 +110,9 @@ impl WebConfig {
             };
             let value = HeaderValue::from_str(&value)
                 .map_err(|_| fail(format!("http_server_config.headers.{name}: invalid header value")))?;
-            config.headers.push((HeaderName::from_static(lower(allowed)), value));
+            // HeaderName keeps names in lower case, whatever case it is given.
+            let name = HeaderName::from_bytes(allowed.as_bytes()).expect("the allowed header names are valid");
+            config.headers.push((name, value));
         }
         Ok(config)
     }
@@ -132,16 +134,6 @@ impl WebConfig {
                     .and_then(|m| Some((m.modified().ok()?, m.len())))
             })
             .collect()
-    }
-}
-
-fn lower(header: &'static str) -> &'static str {
-    match header {
-        "Strict-Transport-Security" => "strict-transport-security",
-        "X-Content-Type-Options" => "x-content-type-options",
-        "X-Frame-Options" => "x-frame-options",
-        "X-XSS-Protection" => "x-xss-protection",
-        _ => "content-security-policy",
     }
 }
 
