@@ -47,14 +47,8 @@ const INSTALL: &str = "install Debian's packages with `apt-get install prometheu
 
 // --- The programs ---------------------------------------------------------
 
-/// The first of `names` that runs; a missing tool fails the test, never skips it.
 fn tool(names: &[&str]) -> String {
-    for name in names {
-        if Command::new(name).arg("--version").output().is_ok() {
-            return name.to_string();
-        }
-    }
-    panic!("{} is not installed: {INSTALL}", names.join(" or "))
+    common::tool(names, INSTALL)
 }
 
 fn run(program: &str, args: &[&str]) -> (bool, String) {

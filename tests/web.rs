@@ -10,15 +10,16 @@ use std::time::Duration;
 
 use common::*;
 
-fn tool(name: &str) -> Command {
-    if Command::new(name).arg("--version").output().is_err() {
-        panic!("{name} is missing: install it with `apt-get install {name}` (or run .ci/run)");
-    }
-    Command::new(name)
+/// openssl or curl, failing the test with how to install it when missing.
+fn program(name: &str) -> Command {
+    Command::new(tool(
+        &[name],
+        &format!("install it with `apt-get install {name}` (or run .ci/run)"),
+    ))
 }
 
 fn openssl(dir: &Path, args: &[&str]) {
-    let out = tool("openssl").args(args).current_dir(dir).output().unwrap();
+    let out = program("openssl").args(args).current_dir(dir).output().unwrap();
     assert!(
         out.status.success(),
         "openssl {args:?}: {}",
@@ -107,7 +108,7 @@ fn certificates(dir: &Path) {
 
 /// curl with the test CA, printing what `output` asks for (its own flags).
 fn curl_output(dir: &Path, url: &str, output: &[&str], extra: &[&str]) -> String {
-    let out = tool("curl")
+    let out = program("curl")
         .args(["-s", "-o", "/dev/null", "--max-time", "10", "--cacert", "ca.pem"])
         .args(output)
         .args(extra)

@@ -13,6 +13,17 @@ use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_aws-iam-key-exporter");
 
+/// The first of `names` that runs; a missing tool fails the test with how to
+/// install it (`install`), never skips it.
+pub fn tool(names: &[&str], install: &str) -> String {
+    for name in names {
+        if Command::new(name).arg("--version").output().is_ok() {
+            return name.to_string();
+        }
+    }
+    panic!("{} is not installed: {install}", names.join(" or "))
+}
+
 pub fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
