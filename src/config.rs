@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_yaml::{Mapping, Value};
+use serde_norway::{Mapping, Value};
 
 use crate::aws::AwsSettings;
 use crate::cli::{parse_duration, Flags, LogFormat, LogLevel, SourceKind};
@@ -266,7 +266,7 @@ pub fn read_config_file(path: &Path) -> Result<FileConfig> {
 
 /// Parses and validates the YAML text, returning every problem found.
 pub fn parse_config(text: &str) -> std::result::Result<FileConfig, Vec<String>> {
-    let value: Value = serde_yaml::from_str(text).map_err(|e| vec![format!("not valid YAML: {e}")])?;
+    let value: Value = serde_norway::from_str(text).map_err(|e| vec![format!("not valid YAML: {e}")])?;
     let mut v = Validator::default();
     let config = v.file(&value);
     if v.problems.is_empty() {
@@ -612,7 +612,7 @@ fn join(path: &str, key: &str) -> String {
 fn display(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
-        other => serde_yaml::to_string(other).unwrap_or_default().trim().to_string(),
+        other => serde_norway::to_string(other).unwrap_or_default().trim().to_string(),
     }
 }
 

@@ -46,12 +46,12 @@ struct RawTls {
     max_version: Option<String>,
     // Known to the toolkit, not supported here: named in the error rather
     // than reported as unknown.
-    cipher_suites: Option<serde_yaml::Value>,
-    curve_preferences: Option<serde_yaml::Value>,
-    prefer_server_cipher_suites: Option<serde_yaml::Value>,
-    client_allowed_sans: Option<serde_yaml::Value>,
-    cert: Option<serde_yaml::Value>,
-    key: Option<serde_yaml::Value>,
+    cipher_suites: Option<serde_norway::Value>,
+    curve_preferences: Option<serde_norway::Value>,
+    prefer_server_cipher_suites: Option<serde_norway::Value>,
+    client_allowed_sans: Option<serde_norway::Value>,
+    cert: Option<serde_norway::Value>,
+    key: Option<serde_norway::Value>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -80,7 +80,7 @@ impl WebConfig {
         let raw: RawWebConfig = if text.trim().is_empty() {
             RawWebConfig::default()
         } else {
-            serde_yaml::from_str(&text).map_err(|e| fail(e.to_string()))?
+            serde_norway::from_str(&text).map_err(|e| fail(e.to_string()))?
         };
         let base = path.parent().unwrap_or(Path::new("."));
         let mut config = WebConfig {

@@ -288,8 +288,8 @@ fn resources_are_as_narrow_as_iam_allows() {
 /// A YAML value of a CloudFormation template as JSON, with `!Sub` strings resolved for the
 /// comparison: the partition to `aws`, the account to `*` (the JSON policy covers any
 /// account; a template may narrow it to its own), parameters to their defaults.
-fn resolve(value: &serde_yaml::Value, parameters: &BTreeMap<String, String>) -> Value {
-    use serde_yaml::Value as Y;
+fn resolve(value: &serde_norway::Value, parameters: &BTreeMap<String, String>) -> Value {
+    use serde_norway::Value as Y;
     match value {
         Y::Null => Value::Null,
         Y::Bool(b) => Value::Bool(*b),
@@ -319,7 +319,7 @@ fn resolve(value: &serde_yaml::Value, parameters: &BTreeMap<String, String>) -> 
 /// The statements of the inline policies of every role of a template.
 fn template_statements(path: &str) -> Vec<Statement> {
     let text = std::fs::read_to_string(repo_path(path)).unwrap();
-    let template: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let template: serde_norway::Value = serde_norway::from_str(&text).unwrap();
     let parameters: BTreeMap<String, String> = template["Parameters"]
         .as_mapping()
         .unwrap()
@@ -365,11 +365,11 @@ fn the_cloudformation_roles_carry_the_same_statements() {
 
 // --- The Kubernetes deployment is wired to those roles ----------------------------------
 
-fn yaml_file(path: &str) -> serde_yaml::Value {
-    serde_yaml::from_str(&std::fs::read_to_string(repo_path(path)).unwrap()).unwrap()
+fn yaml_file(path: &str) -> serde_norway::Value {
+    serde_norway::from_str(&std::fs::read_to_string(repo_path(path)).unwrap()).unwrap()
 }
 
-fn default_of(template: &serde_yaml::Value, parameter: &str) -> String {
+fn default_of(template: &serde_norway::Value, parameter: &str) -> String {
     template["Parameters"][parameter]["Default"]
         .as_str()
         .unwrap_or_else(|| panic!("no default for {parameter}"))

@@ -440,17 +440,17 @@ fn record_notification(mut stream: TcpStream, sink: &Received) -> std::io::Resul
 
 // --- The configs the test runs, derived from the examples -----------------
 
-fn yaml(path: &str) -> serde_yaml::Value {
-    serde_yaml::from_str(&std::fs::read_to_string(repo_path(path)).unwrap()).unwrap()
+fn yaml(path: &str) -> serde_norway::Value {
+    serde_norway::from_str(&std::fs::read_to_string(repo_path(path)).unwrap()).unwrap()
 }
 
-fn write_yaml(path: &Path, value: &serde_yaml::Value) {
-    std::fs::write(path, serde_yaml::to_string(value).unwrap()).unwrap();
+fn write_yaml(path: &Path, value: &serde_norway::Value) {
+    std::fs::write(path, serde_norway::to_string(value).unwrap()).unwrap();
 }
 
 /// The example Prometheus config with 1s intervals, absolute rule paths and
 /// the test's ports.
-fn prometheus_config(exporter_port: u16, alertmanager_port: u16) -> serde_yaml::Value {
+fn prometheus_config(exporter_port: u16, alertmanager_port: u16) -> serde_norway::Value {
     let mut config = yaml(PROMETHEUS_EXAMPLE);
     config["global"]["scrape_interval"] = "1s".into();
     config["global"]["evaluation_interval"] = "1s".into();
@@ -472,17 +472,17 @@ fn prometheus_config(exporter_port: u16, alertmanager_port: u16) -> serde_yaml::
 
 /// The example Alertmanager config (its routes and inhibitions unchanged)
 /// with every receiver a webhook to the sink at /RECEIVER, and 1s timings.
-fn alertmanager_config(sink_port: u16) -> serde_yaml::Value {
+fn alertmanager_config(sink_port: u16) -> serde_norway::Value {
     let mut config = yaml(ALERTMANAGER_EXAMPLE);
     for receiver in config["receivers"].as_sequence_mut().unwrap() {
         let name = receiver["name"].as_str().unwrap().to_string();
-        let webhook: serde_yaml::Value = serde_yaml::from_str(&format!(
+        let webhook: serde_norway::Value = serde_norway::from_str(&format!(
             "{{name: {name}, webhook_configs: [{{url: 'http://127.0.0.1:{sink_port}/{name}', send_resolved: false}}]}}"
         ))
         .unwrap();
         *receiver = webhook;
     }
-    fn fast(route: &mut serde_yaml::Value) {
+    fn fast(route: &mut serde_norway::Value) {
         for timing in ["group_wait", "group_interval"] {
             if route.get(timing).is_some() {
                 route[timing] = "1s".into();
@@ -614,7 +614,7 @@ fn rules_and_example_configs_pass_promtool_and_amtool() {
     let glob = dir.path().join("none.tmpl");
     std::fs::write(&glob, "").unwrap();
     let config = std::fs::read_to_string(repo_path(ALERTMANAGER_EXAMPLE)).unwrap();
-    let example: serde_yaml::Value = serde_yaml::from_str(&config).unwrap();
+    let example: serde_norway::Value = serde_norway::from_str(&config).unwrap();
     let mut templates = Vec::new();
     for receiver in example["receivers"].as_sequence().unwrap() {
         for integration in receiver.as_mapping().unwrap().values().filter_map(|v| v.as_sequence()) {
