@@ -22,10 +22,14 @@ lint:
 lint-deploy:
 	scripts/lint-deploy.sh
 
-# Licenses, banned crates and sources (deny.toml).
+# Licenses, banned crates and sources, then known vulnerabilities offline
+# against the RustSec snapshot in ../shared/advisory-db, and the proof that
+# this check fails on a known vulnerability (deny.toml, as CI).
 deny:
-	command -v cargo-deny >/dev/null 2>&1 || cargo install --locked cargo-deny
+	command -v cargo-deny >/dev/null 2>&1 || cargo install --locked cargo-deny --version '~0.20'
 	cargo deny check licenses bans sources
+	scripts/check-advisories.sh
+	scripts/check-advisories.sh --self-test
 
 # Benchmarks: rendering speed (criterion) and serving memory (release binary).
 bench:
