@@ -324,7 +324,15 @@ fn a_user_on_two_rows_is_served_once_and_promtool_accepts_it() {
         row("false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A").replace("dup", "other"),
     );
     std::fs::write(&path, report).unwrap();
-    let exporter = Exporter::start(&["--credential-report.file", path.to_str().unwrap()], &[]);
+    let exporter = Exporter::start(
+        &[
+            "--credential-report.file",
+            path.to_str().unwrap(),
+            "--refresh.interval",
+            "1s",
+        ],
+        &[],
+    );
     exporter.wait_ready();
     let text = exporter.scrape();
     assert_eq!(
@@ -353,6 +361,21 @@ fn a_user_on_two_rows_is_served_once_and_promtool_accepts_it() {
         .filter(|l| l.contains("user \\\"dup\\\" is listed on lines 2, 3"))
         .collect();
     assert_eq!(warnings.len(), 1, "{:?}", exporter.log_lines());
+    // Read again every second: the warning is about the report, not each read.
+    wait_for("three reads of the file", Duration::from_secs(30), || {
+        exporter
+            .log_lines()
+            .iter()
+            .filter(|l| l.contains("refresh succeeded"))
+            .count()
+            >= 3
+    });
+    let again = exporter
+        .log_lines()
+        .into_iter()
+        .filter(|l| l.contains("is listed on lines"))
+        .count();
+    assert_eq!(again, 1, "the warning is logged once per report");
 }
 
 #[test]
