@@ -143,8 +143,11 @@ pub fn parse(text: &str) -> Result<AccountData, ParseError> {
             Ok(row) => row,
             Err((column, message)) => {
                 skipped_rows += 1;
-                let place = column.map_or(String::new(), |c| format!(", {}", columns.describe(c)));
-                skipped.push(format!("credential report line {line}{place}: {message}; row skipped"));
+                // Only the described ones are kept: a million bad rows must not cost memory.
+                if skipped.len() < MAX_WARNINGS {
+                    let place = column.map_or(String::new(), |c| format!(", {}", columns.describe(c)));
+                    skipped.push(format!("credential report line {line}{place}: {message}; row skipped"));
+                }
                 let place = column.map_or(String::new(), |c| format!("{}: ", columns.describe(c)));
                 first_problem.get_or_insert(ParseError {
                     line,
@@ -213,19 +216,24 @@ pub fn parse(text: &str) -> Result<AccountData, ParseError> {
     }
     data.keys
         .sort_by(|a, b| (a.user.as_str(), a.position).cmp(&(b.user.as_str(), b.position)));
-    data.credential_report_warnings = bounded(skipped, "rows skipped")
-        .into_iter()
-        .chain(bounded(merged, "users merged"))
-        .collect();
+    if skipped_rows > MAX_WARNINGS as u64 {
+        skipped.push(format!(
+            "credential report: {} more rows skipped",
+            skipped_rows - MAX_WARNINGS as u64
+        ));
+    }
+    data.credential_report_warnings = skipped.into_iter().chain(bounded(merged)).collect();
     Ok(data)
 }
 
-/// At most `MAX_WARNINGS` lines, the rest counted in one more.
-fn bounded(mut lines: Vec<String>, what: &str) -> Vec<String> {
+/// At most `MAX_WARNINGS` merged users described, the rest counted in one more line.
+fn bounded(mut lines: Vec<String>) -> Vec<String> {
     if lines.len() > MAX_WARNINGS {
         let more = lines.len() - MAX_WARNINGS;
         lines.truncate(MAX_WARNINGS);
-        lines.push(format!("credential report: {more} more {what}"));
+        lines.push(format!(
+            "credential report: {more} more users listed on several rows; their rows were merged"
+        ));
     }
     lines
 }
@@ -769,6 +777,20 @@ nokeys,arn:aws:iam::111122223333:user/nokeys,2020-01-01T10:00:00+00:00,true,2026
         assert_eq!(
             data.credential_report_warnings[20],
             "credential report: 980 more rows skipped"
+        );
+        let repeated: String = (0..30)
+            .map(|i| GOOD.replace("ok", &format!("u{i}")).repeat(2))
+            .collect();
+        let data = parse(&format!("{HEADER}\n{repeated}")).unwrap();
+        assert_eq!(data.users.len(), 30);
+        assert_eq!(data.credential_report_warnings.len(), 21);
+        assert_eq!(
+            data.credential_report_warnings[0],
+            "credential report: user \"u0\" is listed on lines 2, 3; its rows were merged"
+        );
+        assert_eq!(
+            data.credential_report_warnings[20],
+            "credential report: 10 more users listed on several rows; their rows were merged"
         );
     }
 
