@@ -435,7 +435,7 @@ impl SnapshotCollector {
 
     fn encode_health(&self, encoder: &mut DescriptorEncoder, snapshot: &Snapshot) -> std::fmt::Result {
         type Value<'v> = &'v dyn Fn(&crate::snapshot::AccountState) -> Option<f64>;
-        let families: [(&str, &str, Option<Unit>, Value); 4] = [
+        let families: [(&str, &str, Option<Unit>, Value); 5] = [
             (
                 "aws_iam_exporter_account_up",
                 "1 if the latest refresh of the account succeeded.",
@@ -459,6 +459,12 @@ impl SnapshotCollector {
                 "When the credential report in use was generated.",
                 Some(Unit::Seconds),
                 &|s| s.data.as_ref()?.credential_report_generated.map(unix_seconds),
+            ),
+            (
+                "aws_iam_exporter_credential_report_skipped_rows",
+                "Rows of the credential report in use that could not be read and were skipped.",
+                None,
+                &|s| s.data.as_ref()?.credential_report_skipped_rows.map(|n| n as f64),
             ),
         ];
         for (name, help, unit, value) in families {
@@ -487,11 +493,16 @@ impl SnapshotCollector {
     }
 }
 
+/// IAM users with two active keys; root is not an IAM user.
 pub fn users_with_multiple_active_keys(data: &AccountData) -> i64 {
     let mut count = 0;
     let mut run: Option<(&str, u32)> = None;
     // Keys are sorted by user, so a user's keys are adjacent.
-    for key in data.keys.iter().filter(|k| k.status == KeyStatus::Active) {
+    for key in data
+        .keys
+        .iter()
+        .filter(|k| k.status == KeyStatus::Active && !k.is_root())
+    {
         run = match run {
             Some((user, n)) if user == key.user => Some((user, n + 1)),
             _ => Some((&key.user, 1)),
@@ -584,7 +595,7 @@ mod tests {
                 ),
             ],
             root_access_key_present: false,
-            credential_report_generated: None,
+            ..AccountData::default()
         };
         store.publish(crate::snapshot::Snapshot::default().with_outcomes(&[Outcome {
             previous_id: None,
@@ -689,11 +700,51 @@ aws_iam_exporter_account_last_success_timestamp_seconds{account_id="111122223333
 aws_iam_exporter_account_refresh_duration_seconds{account_id="111122223333"} 1.5
 # HELP aws_iam_exporter_credential_report_generated_timestamp_seconds When the credential report in use was generated.
 # TYPE aws_iam_exporter_credential_report_generated_timestamp_seconds gauge
+# HELP aws_iam_exporter_credential_report_skipped_rows Rows of the credential report in use that could not be read and were skipped.
+# TYPE aws_iam_exporter_credential_report_skipped_rows gauge
 # HELP aws_iam_exporter_build_info Always 1; carries the exporter's version, revision and compiler.
 # TYPE aws_iam_exporter_build_info gauge
 aws_iam_exporter_build_info{version="1.2.3",revision="abc",rustc_version="1.95.0"} 1
 "#;
         assert_eq!(m.render(Format::Text), expected);
+    }
+
+    /// A credential report with an active and an inactive root key, a user
+    /// on two rows and a user with two active keys, one of them newer in
+    /// column 1: root's keys are per-key series, counted in the buckets, the
+    /// active one high risk at any age; users are counted once, root never.
+    #[test]
+    fn renders_root_keys_and_merged_users_of_a_credential_report() {
+        let header = "user,arn,user_creation_time,password_enabled,password_last_used,password_last_changed,password_next_rotation,mfa_active,access_key_1_active,access_key_1_last_rotated,access_key_1_last_used_date,access_key_1_last_used_region,access_key_1_last_used_service,access_key_2_active,access_key_2_last_rotated,access_key_2_last_used_date,access_key_2_last_used_region,access_key_2_last_used_service,cert_1_active,cert_1_last_rotated,cert_2_active,cert_2_last_rotated";
+        let report = format!(
+            "{header}\n\
+<root_account>,arn:aws:iam::111122223333:root,2011-01-01T00:00:00+00:00,not_supported,N/A,not_supported,not_supported,false,TRUE,2026-11-18T00:00:00+00:00,2026-11-27T00:00:00+00:00,us-east-1,ec2,FALSE,2011-05-01T00:00:00+00:00,N/A,N/A,N/A,false,N/A,false,N/A\n\
+dup,arn:aws:iam::111122223333:user/dup,2020-01-01T00:00:00+00:00,true,2026-11-27T00:00:00+00:00,N/A,N/A,false,true,2026-11-08T00:00:00+00:00,2026-11-27T00:00:00+00:00,us-east-1,s3,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A\n\
+dup,arn:aws:iam::111122223333:user/dup,2020-01-01T00:00:00+00:00,false,N/A,N/A,N/A,false,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A\n\
+two,arn:aws:iam::111122223333:user/ci/two,2020-01-01T00:00:00+00:00,false,N/A,N/A,N/A,false,true,2026-11-18T00:00:00+00:00,2026-11-27T00:00:00+00:00,eu-west-1,sts,true,2026-06-01T00:00:00+00:00,2026-11-20T00:00:00+00:00,eu-west-1,s3,false,N/A,false,N/A\n"
+        );
+        let data = crate::sources::credential_report::parse(&report).unwrap();
+        let store = Arc::new(SnapshotStore::default());
+        store.publish(crate::snapshot::Snapshot::default().with_outcomes(&[Outcome {
+            previous_id: None,
+            result: Ok(data),
+            finished: now(),
+            duration: Duration::from_secs(1),
+        }]));
+        let text = Metrics::with_clock(store, Policy::default(), Labels::default(), BUILD, now).render(Format::Text);
+        let expected = include_str!("../tests/data/credential-report-root-and-repeated-user.prom");
+        assert_eq!(text, expected);
+    }
+
+    /// Root is not an IAM user, even with two active keys.
+    #[test]
+    fn root_never_counts_as_a_user_with_two_active_keys() {
+        let root = |position| key(crate::sources::ROOT_USER, position, "", KeyStatus::Active, 10, None);
+        let data = AccountData {
+            keys: vec![root(1), root(2)],
+            ..AccountData::default()
+        };
+        assert_eq!(users_with_multiple_active_keys(&data), 0);
     }
 
     #[test]

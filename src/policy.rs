@@ -39,6 +39,9 @@ pub enum RiskReason {
     NotRotated,
     NeverUsed,
     Unused,
+    /// CIS AWS Foundations 1.4, Security Hub IAM.4: the root user should have
+    /// no access key at all, so an active one is high risk at any age.
+    RootKey,
 }
 
 impl RiskReason {
@@ -47,6 +50,7 @@ impl RiskReason {
             RiskReason::NotRotated => "not rotated",
             RiskReason::NeverUsed => "never used",
             RiskReason::Unused => "unused",
+            RiskReason::RootKey => "root access key",
         }
     }
 }
@@ -73,6 +77,9 @@ impl Policy {
         let never_used = key.last_used.is_none();
         let mut reasons = Vec::new();
         if key.status == KeyStatus::Active {
+            if key.is_root() {
+                reasons.push(RiskReason::RootKey);
+            }
             if age_seconds > self.rotated_more_than.as_secs_f64() {
                 reasons.push(RiskReason::NotRotated);
             }
@@ -303,6 +310,22 @@ mod tests {
         let a = on.assess(&key(days(100), Some(days(90) + SECOND), KeyStatus::Active), now());
         assert_eq!(a.reasons, [RiskReason::Unused]);
         assert_eq!(a.unused_seconds, (90 * DAY + 1) as f64);
+    }
+
+    /// CIS 1.4 / Security Hub IAM.4: an active root key is high risk at any
+    /// age and however recently used; an inactive one is not.
+    #[test]
+    fn an_active_root_key_is_always_high_risk() {
+        let root = |status| AccessKey {
+            user: crate::sources::ROOT_USER.into(),
+            ..key(days(1), Some(SECOND), status)
+        };
+        let p = Policy::default();
+        assert_eq!(p.assess(&root(KeyStatus::Active), now()).reasons, [RiskReason::RootKey]);
+        assert!(!p.assess(&root(KeyStatus::Inactive), now()).high_risk());
+        assert!(!p
+            .assess(&key(days(1), Some(SECOND), KeyStatus::Active), now())
+            .high_risk());
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
 use chrono::Utc;
@@ -20,11 +20,16 @@ use crate::config::{Accounts, Shard};
 use crate::metrics::Metrics;
 use crate::snapshot::{Outcome, SnapshotStore};
 use crate::sources::api::{self, ApiOptions};
+use crate::sources::credential_report::{FileRead, ReportFile};
 use crate::sources::live_report::{self, LiveReportOptions};
-use crate::sources::{credential_report, AccountData, ErrorReason, SourceError, UserFilter};
+use crate::sources::{AccountData, ErrorReason, SourceError, UserFilter};
 
 /// How often a credential report file is checked for changes.
 const FILE_POLL: Duration = Duration::from_secs(2);
+
+/// Looks at a file being written before a one-off read (the first refresh,
+/// the `report` command) gives up on it.
+const FILE_ATTEMPTS: u32 = 5;
 
 /// What every refresh needs to know, from the settings.
 #[derive(Debug, Clone)]
@@ -51,7 +56,7 @@ pub struct Refresher {
 
 enum Mode {
     File {
-        path: PathBuf,
+        file: Box<ReportFile>,
         filter: UserFilter,
         /// The account id learned by the last successful read.
         known_id: Option<String>,
@@ -81,7 +86,7 @@ impl Refresher {
     ) -> Refresher {
         Refresher {
             mode: Mode::File {
-                path,
+                file: Box::new(ReportFile::new(path)),
                 filter,
                 known_id: None,
             },
@@ -119,69 +124,111 @@ impl Refresher {
     }
 
     /// Discovers the accounts and refreshes every one of them once; returns
-    /// the errors. Readiness turns on when it finishes.
+    /// the errors. Readiness turns on when it finishes; for a report file,
+    /// once the file has been read, so that a wrong path stops a rollout.
     pub async fn refresh_all(&mut self) -> Vec<SourceError> {
-        let errors = match &mut self.mode {
-            Mode::File { path, filter, known_id } => {
+        match &mut self.mode {
+            Mode::File { file, .. } => {
                 let started = Instant::now();
-                let result = credential_report::read_file(path).map(|mut data| {
-                    filter.apply(&mut data);
-                    data
-                });
-                let outcome = Outcome {
-                    previous_id: known_id.clone(),
-                    result,
-                    finished: Utc::now(),
-                    duration: started.elapsed(),
+                let mut attempts = 1;
+                let result = loop {
+                    match file.check(true).await {
+                        FileRead::Read(result) => break result,
+                        FileRead::Changing | FileRead::Unchanged if attempts < FILE_ATTEMPTS => {
+                            attempts += 1;
+                            tokio::time::sleep(FILE_POLL).await;
+                        }
+                        FileRead::Changing | FileRead::Unchanged => {
+                            break Err(SourceError::new(ErrorReason::Other, still_changing(file)));
+                        }
+                    }
                 };
-                if let Ok(data) = &outcome.result {
-                    *known_id = Some(data.account_id.clone());
-                }
-                record(&self.store, &self.metrics, self.settings.key_ids, &outcome);
-                outcome.result.err().into_iter().collect()
+                self.take_file_result(result, started).into_iter().collect()
             }
             Mode::Aws(state) => {
                 let mut errors = discover(state, &self.settings, &self.store, &self.metrics).await;
                 let targets = state.targets.clone();
                 errors.extend(refresh_targets(state, targets, &self.settings, &self.store, &self.metrics).await);
+                self.store.mark_ready();
                 errors
             }
+        }
+    }
+
+    /// Publishes one read of the report file; returns its error.
+    fn take_file_result(&mut self, result: Result<AccountData, SourceError>, started: Instant) -> Option<SourceError> {
+        let Mode::File { filter, known_id, .. } = &mut self.mode else {
+            return None;
         };
-        self.store.mark_ready();
-        errors
+        let outcome = Outcome {
+            previous_id: known_id.clone(),
+            result: result.map(|mut data| {
+                filter.apply(&mut data);
+                data
+            }),
+            finished: Utc::now(),
+            duration: started.elapsed(),
+        };
+        if let Ok(data) = &outcome.result {
+            *known_id = Some(data.account_id.clone());
+            self.store.mark_ready();
+        }
+        record(&self.store, &self.metrics, self.settings.key_ids, &outcome);
+        outcome.result.err()
     }
 
     /// Refreshes at start, then every interval; returns when `shutdown` turns
     /// true.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
-        let file_seen = self.file_fingerprint();
         tokio::select! {
             _ = self.refresh_all() => {}
             _ = shutdown.changed() => return,
         }
         match self.mode {
-            Mode::File { .. } => self.run_file(file_seen, shutdown).await,
+            Mode::File { .. } => self.run_file(shutdown).await,
             Mode::Aws(_) => self.run_aws(shutdown).await,
         }
     }
 
-    /// A report file: read again when it changes, and every interval.
-    async fn run_file(mut self, mut seen: Option<(SystemTime, u64)>, mut shutdown: watch::Receiver<bool>) {
+    /// A report file: read again when its content or identity changes, and
+    /// every interval; a version still being written waits for the next look.
+    async fn run_file(mut self, mut shutdown: watch::Receiver<bool>) {
         let interval = self.settings.interval;
         let mut next = Instant::now() + interval;
+        let mut changing_since: Option<Instant> = None;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep_until((Instant::now() + FILE_POLL).min(next).into()) => {}
                 _ = shutdown.changed() => return,
             }
-            let fingerprint = self.file_fingerprint();
-            if fingerprint != seen || Instant::now() >= next {
-                if fingerprint != seen {
-                    tracing::info!("credential report file changed; reading it again");
+            let Mode::File { file, .. } = &mut self.mode else {
+                return;
+            };
+            let due = Instant::now() >= next;
+            let started = Instant::now();
+            match file.check(due).await {
+                FileRead::Unchanged => {}
+                FileRead::Changing => {
+                    // One line per spell of writing, not one per look.
+                    if changing_since.is_none() {
+                        tracing::info!(file = %file.path().display(), "credential report file is being written; waiting until it holds still");
+                    }
+                    let since = *changing_since.get_or_insert(started);
+                    if due && since.elapsed() >= interval {
+                        let error = SourceError::new(ErrorReason::Other, still_changing(file));
+                        self.take_file_result(Err(error), started);
+                        changing_since = None;
+                        next = Instant::now() + interval;
+                    }
                 }
-                seen = fingerprint;
-                self.refresh_all().await;
-                next = Instant::now() + interval;
+                FileRead::Read(result) => {
+                    if !due {
+                        tracing::info!(file = %file.path().display(), "credential report file changed; read it again");
+                    }
+                    changing_since = None;
+                    self.take_file_result(result, started);
+                    next = Instant::now() + interval;
+                }
             }
         }
     }
@@ -249,14 +296,13 @@ impl Refresher {
             }
         }
     }
+}
 
-    fn file_fingerprint(&self) -> Option<(SystemTime, u64)> {
-        let Mode::File { path, .. } = &self.mode else {
-            return None;
-        };
-        let meta = std::fs::metadata(path).ok()?;
-        Some((meta.modified().ok()?, meta.len()))
-    }
+fn still_changing(file: &ReportFile) -> String {
+    format!(
+        "{}: the file kept changing while it was read; write it elsewhere and rename it into place",
+        file.path().display()
+    )
 }
 
 /// A stable offset of the account within the interval, so that refreshes
@@ -491,13 +537,16 @@ async fn refresh_account(
 fn record(store: &SnapshotStore, metrics: &Metrics, key_ids: crate::config::KeyIdLabel, outcome: &Outcome) {
     let account_id = outcome.account_id();
     match &outcome.result {
-        Ok(data) => tracing::info!(
-            account_id = %data.account_id,
-            users = data.users.len(),
-            keys = data.keys.len(),
-            duration_seconds = outcome.duration.as_secs_f64(),
-            "refresh succeeded"
-        ),
+        Ok(data) => {
+            log_report_warnings(store, data);
+            tracing::info!(
+                account_id = %data.account_id,
+                users = data.users.len(),
+                keys = data.keys.len(),
+                duration_seconds = outcome.duration.as_secs_f64(),
+                "refresh succeeded"
+            )
+        }
         Err(e) => {
             tracing::error!(
                 account_id = %account_id,
@@ -510,6 +559,24 @@ fn record(store: &SnapshotStore, metrics: &Metrics, key_ids: crate::config::KeyI
         }
     }
     store.publish(store.load().with_outcomes(std::slice::from_ref(outcome)));
+}
+
+/// What reading a credential report worked around, logged once per report:
+/// the live source reuses a report for hours and the file is read every
+/// interval, and the same lines again would only bury new ones.
+fn log_report_warnings(store: &SnapshotStore, data: &AccountData) {
+    let snapshot = store.load();
+    let previous = snapshot.accounts.get(&data.account_id).and_then(|s| s.data.as_deref());
+    let same_report = previous.is_some_and(|p| {
+        p.credential_report_generated == data.credential_report_generated
+            && p.credential_report_warnings == data.credential_report_warnings
+    });
+    if same_report {
+        return;
+    }
+    for warning in &data.credential_report_warnings {
+        tracing::warn!(account_id = %data.account_id, "{warning}");
+    }
 }
 
 #[cfg(test)]

@@ -315,7 +315,7 @@ mod tests {
                 key("bob", 1, "AKIABOB0000000000003", KeyStatus::Inactive, 100, Some(50)),
             ],
             root_access_key_present: true,
-            credential_report_generated: None,
+            ..AccountData::default()
         };
         let snapshot = Snapshot::default().with_outcomes(&[Outcome {
             previous_id: None,

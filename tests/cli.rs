@@ -26,15 +26,13 @@ fn sample() -> String {
         .to_string()
 }
 
-/// Counts in the sample report, read with a CSV parser independent of the exporter's.
+/// Counts in the sample report, read with a CSV parser independent of the
+/// exporter's; root's keys are keys too.
 fn sample_key_count() -> usize {
     let mut reader = csv::Reader::from_path(sample()).unwrap();
     let mut keys = 0;
     for row in reader.records() {
         let row = row.unwrap();
-        if &row[0] == "<root_account>" {
-            continue;
-        }
         keys += [9, 14].iter().filter(|i| &row[**i] != "N/A").count();
     }
     keys
@@ -209,27 +207,175 @@ fn report_file_is_served_reread_and_a_bad_file_keeps_the_last_good_data() {
     .cloned()
     .collect::<Vec<_>>();
 
-    // A malformed file: the account goes down, its data stays.
+    // One bad row: skipped, counted and logged with its line; the account stays up.
     std::fs::write(&path, format!("{}\nbroken,row\n", shorter.join("\n"))).unwrap();
-    wait_for("the bad file to be noticed", Duration::from_secs(30), || {
-        value(&parse_metrics(&exporter.scrape()), "aws_iam_exporter_account_up", &acct) == 0.0
+    let skipped = "aws_iam_exporter_credential_report_skipped_rows";
+    wait_for("the bad row to be counted", Duration::from_secs(30), || {
+        value(&parse_metrics(&exporter.scrape()), skipped, &acct) == 1.0
     });
     let samples = parse_metrics(&exporter.scrape());
-    let kept: Vec<Sample> = find(&samples, "aws_iam_access_key_created_timestamp_seconds", &[])
-        .into_iter()
-        .cloned()
-        .collect();
-    assert_eq!(kept, good);
-    let errors = [("account_id", "123456789012"), ("reason", "invalid_response")];
-    assert_eq!(value(&samples, "aws_iam_exporter_refresh_errors_total", &errors), 1.0);
+    assert_eq!(value(&samples, "aws_iam_exporter_account_up", &acct), 1.0);
+    let kept = |samples: &[Sample]| -> Vec<Sample> {
+        find(samples, "aws_iam_access_key_created_timestamp_seconds", &[])
+            .into_iter()
+            .cloned()
+            .collect()
+    };
+    assert_eq!(kept(&samples), good);
     let line = format!("line {}", shorter.len() + 1);
     assert!(
         exporter
             .log_lines()
             .iter()
-            .any(|l| l.contains("refresh failed") && l.contains(&line)),
+            .any(|l| l.contains(&line) && l.contains("expected 22 fields, found 2; row skipped")),
         "the log names the bad line ({line})"
     );
+
+    // A file that is not a credential report: the account goes down, its data stays.
+    std::fs::write(&path, "this is not a credential report\n").unwrap();
+    wait_for("the bad file to be noticed", Duration::from_secs(30), || {
+        value(&parse_metrics(&exporter.scrape()), "aws_iam_exporter_account_up", &acct) == 0.0
+    });
+    let samples = parse_metrics(&exporter.scrape());
+    assert_eq!(kept(&samples), good);
+    assert_eq!(value(&samples, skipped, &acct), 1.0, "the count of the report in use");
+    let errors = [("account_id", "123456789012"), ("reason", "invalid_response")];
+    assert_eq!(value(&samples, "aws_iam_exporter_refresh_errors_total", &errors), 1.0);
+    let named = format!("{}: credential report line 1: missing column", path.display());
+    assert!(
+        exporter
+            .log_lines()
+            .iter()
+            .any(|l| l.contains("refresh failed") && l.contains(&named)),
+        "the log names the file and the problem"
+    );
+}
+
+/// A report file that cannot be read keeps the exporter unready (a rollout
+/// with a wrong path stops) and the error names the file; once the file is
+/// there, it is read and the exporter is ready.
+#[test]
+fn a_report_file_not_read_yet_keeps_the_exporter_unready() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.csv");
+    let exporter = Exporter::start(&["--credential-report.file", path.to_str().unwrap()], &[]);
+    wait_for("the failed read to be logged", Duration::from_secs(30), || {
+        exporter.log_lines().iter().any(|l| l.contains("refresh failed"))
+    });
+    let failure = exporter
+        .log_lines()
+        .into_iter()
+        .find(|l| l.contains("refresh failed"))
+        .unwrap();
+    assert!(
+        failure.contains(&format!("{}: cannot read: No such file or directory", path.display())),
+        "{failure}"
+    );
+    assert_eq!(get(&exporter.url("/-/ready")).0, 503);
+    assert_eq!(get(&exporter.url("/-/healthy")).0, 200);
+    // Looked at every two seconds, the same failure is counted once.
+    std::thread::sleep(Duration::from_secs(5));
+    let samples = parse_metrics(&exporter.scrape());
+    assert_eq!(
+        value(
+            &samples,
+            "aws_iam_exporter_refresh_errors_total",
+            &[("account_id", ""), ("reason", "other")]
+        ),
+        1.0
+    );
+    assert_eq!(get(&exporter.url("/-/ready")).0, 503);
+
+    // Written elsewhere and renamed into place, as the README asks.
+    let staging = dir.path().join("report.csv.tmp");
+    std::fs::copy(sample(), &staging).unwrap();
+    std::fs::rename(&staging, &path).unwrap();
+    exporter.wait_ready();
+    let samples = parse_metrics(&exporter.scrape());
+    assert_eq!(
+        value(
+            &samples,
+            "aws_iam_exporter_account_up",
+            &[("account_id", "123456789012")]
+        ),
+        1.0
+    );
+}
+
+/// A real report lists one user on two rows: served once, a valid exposition,
+/// one warning naming the user.
+#[test]
+fn a_user_on_two_rows_is_served_once_and_promtool_accepts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.csv");
+    let header = std::fs::read_to_string(sample())
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    let row = |keys: &str| {
+        format!("dup,arn:aws:iam::111122223333:user/dup,2020-01-01T00:00:00+00:00,true,N/A,N/A,N/A,false,{keys},false,N/A,false,N/A\n")
+    };
+    let report = format!(
+        "{header}\n{}{}{}",
+        row("TRUE,2024-01-01T00:00:00+00:00,N/A,N/A,N/A,false,2023-01-01T00:00:00+00:00,N/A,N/A,N/A"),
+        row("false,N/A,N/A,N/A,N/A,true,2025-01-01T00:00:00+00:00,N/A,N/A,N/A"),
+        row("false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A").replace("dup", "other"),
+    );
+    std::fs::write(&path, report).unwrap();
+    let exporter = Exporter::start(
+        &[
+            "--credential-report.file",
+            path.to_str().unwrap(),
+            "--refresh.interval",
+            "1s",
+        ],
+        &[],
+    );
+    exporter.wait_ready();
+    let text = exporter.scrape();
+    assert_eq!(
+        promtool_check_metrics(&text),
+        "",
+        "promtool check metrics must print nothing"
+    );
+    let samples = parse_metrics(&text);
+    let acct = [("account_id", "111122223333")];
+    assert_eq!(value(&samples, "aws_iam_users", &acct), 2.0);
+    assert_eq!(find(&samples, "aws_iam_user_info", &[("user", "dup")]).len(), 1);
+    let keys: Vec<(String, String, f64)> = find(&samples, "aws_iam_access_key_created_timestamp_seconds", &[])
+        .iter()
+        .map(|s| (s.labels["key"].clone(), s.labels["status"].clone(), s.value))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("1".to_string(), "Active".to_string(), 1704067200.0),
+            ("2".to_string(), "Active".to_string(), 1735689600.0),
+        ]
+    );
+    let warnings: Vec<String> = exporter
+        .log_lines()
+        .into_iter()
+        .filter(|l| l.contains("user \\\"dup\\\" is listed on lines 2, 3"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{:?}", exporter.log_lines());
+    // Read again every second: the warning is about the report, not each read.
+    wait_for("three reads of the file", Duration::from_secs(30), || {
+        exporter
+            .log_lines()
+            .iter()
+            .filter(|l| l.contains("refresh succeeded"))
+            .count()
+            >= 3
+    });
+    let again = exporter
+        .log_lines()
+        .into_iter()
+        .filter(|l| l.contains("is listed on lines"))
+        .count();
+    assert_eq!(again, 1, "the warning is logged once per report");
 }
 
 #[test]

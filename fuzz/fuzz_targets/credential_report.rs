@@ -11,9 +11,18 @@ fuzz_target!(|data: &[u8]| {
     };
     match parse(text) {
         Ok(account) => {
+            let mut series = std::collections::BTreeSet::new();
             for key in &account.keys {
-                assert!(account.users.iter().any(|u| u.name == key.user), "a key without its user");
-                assert!(key.position >= 1);
+                // Root's keys are keys; root is no IAM user.
+                assert!(
+                    key.is_root() || account.users.iter().any(|u| u.name == key.user),
+                    "a key without its user"
+                );
+                assert!(
+                    key.position == 1 || key.position == 2,
+                    "a key outside the report's two columns"
+                );
+                assert!(series.insert((&key.user, key.position)), "a key series twice");
             }
         }
         Err(e) => assert!(e.line >= 1),

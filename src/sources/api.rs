@@ -77,7 +77,7 @@ pub async fn fetch_account(
         users,
         keys,
         root_access_key_present,
-        credential_report_generated: None,
+        ..AccountData::default()
     })
 }
 

@@ -60,8 +60,16 @@ pub async fn fetch(
                     let generated = out.generated_time().and_then(|t| DateTime::from_timestamp(t.secs(), 0));
                     let recent = generated.is_some_and(|g| (now - g).to_std().unwrap_or_default() < REUSE_YOUNGER_THAN);
                     if generated_by_us || recent {
-                        let content = out.content().map(|b| b.as_ref()).unwrap_or_default();
-                        return parse(content, generated);
+                        let content = out.content.map(aws_smithy_types::Blob::into_inner).unwrap_or_default();
+                        // A report of many users takes a while to parse: not on an async worker.
+                        return tokio::task::spawn_blocking(move || parse(&content, generated))
+                            .await
+                            .unwrap_or_else(|e| {
+                                Err(SourceError::new(
+                                    ErrorReason::Other,
+                                    format!("parsing the credential report failed: {e}"),
+                                ))
+                            });
                     }
                     step = Step::Generate;
                     false

@@ -28,7 +28,8 @@ impl KeyStatus {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AccessKey {
     pub user: String,
-    /// 1 or 2: the key's position by creation date, as in the credential report.
+    /// 1 or 2: the report's column (`access_key_1`, `access_key_2`) for a
+    /// credential report; the position by creation date for the IAM API.
     pub position: u8,
     /// `None` when the source does not carry key ids (credential report).
     pub access_key_id: Option<String>,
@@ -37,6 +38,17 @@ pub struct AccessKey {
     pub last_used: Option<DateTime<Utc>>,
     pub last_used_service: Option<String>,
     pub last_used_region: Option<String>,
+}
+
+/// The credential report's name for the root user; no IAM user can be
+/// called this, as IAM names cannot hold `<` or `>`.
+pub const ROOT_USER: &str = "<root_account>";
+
+impl AccessKey {
+    /// A key of the account's root user, which only a credential report lists.
+    pub fn is_root(&self) -> bool {
+        self.user == ROOT_USER
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -53,10 +65,17 @@ pub struct AccountData {
     pub account_id: String,
     pub account_name: String,
     pub users: Vec<User>,
-    /// Sorted by user, then position.
+    /// Sorted by user, then position. A credential report's root keys are
+    /// here too, under [`ROOT_USER`]; `users` never holds root.
     pub keys: Vec<AccessKey>,
     pub root_access_key_present: bool,
     pub credential_report_generated: Option<DateTime<Utc>>,
+    /// Rows of the credential report in use that could not be read; `None`
+    /// for the IAM API.
+    pub credential_report_skipped_rows: Option<u64>,
+    /// What reading the report worked around (rows skipped, users merged),
+    /// a bounded number of lines, logged once per report.
+    pub credential_report_warnings: Vec<String>,
 }
 
 /// Why a refresh failed, in the categories of
@@ -129,7 +148,8 @@ impl UserFilter {
             return;
         }
         data.users.retain(|u| !self.excludes_name(&u.name));
-        data.keys.retain(|k| !self.excludes_name(&k.user));
+        // Root is not an IAM user: a pattern on user names never hides it.
+        data.keys.retain(|k| k.is_root() || !self.excludes_name(&k.user));
     }
 }
 
