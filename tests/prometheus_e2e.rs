@@ -1098,6 +1098,44 @@ fn dashboard_is_importable_into_grafana() {
     }
 }
 
+/// The bars of "AWS API errors", evaluated by promtool on a counter that
+/// appears at its first error (1 at 2m), grows by 2 at 5m and restarts from
+/// 1 at 8m: with one bar a minute, each bar is the change since the previous
+/// one, so every error is counted exactly once; before the first error the
+/// panel draws 0 from the request counter.
+#[test]
+fn dashboard_bars_count_each_event_once() {
+    let dashboard = dashboard();
+    let errors = panel(&dashboard, "AWS API errors");
+    let expr = interpolate(target(errors, "A")["expr"].as_str().unwrap(), ".*", ".*");
+    assert!(expr.contains("offset 1s"), "{expr}");
+    let expr = expr.replace("offset 1s", "offset 1m");
+    let series = r#"{service="iam",operation="ListUsers",instance="exporter:9781",job="aws-iam-key-exporter"}"#;
+    let error_series = series.replace("{service", r#"{code="Throttling",service"#);
+    let labels = r#"{code="Throttling",operation="ListUsers",service="iam"}"#;
+    let mut cases = vec![(1, r#"{operation="ListUsers",service="iam"}"#.to_string(), 0)];
+    for (minute, bar) in [(2, 1), (3, 0), (4, 0), (5, 2), (6, 0), (8, 1), (9, 0)] {
+        cases.push((minute, labels.to_string(), bar));
+    }
+    let mut tests = String::new();
+    for (minute, labels, value) in cases {
+        tests += &format!(
+            "      - expr: {expr:?}\n        eval_time: {minute}m\n        exp_samples:\n          - labels: '{labels}'\n            value: {value}\n"
+        );
+    }
+    let file = format!(
+        "rule_files: []\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:\n      \
+         - series: 'aws_iam_exporter_aws_requests_total{series}'\n        values: '5+5x9'\n      \
+         - series: 'aws_iam_exporter_aws_request_errors_total{error_series}'\n        values: '_ _ 1 1 1 3 3 3 1 1'\n    \
+         promql_expr_test:\n{tests}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bars.test.yml");
+    std::fs::write(&path, file).unwrap();
+    let out = run_ok(&tool(&["promtool"]), &["test", "rules", path.to_str().unwrap()]);
+    assert!(out.contains("SUCCESS"), "{out}");
+}
+
 /// The dashboard against Grafana's published schema: the TypeScript types of
 /// the @grafana/schema npm package, checked by the TypeScript compiler
 /// (scripts/typecheck-dashboard.mjs), so a misspelt option fails.
