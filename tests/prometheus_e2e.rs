@@ -40,6 +40,7 @@ const ALERTMANAGER_EXAMPLE: &str = "deploy/prometheus/alertmanager.yml";
 const DASHBOARD: &str = "grafana/dashboards/aws-iam-access-keys.json";
 const JOB: &str = "aws-iam-key-exporter";
 const RUNBOOK_BASE: &str = "https://github.com/aws-iam-key-exporter/aws-iam-key-exporter/blob/main/README.md";
+const GRAFANA_DASHBOARD: &str = "https://grafana.example.com/d/aws-iam-access-keys/aws-iam-access-keys";
 const DAY: f64 = 86400.0;
 
 const INSTALL: &str = "install Debian's packages with `apt-get install prometheus prometheus-alertmanager` \
@@ -295,9 +296,35 @@ struct Expected {
     suppressed: bool,
 }
 
-fn expected_alerts(seeded: &Value, instance: &str, now: f64) -> BTreeMap<AlertId, Expected> {
+/// What a prometheus-operator ServiceMonitor adds to every series of the
+/// exporter (deploy/kubernetes), plus `cluster`, which stands for the labels
+/// a Thanos or Mimir query adds (the external labels of each Prometheus).
+const OPERATOR_TARGET_LABELS: [(&str, &str); 6] = [
+    ("namespace", "monitoring"),
+    ("pod", "aws-iam-key-exporter-7d9f8b6c5-x2x9q"),
+    ("container", "aws-iam-key-exporter"),
+    ("endpoint", "http"),
+    ("service", "aws-iam-key-exporter"),
+    ("cluster", "e2e"),
+];
+
+/// External labels of the test's Prometheus: on every alert it sends.
+const EXTERNAL_LABELS: [(&str, &str); 2] = [("cluster", "e2e"), ("prometheus", "monitoring/k8s")];
+
+/// The labels an alert about a key or an account keeps from the target and
+/// Prometheus: all but `instance` and `pod`, which change when the exporter's
+/// pod is replaced.
+fn kept_target_labels() -> BTreeMap<String, String> {
+    OPERATOR_TARGET_LABELS
+        .iter()
+        .chain(EXTERNAL_LABELS.iter())
+        .filter(|(k, _)| *k != "pod")
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn expected_alerts(seeded: &Value, now: f64) -> BTreeMap<AlertId, Expected> {
     let account = seeded["account_id"].as_str().unwrap();
-    let alias = seeded["alias"].as_str().unwrap();
     let keys = seeded_keys(seeded);
     let tags = seeded_tags(seeded);
     let mut alerts = BTreeMap::new();
@@ -306,24 +333,23 @@ fn expected_alerts(seeded: &Value, instance: &str, now: f64) -> BTreeMap<AlertId
             ("alertname", name),
             ("severity", severity),
             ("account_id", account),
-            ("account_name", alias),
             ("user", &key.user),
             ("key", &key.position.to_string()),
             ("access_key_id", &key.id),
             ("status", "Active"),
-            ("instance", instance),
             ("job", JOB),
         ]
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         labels.extend(tags[&key.user].clone());
+        labels.extend(kept_target_labels());
         let id = (name.to_string(), key.user.clone(), key.id.clone());
         alerts.insert(id, Expected { labels, suppressed });
     };
     for key in keys.iter().filter(|k| k.active) {
         if key.high_risk {
-            add("AwsIamAccessKeyHighRisk", "critical", key, false);
+            add("AwsIamAccessKeyHighRisk", "warning", key, false);
         }
         if key.age(now) > 90.0 * DAY {
             // Inhibited by the example Alertmanager config when high risk.
@@ -334,7 +360,8 @@ fn expected_alerts(seeded: &Value, instance: &str, now: f64) -> BTreeMap<AlertId
             add("AwsIamAccessKeyUnused45Days", "info", key, unused >= 90.0 * DAY);
         }
         if unused >= 90.0 * DAY {
-            add("AwsIamAccessKeyUnused90Days", "warning", key, false);
+            // Inhibited when high risk: an old unused key is both.
+            add("AwsIamAccessKeyUnused90Days", "warning", key, key.high_risk);
         }
     }
     for pair in keys.windows(2) {
@@ -344,17 +371,16 @@ fn expected_alerts(seeded: &Value, instance: &str, now: f64) -> BTreeMap<AlertId
         }
     }
     assert!(seeded["root_access_key_present"].as_bool().unwrap());
-    let labels = [
+    let mut labels: BTreeMap<String, String> = [
         ("alertname", "AwsIamRootAccessKeyPresent"),
         ("severity", "critical"),
         ("account_id", account),
-        ("account_name", alias),
-        ("instance", instance),
         ("job", JOB),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
+    labels.extend(kept_target_labels());
     let id = ("AwsIamRootAccessKeyPresent".to_string(), String::new(), String::new());
     alerts.insert(
         id,
@@ -371,6 +397,9 @@ fn expected_receivers(labels: &BTreeMap<String, String>) -> BTreeSet<String> {
     let mut receivers = BTreeSet::new();
     if labels["alertname"].starts_with("AwsIamExporter") {
         receivers.insert("monitoring".to_string());
+        if labels["severity"] == "critical" {
+            receivers.insert("monitoring-pager".to_string());
+        }
         return receivers;
     }
     if labels["severity"] == "critical" {
@@ -448,12 +477,18 @@ fn write_yaml(path: &Path, value: &serde_norway::Value) {
     std::fs::write(path, serde_norway::to_string(value).unwrap()).unwrap();
 }
 
-/// The example Prometheus config with 1s intervals, absolute rule paths and
-/// the test's ports.
+/// The example Prometheus config with 1s intervals, absolute rule paths,
+/// the test's ports, and the target labels and external labels of a
+/// prometheus-operator deployment.
 fn prometheus_config(exporter_port: u16, alertmanager_port: u16) -> serde_norway::Value {
     let mut config = yaml(PROMETHEUS_EXAMPLE);
     config["global"]["scrape_interval"] = "1s".into();
     config["global"]["evaluation_interval"] = "1s".into();
+    let mut external = serde_norway::Mapping::new();
+    for (name, value) in EXTERNAL_LABELS {
+        external.insert(name.into(), value.into());
+    }
+    config["global"]["external_labels"] = external.into();
     let rules = config["rule_files"].as_sequence_mut().unwrap();
     assert_eq!(rules.len(), 1, "the example loads the one rule file");
     rules[0] = repo_path(RULES).to_str().unwrap().into();
@@ -467,17 +502,24 @@ fn prometheus_config(exporter_port: u16, alertmanager_port: u16) -> serde_norway
     job["scrape_interval"] = "1s".into();
     job["scrape_timeout"] = "1s".into();
     job["static_configs"][0]["targets"] = vec![format!("127.0.0.1:{exporter_port}")].into();
+    let mut labels = serde_norway::Mapping::new();
+    for (name, value) in OPERATOR_TARGET_LABELS {
+        labels.insert(name.into(), value.into());
+    }
+    job["static_configs"][0]["labels"] = labels.into();
     config
 }
 
 /// The example Alertmanager config (its routes and inhibitions unchanged)
-/// with every receiver a webhook to the sink at /RECEIVER, and 1s timings.
+/// with every receiver a webhook to the sink at /RECEIVER that also sends
+/// resolved notifications (so that an alert resolving is seen), and 1s
+/// timings.
 fn alertmanager_config(sink_port: u16) -> serde_norway::Value {
     let mut config = yaml(ALERTMANAGER_EXAMPLE);
     for receiver in config["receivers"].as_sequence_mut().unwrap() {
         let name = receiver["name"].as_str().unwrap().to_string();
         let webhook: serde_norway::Value = serde_norway::from_str(&format!(
-            "{{name: {name}, webhook_configs: [{{url: 'http://127.0.0.1:{sink_port}/{name}', send_resolved: false}}]}}"
+            "{{name: {name}, webhook_configs: [{{url: 'http://127.0.0.1:{sink_port}/{name}', send_resolved: true}}]}}"
         ))
         .unwrap();
         *receiver = webhook;
@@ -559,6 +601,9 @@ fn interpolate(expr: &str, account: &str, user: &str) -> String {
     let vars = [
         ("account", account),
         ("user", user),
+        // The defaults of the status (bar chart) and rotation-due variables.
+        ("status", "Active"),
+        ("due_days", "14"),
         ("__rate_interval", "10s"),
         ("__interval", "1s"),
         ("__range", "1m"),
@@ -582,6 +627,96 @@ fn run_target(prometheus: &Daemon, target: &Value, account: &str, user: &str) ->
     } else {
         query_range(prometheus, &expr, 20.0)
     }
+}
+
+fn typed_panel<'a>(dashboard: &'a Value, title: &str, kind: &str) -> &'a Value {
+    panels(dashboard)
+        .into_iter()
+        .find(|p| p["title"] == title && p["type"] == kind)
+        .unwrap_or_else(|| panic!("the dashboard has a {kind} {title:?}"))
+}
+
+/// The options of a panel's `organize` transformation.
+fn organize(panel: &Value) -> &Value {
+    let transformation = panel["transformations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "organize")
+        .unwrap_or_else(|| panic!("panel {} organizes its fields", panel["title"]));
+    &transformation["options"]
+}
+
+/// The columns a table panel shows, in order: each query's result as the
+/// data frame Grafana's Prometheus data source makes of a table-format
+/// query (`Time`, one field per label, `Value #<refId>` when the panel has
+/// several queries), then the panel's transformations as Grafana defines
+/// them, for the ids the dashboard uses: `merge` (one frame with every
+/// field, by name), `filterFieldsByName` (only the fields named in its
+/// include list, or matching its include pattern), `organize` (fields
+/// excluded, ordered by `indexByName`, renamed), `sortBy` (rows only).
+fn table_columns(panel: &Value, results: &[(String, Vec<Value>)]) -> Vec<String> {
+    let several = results.len() > 1;
+    let mut frames: Vec<Vec<String>> = results
+        .iter()
+        .map(|(ref_id, rows)| {
+            let labels: BTreeSet<String> = rows.iter().flat_map(|r| labels_of(r).into_keys()).collect();
+            let mut fields = vec!["Time".to_string()];
+            fields.extend(labels);
+            fields.push(if several {
+                format!("Value #{ref_id}")
+            } else {
+                "Value".to_string()
+            });
+            fields
+        })
+        .collect();
+    for t in panel["transformations"].as_array().into_iter().flatten() {
+        let options = &t["options"];
+        match t["id"].as_str().unwrap() {
+            "merge" => {
+                let mut merged: Vec<String> = Vec::new();
+                for field in frames.concat() {
+                    if !merged.contains(&field) {
+                        merged.push(field);
+                    }
+                }
+                frames = vec![merged];
+            }
+            "filterFieldsByName" => {
+                let include = &options["include"];
+                let names: Vec<&str> = include["names"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|n| n.as_str().unwrap())
+                    .collect();
+                let pattern = include["pattern"].as_str().map(|p| Regex::new(p).unwrap());
+                for frame in &mut frames {
+                    frame.retain(|f| names.contains(&f.as_str()) || pattern.as_ref().is_some_and(|p| p.is_match(f)));
+                }
+            }
+            "organize" => {
+                let index = &options["indexByName"];
+                for frame in &mut frames {
+                    frame.retain(|f| options["excludeByName"][f.as_str()] != true);
+                    for f in frame.iter() {
+                        assert!(index[f.as_str()].is_u64(), "{}: organize orders {f}", panel["title"]);
+                    }
+                    frame.sort_by_key(|f| index[f.as_str()].as_u64().unwrap());
+                    for f in frame.iter_mut() {
+                        if let Some(name) = options["renameByName"][f.as_str()].as_str() {
+                            *f = name.to_string();
+                        }
+                    }
+                }
+            }
+            "sortBy" => {}
+            other => panic!("{}: transformation {other} is not modelled here", panel["title"]),
+        }
+    }
+    assert_eq!(frames.len(), 1, "{}: one table", panel["title"]);
+    frames.remove(0)
 }
 
 /// (user, access_key_id) of every row.
@@ -652,7 +787,16 @@ fn rules_and_example_configs_pass_promtool_and_amtool() {
             } else {
                 for alert in exp {
                     let annotations = alert["exp_annotations"].as_mapping().unwrap();
-                    assert_eq!(annotations.len(), 3, "{name}: summary, description, runbook_url");
+                    assert_eq!(
+                        annotations.len(),
+                        4,
+                        "{name}: summary, description, runbook_url, dashboard_url"
+                    );
+                    let labels = alert["exp_labels"].as_mapping().unwrap();
+                    assert!(
+                        !labels.contains_key("account_name"),
+                        "{name}: account_name is an annotation, not a label"
+                    );
                 }
                 fires.insert(name);
             }
@@ -660,14 +804,29 @@ fn rules_and_example_configs_pass_promtool_and_amtool() {
     }
     let rules = yaml(RULES);
     let mut alerts = BTreeSet::new();
+    let severity_re = Regex::new(
+        r"^(critical|warning|info)$|^\{\{ if [^}]+ \}\}(critical|warning|info)\{\{ else \}\}(critical|warning|info)\{\{ end \}\}$",
+    )
+    .unwrap();
     for group in rules["groups"].as_sequence().unwrap() {
         for rule in group["rules"].as_sequence().unwrap() {
             let Some(name) = rule.get("alert").and_then(|a| a.as_str()) else {
                 continue;
             };
             alerts.insert(name.to_string());
+            // A severity, or a template that chooses between two of them.
             let severity = rule["labels"]["severity"].as_str().unwrap_or_default();
-            assert!(["critical", "warning", "info"].contains(&severity), "{name}: severity");
+            assert!(severity_re.is_match(severity), "{name}: severity {severity}");
+            assert!(
+                rule["annotations"]["dashboard_url"]
+                    .as_str()
+                    .is_some_and(|u| u.contains("/d/aws-iam-access-keys/")),
+                "{name}: dashboard_url"
+            );
+            // Per-key and per-account alerts survive an exporter restart.
+            if rule["for"].is_null() && !name.starts_with("AwsIamExporter") {
+                assert_eq!(rule["keep_firing_for"].as_str(), Some("2h"), "{name}: keep_firing_for");
+            }
             for annotation in ["summary", "description"] {
                 assert!(
                     rule["annotations"][annotation].as_str().is_some(),
@@ -683,7 +842,38 @@ fn rules_and_example_configs_pass_promtool_and_amtool() {
     }
     assert_eq!(fires, alerts, "every alert has a unit test where it fires");
     assert_eq!(silent, alerts, "every alert has a unit test where it stays silent");
-    assert_eq!(alerts.len(), 10, "{alerts:?}");
+    assert_eq!(alerts.len(), 11, "{alerts:?}");
+
+    // The example routes: the exporter's critical alerts page as well as
+    // reaching #monitoring; warnings do not page; a root key pages security.
+    let routes = [
+        (
+            "alertname=AwsIamExporterDown severity=critical",
+            "monitoring-pager,monitoring",
+        ),
+        (
+            "alertname=AwsIamExporterNoAccounts severity=critical",
+            "monitoring-pager,monitoring",
+        ),
+        ("alertname=AwsIamExporterDataStale severity=warning", "monitoring"),
+        (
+            "alertname=AwsIamAccessKeyHighRisk severity=warning tag_team=web",
+            "team-slack",
+        ),
+        ("alertname=AwsIamAccessKeyHighRisk severity=critical", "security-pager"),
+    ];
+    let config_arg = format!("--config.file={}", repo_path(ALERTMANAGER_EXAMPLE).display());
+    for (labels, receivers) in routes {
+        let mut args = vec!["config", "routes", "test", config_arg.as_str()];
+        args.extend(labels.split(' '));
+        let out = run_ok(&amtool, &args);
+        let got = out
+            .lines()
+            .filter(|l| !l.starts_with("Warning:"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert_eq!(got.trim(), receivers, "receivers of {labels}");
+    }
 }
 
 #[test]
@@ -727,6 +917,18 @@ fn dashboard_is_importable_into_grafana() {
     };
     assert_eq!(variable("datasource")["type"], "datasource");
     assert_eq!(variable("datasource")["query"], "prometheus");
+    // The data source picked at import (the input DS_PROMETHEUS, which
+    // Grafana substitutes everywhere in the file) is the variable's default,
+    // so it drives every panel; the variable still switches.
+    assert_eq!(inputs[0]["name"], "DS_PROMETHEUS");
+    assert_eq!(variable("datasource")["current"]["value"], "${DS_PROMETHEUS}");
+    assert_eq!(
+        dashboard.to_string().matches("${DS_PROMETHEUS}").count(),
+        2,
+        "DS_PROMETHEUS is used by the variable's default (text and value) only"
+    );
+    assert_eq!(variable("status")["current"]["value"], serde_json::json!(["Active"]));
+    assert_eq!(variable("due_days")["query"], "14");
     let account = variable("account");
     assert!(account["query"].as_str().unwrap().contains("aws_iam_account_info"));
     let regex = account["regex"].as_str().unwrap();
@@ -773,9 +975,22 @@ fn dashboard_is_importable_into_grafana() {
         ("Time since last successful refresh", "timeseries"),
         ("Refresh duration", "timeseries"),
         ("AWS API errors", "timeseries"),
+        ("Summary by account", "table"),
+        ("Rotation due within $due_days days", "table"),
+        ("Rotation due within $due_days days", "stat"),
+        ("Keys created in the last 24 hours", "table"),
+        ("Keys created in the last 24 hours", "stat"),
+        ("Top accounts", "table"),
+        ("Top teams", "table"),
+        ("Top owners", "table"),
     ];
     for (title, kind) in expect {
-        assert_eq!(panel(&dashboard, title)["type"], kind, "{title}");
+        assert!(
+            panels(&dashboard)
+                .iter()
+                .any(|p| p["title"] == title && p["type"] == kind),
+            "a {kind} {title}"
+        );
     }
     let all = panels(&dashboard);
     for p in &all {
@@ -793,11 +1008,66 @@ fn dashboard_is_importable_into_grafana() {
     assert_eq!(transformations[0]["id"], "groupingToMatrix");
     assert_eq!(transformations[0]["options"]["rowField"], "account_name");
     assert_eq!(transformations[0]["options"]["columnField"], "age_bucket");
-    let order = &transformations[1]["options"]["indexByName"];
+    let order = &organize(bar)["indexByName"];
     let buckets = ["0-30d", "30-90d", "90-180d", "180-365d", "365d+"];
     for (i, bucket) in buckets.iter().enumerate() {
         assert_eq!(order[bucket], i + 1, "{bucket} is bar segment {}", i + 1);
     }
+
+    // Tables show exactly their columns whatever labels the series carry:
+    // merge, then an include list, then organize. Bars count each event
+    // once: no increase() over a window longer than the bar.
+    for p in &all {
+        if p["type"] == "table" {
+            let ids: Vec<&str> = p["transformations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["id"].as_str().unwrap())
+                .collect();
+            assert_eq!(ids, ["merge", "filterFieldsByName", "organize"], "{}", p["title"]);
+        }
+        for t in p["targets"].as_array().into_iter().flatten() {
+            let expr = t["expr"].as_str().unwrap();
+            assert!(!expr.contains("$__rate_interval"), "{}: {expr}", p["title"]);
+        }
+        // No cell is a solid block of the text colour (a grey "No").
+        let text = p["fieldConfig"].to_string();
+        assert!(!text.contains("color-background"), "{}", p["title"]);
+    }
+    // Accounts open this dashboard for the account; users their page in the
+    // AWS IAM console.
+    for title in ["High-risk access keys", "Access key details", "Summary by account"] {
+        let text = panel(&dashboard, title)["fieldConfig"].to_string();
+        assert!(
+            text.contains(r#"/d/aws-iam-access-keys/aws-iam-access-keys?var-account=${__data.fields[\"Account ID\"]}"#),
+            "{title}: account link"
+        );
+    }
+    for title in ["High-risk access keys", "Access key details"] {
+        let text = panel(&dashboard, title)["fieldConfig"].to_string();
+        assert!(
+            text.contains("https://console.aws.amazon.com/iam/home#/users/details/${__value.raw:percentencode}?section=security_credentials"),
+            "{title}: user link"
+        );
+    }
+    // The bar chart: horizontal (names on the axis that has room), the
+    // accounts with the most keys first, filtered by account, user, status.
+    assert_eq!(bar["options"]["orientation"], "horizontal");
+    let bar_expr = bar["targets"][0]["expr"].as_str().unwrap();
+    for variable in ["$account", "$user", "$status"] {
+        assert!(bar_expr.contains(variable), "the bar chart honours {variable}");
+    }
+    let sort = bar["transformations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "sortBy")
+        .expect("the bar chart sorts its accounts");
+    assert_eq!(
+        sort["options"]["sort"][0],
+        serde_json::json!({"field": "Total", "desc": true})
+    );
 
     // Never-used keys say so in both tables.
     for title in ["High-risk access keys", "Access key details"] {
@@ -828,6 +1098,71 @@ fn dashboard_is_importable_into_grafana() {
     }
 }
 
+/// The bars of "AWS API errors", evaluated by promtool on a counter that
+/// appears at its first error (1 at 2m), grows by 2 at 5m and restarts from
+/// 1 at 8m: with one bar a minute, each bar is the change since the previous
+/// one, so every error is counted exactly once; before the first error the
+/// panel draws 0 from the request counter.
+#[test]
+fn dashboard_bars_count_each_event_once() {
+    let dashboard = dashboard();
+    let errors = panel(&dashboard, "AWS API errors");
+    let expr = interpolate(target(errors, "A")["expr"].as_str().unwrap(), ".*", ".*");
+    assert!(expr.contains("offset 1s"), "{expr}");
+    let expr = expr.replace("offset 1s", "offset 1m");
+    let series = r#"{service="iam",operation="ListUsers",instance="exporter:9781",job="aws-iam-key-exporter"}"#;
+    let error_series = series.replace("{service", r#"{code="Throttling",service"#);
+    let labels = r#"{code="Throttling",operation="ListUsers",service="iam"}"#;
+    let mut cases = vec![(1, r#"{operation="ListUsers",service="iam"}"#.to_string(), 0)];
+    for (minute, bar) in [(2, 1), (3, 0), (4, 0), (5, 2), (6, 0), (8, 1), (9, 0)] {
+        cases.push((minute, labels.to_string(), bar));
+    }
+    let mut tests = String::new();
+    for (minute, labels, value) in cases {
+        tests += &format!(
+            "      - expr: {expr:?}\n        eval_time: {minute}m\n        exp_samples:\n          - labels: '{labels}'\n            value: {value}\n"
+        );
+    }
+    let file = format!(
+        "rule_files: []\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:\n      \
+         - series: 'aws_iam_exporter_aws_requests_total{series}'\n        values: '5+5x9'\n      \
+         - series: 'aws_iam_exporter_aws_request_errors_total{error_series}'\n        values: '_ _ 1 1 1 3 3 3 1 1'\n    \
+         promql_expr_test:\n{tests}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bars.test.yml");
+    std::fs::write(&path, file).unwrap();
+    let out = run_ok(&tool(&["promtool"]), &["test", "rules", path.to_str().unwrap()]);
+    assert!(out.contains("SUCCESS"), "{out}");
+}
+
+/// The dashboard against Grafana's published schema: the TypeScript types of
+/// the @grafana/schema npm package, checked by the TypeScript compiler
+/// (scripts/typecheck-dashboard.mjs), so a misspelt option fails.
+#[test]
+fn dashboard_type_checks_against_grafana_schema() {
+    let node = common::tool(
+        &["node", "nodejs"],
+        "install Node.js (Debian: apt-get install nodejs npm), then run scripts/install-test-deps.sh",
+    );
+    let script = repo_path("scripts/typecheck-dashboard.mjs");
+    let (ok, out) = run(
+        &node,
+        &[script.to_str().unwrap(), repo_path(DASHBOARD).to_str().unwrap()],
+    );
+    assert!(ok, "the dashboard does not type-check:\n{out}");
+    assert!(out.contains("26 panels match @grafana/schema 11.6.16"), "{out}");
+
+    // The check is real: a misspelt option fails it.
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("typo.json");
+    let text = std::fs::read_to_string(repo_path(DASHBOARD)).unwrap();
+    assert!(text.contains(r#""showHeader""#));
+    std::fs::write(&typo, text.replacen(r#""showHeader""#, r#""showHeadre""#, 1)).unwrap();
+    let (ok, out) = run(&node, &[script.to_str().unwrap(), typo.to_str().unwrap()]);
+    assert!(!ok && out.contains("showHeadre"), "a misspelt option passes:\n{out}");
+}
+
 #[test]
 fn alerts_and_dashboard_end_to_end_with_prometheus_and_alertmanager() {
     let started = Instant::now();
@@ -839,9 +1174,16 @@ fn alerts_and_dashboard_end_to_end_with_prometheus_and_alertmanager() {
 
     let moto = Moto::start();
     let config = write_config(dir.path(), REALISTIC_CONFIG);
-    let exporter = Exporter::start(&["--config.file", config.to_str().unwrap()], &moto.aws_env());
+    // A fixed address, so that the restart below keeps the target.
+    let instance = format!("127.0.0.1:{}", free_port());
+    let exporter_args = [
+        "--web.listen-address",
+        &instance,
+        "--config.file",
+        config.to_str().unwrap(),
+    ];
+    let exporter = Exporter::spawn(&exporter_args, &moto.aws_env());
     exporter.wait_ready();
-    let instance = format!("127.0.0.1:{}", exporter.port);
 
     let (sink_port, notifications) = start_webhook_sink();
     let am_config = dir.path().join("alertmanager.yml");
@@ -905,13 +1247,18 @@ fn alerts_and_dashboard_end_to_end_with_prometheus_and_alertmanager() {
     let tags = seeded_tags(seeded);
     let now = unix_now();
 
-    // Every dashboard query, with "All" selected, is valid and returns data.
+    // Every dashboard query, with "All" selected, is valid and returns data;
+    // the list of new keys is empty, as the fixture has no key younger than
+    // a day (checked below).
     let dashboard = dashboard();
     let mut queries = 0;
     for p in panels(&dashboard) {
         for t in p["targets"].as_array().into_iter().flatten() {
             let result = run_target(&prometheus, t, ".*", ".*")
                 .unwrap_or_else(|e| panic!("panel {} query {}: {e}\n{}", p["title"], t["refId"], t["expr"]));
+            if p["title"] == "Keys created in the last 24 hours" && p["type"] == "table" {
+                continue;
+            }
             assert!(
                 !result.is_empty(),
                 "panel {} query {} returns no data:\n{}",
@@ -970,8 +1317,16 @@ fn alerts_and_dashboard_end_to_end_with_prometheus_and_alertmanager() {
         .collect();
     assert_eq!(users, tags.keys().map(String::as_str).collect());
 
-    // The stat panels.
+    // The stat panels. Rotation due: active keys that reach 90 days within
+    // the default 14 days of the due_days variable.
     let active = keys.iter().filter(|k| k.active);
+    let rotation_due: BTreeSet<_> = active
+        .clone()
+        .filter(|k| (76.0 * DAY..90.0 * DAY).contains(&k.age(now)))
+        .map(Key::pair)
+        .collect();
+    assert!(!rotation_due.is_empty(), "the fixture has keys due for rotation");
+    let new_keys: BTreeSet<_> = keys.iter().filter(|k| k.age(now) < DAY).map(Key::pair).collect();
     let stats = [
         ("Access keys", keys.len()),
         ("Active keys", active.clone().count()),
@@ -984,9 +1339,17 @@ fn alerts_and_dashboard_end_to_end_with_prometheus_and_alertmanager() {
         ("Accounts with a root access key", 1),
         ("Accounts up", 1),
         ("Accounts down", 0),
+        ("Rotation due within $due_days days", rotation_due.len()),
+        ("Keys created in the last 24 hours", new_keys.len()),
     ];
     for (title, expected) in stats {
-        let result = run_target(&prometheus, target(panel(&dashboard, title), "A"), ".*", ".*").unwrap();
+        let result = run_target(
+            &prometheus,
+            target(typed_panel(&dashboard, title, "stat"), "A"),
+            ".*",
+            ".*",
+        )
+        .unwrap();
         assert_eq!(result.len(), 1, "{title}");
         assert_eq!(value_of(&result[0]), expected as f64, "{title}");
     }
@@ -999,7 +1362,7 @@ fn alerts_and_dashboard_end_to_end_with_prometheus_and_alertmanager() {
         assert_eq!(labels["account_name"], alias);
         buckets.insert(labels["age_bucket"].clone(), value_of(&row));
     }
-    let order = bar["transformations"][1]["options"]["indexByName"].as_object().unwrap();
+    let order = organize(bar)["indexByName"].as_object().unwrap();
     let ordered: BTreeSet<&String> = order.keys().filter(|k| !k.contains('\\')).collect();
     assert_eq!(
         buckets.keys().collect::<BTreeSet<_>>(),
@@ -1007,13 +1370,154 @@ fn alerts_and_dashboard_end_to_end_with_prometheus_and_alertmanager() {
         "the bar chart orders exactly the exporter's buckets"
     );
     for (bucket, count) in &buckets {
-        let seeded_count = keys.iter().filter(|k| &k.bucket == bucket).count();
+        // The status variable's default: active keys only.
+        let seeded_count = keys.iter().filter(|k| k.active && &k.bucket == bucket).count();
         assert_eq!(*count, seeded_count as f64, "bucket {bucket}");
     }
+    // All statuses and one user: that user's keys only.
+    let expr = interpolate(target(bar, "A")["expr"].as_str().unwrap(), ".*", "svc-deploy")
+        .replace(r#"status=~"Active""#, r#"status=~".*""#);
+    let counted: f64 = query(&prometheus, &expr).unwrap().iter().map(value_of).sum();
+    assert_eq!(counted, keys.iter().filter(|k| k.user == "svc-deploy").count() as f64);
+
+    // The tables show exactly their columns, although every series carries
+    // the operator's target labels: the high-risk table after the
+    // dashboard's own transformations.
+    let table_results = |p: &Value| -> Vec<(String, Vec<Value>)> {
+        p["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                let rows = run_target(&prometheus, t, ".*", ".*").unwrap();
+                (t["refId"].as_str().unwrap().to_string(), rows)
+            })
+            .collect()
+    };
+    let high_risk_table = panel(&dashboard, "High-risk access keys");
+    let results = table_results(high_risk_table);
+    assert!(
+        results
+            .iter()
+            .any(|(_, rows)| rows.iter().any(|r| labels_of(r).contains_key("pod"))),
+        "the series carry the target labels"
+    );
+    assert_eq!(
+        table_columns(high_risk_table, &results),
+        [
+            "Account",
+            "Account ID",
+            "User",
+            "Key",
+            "Access key ID",
+            "Status",
+            "Age (days)",
+            "Last rotated",
+            "Days since last use",
+            "Last used",
+            "Why high risk",
+            "Last used service",
+            "Last used region",
+            "Owner",
+            "Team"
+        ]
+    );
+    // Why each key is high risk.
+    let (_, reasons) = results.iter().find(|(r, _)| r == "E").unwrap();
+    assert_eq!(reasons.len(), keys.iter().filter(|k| k.high_risk).count());
+    for row in reasons {
+        let labels = labels_of(row);
+        let key = keys.iter().find(|k| k.id == labels["access_key_id"]).unwrap();
+        let reason = if key.age(now) > 365.0 * DAY {
+            "older than 365 days"
+        } else {
+            assert!(key.last_used.is_none());
+            "never used"
+        };
+        assert_eq!(labels["reason"], reason, "{}", key.id);
+    }
+    // The other tables, with every label of the series, show their columns.
+    let details = panel(&dashboard, "Access key details");
+    let columns = table_columns(details, &table_results(details));
+    assert_eq!(
+        columns[..6],
+        ["Account", "Account ID", "User", "Key", "Access key ID", "Status"]
+    );
+    assert!(columns.contains(&"High risk".to_string()), "{columns:?}");
+    assert!(
+        !columns
+            .iter()
+            .any(|c| ["pod", "namespace", "cluster", "instance", "job", "Time"].contains(&c.as_str())),
+        "{columns:?}"
+    );
+    let summary = panel(&dashboard, "Summary by account");
+    let summary_results = table_results(summary);
+    assert_eq!(
+        table_columns(summary, &summary_results),
+        [
+            "Account",
+            "Account ID",
+            "0-30d",
+            "30-90d",
+            "90-180d",
+            "180-365d",
+            "365d+",
+            "Active keys",
+            "High-risk keys",
+            "Users with two active keys",
+            "Root access key",
+            "Compliance (CIS 1.4, 1.12-1.14)"
+        ]
+    );
+    // The compliance score: active keys rotated within 90 days, used within
+    // 45 (or younger than 45 days), the only active key of their user.
+    let active_keys: Vec<&Key> = keys.iter().filter(|k| k.active).collect();
+    let compliant = active_keys
+        .iter()
+        .filter(|k| {
+            k.age(now) <= 90.0 * DAY
+                && k.unused(now) < 45.0 * DAY
+                && active_keys.iter().filter(|o| o.user == k.user).count() == 1
+        })
+        .count();
+    let (_, score) = summary_results.iter().find(|(r, _)| r == "K").unwrap();
+    assert_eq!(score.len(), 1);
+    let want = compliant as f64 / active_keys.len() as f64;
+    assert!(
+        (value_of(&score[0]) - want).abs() < 1e-9,
+        "compliance {} != {want}",
+        value_of(&score[0])
+    );
+    assert!(compliant > 0 && compliant < active_keys.len(), "the fixture has both");
+    // Rotation due: the keys, with the date they reach 90 days.
+    let rotation = typed_panel(&dashboard, "Rotation due within $due_days days", "table");
+    let rows = run_target(&prometheus, target(rotation, "A"), ".*", ".*").unwrap();
+    assert_eq!(key_pairs(&rows), rotation_due);
+    for row in &rows {
+        let key = keys.iter().find(|k| k.id == labels_of(row)["access_key_id"]).unwrap();
+        let due_ms = (key.created + 90.0 * DAY) * 1000.0;
+        assert!((value_of(row) - due_ms).abs() < 2000.0, "due date of {}", key.id);
+    }
+    let new_table = typed_panel(&dashboard, "Keys created in the last 24 hours", "table");
+    let rows = run_target(&prometheus, target(new_table, "A"), ".*", ".*").unwrap();
+    assert_eq!(key_pairs(&rows), new_keys);
+    // Top teams: high-risk keys per team tag.
+    let teams = panel(&dashboard, "Top teams");
+    let mut by_team: BTreeMap<String, f64> = BTreeMap::new();
+    for key in keys.iter().filter(|k| k.high_risk) {
+        let team = tags[&key.user].get("tag_team").cloned().unwrap_or_default();
+        *by_team.entry(team).or_default() += 1.0;
+    }
+    let got: BTreeMap<String, f64> = run_target(&prometheus, target(teams, "A"), ".*", ".*")
+        .unwrap()
+        .iter()
+        .map(|r| (labels_of(r).get("tag_team").cloned().unwrap_or_default(), value_of(r)))
+        .filter(|(_, v)| *v > 0.0)
+        .collect();
+    assert_eq!(got, by_team);
 
     // The high-risk table returns exactly the keys seeded as high risk, with
     // the account's name, owner and team tags, age in days and last use.
-    let high_risk_table = panel(&dashboard, "High-risk access keys");
     let rows = run_target(&prometheus, target(high_risk_table, "A"), ".*", ".*").unwrap();
     let high_risk: BTreeSet<(String, String)> = keys.iter().filter(|k| k.high_risk).map(Key::pair).collect();
     assert!(high_risk.len() >= 5, "the fixture seeds high-risk keys");
@@ -1049,7 +1553,6 @@ fn alerts_and_dashboard_end_to_end_with_prometheus_and_alertmanager() {
     );
 
     // The details table: every key, days since last use and high risk.
-    let details = panel(&dashboard, "Access key details");
     let all: BTreeSet<_> = keys.iter().map(Key::pair).collect();
     let rows = run_target(&prometheus, target(details, "A"), ".*", ".*").unwrap();
     assert_eq!(key_pairs(&rows), all);
@@ -1063,10 +1566,24 @@ fn alerts_and_dashboard_end_to_end_with_prometheus_and_alertmanager() {
         let days = ((now - key.last_used.unwrap()) / DAY).floor();
         assert_eq!(value_of(row), days, "days since last use of {}", key.id);
     }
-    for row in run_target(&prometheus, target(details, "C"), ".*", ".*").unwrap() {
+    for row in run_target(&prometheus, target(details, "F"), ".*", ".*").unwrap() {
         let key = keys.iter().find(|k| k.id == labels_of(&row)["access_key_id"]).unwrap();
         assert_eq!(value_of(&row), if key.high_risk { 1.0 } else { 0.0 }, "{}", key.id);
     }
+    // Last rotated and last used as dates (milliseconds for Grafana).
+    for row in run_target(&prometheus, target(details, "C"), ".*", ".*").unwrap() {
+        let key = keys.iter().find(|k| k.id == labels_of(&row)["access_key_id"]).unwrap();
+        assert!(
+            (value_of(&row) - key.created * 1000.0).abs() < 2000.0,
+            "created {}",
+            key.id
+        );
+    }
+    let rows = run_target(&prometheus, target(details, "D"), ".*", ".*").unwrap();
+    assert_eq!(
+        key_pairs(&rows),
+        keys.iter().filter(|k| k.last_used.is_some()).map(Key::pair).collect()
+    );
     // One account and one user selected, escaped the way Grafana escapes them.
     let user = "sam+admin@example.com";
     let rows = run_target(
@@ -1085,7 +1602,7 @@ fn alerts_and_dashboard_end_to_end_with_prometheus_and_alertmanager() {
 
     // The alerts: exactly the expected ones reach Alertmanager, with their
     // labels, inhibitions and receivers.
-    let expected = expected_alerts(seeded, &instance, now);
+    let expected = expected_alerts(seeded, now);
     let mut alerts = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -1155,19 +1672,28 @@ fn alerts_and_dashboard_end_to_end_with_prometheus_and_alertmanager() {
             !description.contains("{{") && !description.contains("  "),
             "{description}"
         );
+        let dashboard_url = annotations["dashboard_url"].as_str().unwrap();
+        let mut want_url = format!("{GRAFANA_DASHBOARD}?var-account={account_id}");
         if !id.1.is_empty() {
             assert!(description.contains(&format!("IAM user {}", id.1)), "{description}");
             assert!(description.contains(&id.2), "{description}");
+            want_url += &format!("&var-user={}", url_query_escape(&id.1));
         }
+        assert_eq!(dashboard_url, want_url);
         if name == "AwsIamAccessKeyHighRisk" {
             let key = keys.iter().find(|k| k.id == id.2).unwrap();
             let age = (key.age(now) / DAY).floor();
-            let last_use = match key.last_used {
-                Some(t) => format!("last used {} days ago", ((now - t) / DAY).floor()),
-                None => "never used".to_string(),
+            let reason = if age >= 365.0 {
+                format!("{age} days old, over the 365-day limit.")
+            } else {
+                assert!(
+                    key.last_used.is_none(),
+                    "the fixture's young high-risk keys are never used"
+                );
+                format!("has never been used in the {age} days since its creation.")
             };
             assert!(
-                description.contains(&format!("{age} days old and {last_use}.")),
+                description.contains(&format!("it is active and {reason}")),
                 "{description}"
             );
         }
@@ -1193,6 +1719,7 @@ fn alerts_and_dashboard_end_to_end_with_prometheus_and_alertmanager() {
             .flat_map(|(path, n)| {
                 let receiver = path.trim_start_matches('/').to_string();
                 assert_eq!(n["receiver"].as_str(), Some(receiver.as_str()));
+                assert_eq!(n["status"], "firing", "nothing resolves: {n}");
                 n["alerts"]
                     .as_array()
                     .unwrap()
@@ -1224,9 +1751,76 @@ fn alerts_and_dashboard_end_to_end_with_prometheus_and_alertmanager() {
         );
     }
 
+    // A restart: the exporter stops for 10 s and starts again on the same
+    // address. Its key series go stale at once (the failed scrapes), yet no
+    // alert resolves at Alertmanager (keep_firing_for) and no notification
+    // is sent again, resolved or firing.
+    let sent = notifications.lock().unwrap().len();
+    let am_alerts = || -> BTreeMap<AlertId, String> {
+        let list = api_get(&format!("{}/api/v2/alerts", alertmanager.url), &[]).unwrap();
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|a| (alert_id(a), a["status"]["state"].as_str().unwrap().to_string()))
+            .collect()
+    };
+    let states = am_alerts();
+    assert_eq!(
+        states.keys().cloned().collect::<BTreeSet<_>>(),
+        expected.keys().cloned().collect()
+    );
+    let key_series = format!(r#"count(aws_iam_access_key_high_risk{{job="{JOB}"}})"#);
+    let key_count = query(&prometheus, &key_series).unwrap();
+    assert_eq!(value_of(&key_count[0]), keys.len() as f64);
+    let status = exporter.terminate();
+    assert!(status.success(), "the exporter stops cleanly on SIGTERM: {status}");
+    wait_for("the key series to go stale", Duration::from_secs(30), || {
+        query(&prometheus, &key_series).map(|r| r.is_empty()).unwrap_or(false)
+    });
+    let stopped = Instant::now();
+    while stopped.elapsed() < Duration::from_secs(10) {
+        assert_eq!(am_alerts(), states, "Alertmanager's alerts while the exporter is away");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let exporter = Exporter::spawn(&exporter_args, &moto.aws_env());
+    exporter.wait_ready();
+    wait_for("the key series to come back", Duration::from_secs(60), || {
+        query(&prometheus, &key_series)
+            .map(|r| r.len() == 1 && value_of(&r[0]) == keys.len() as f64)
+            .unwrap_or(false)
+    });
+    // Rules evaluated, alerts sent, and several group intervals (1 s) gone.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(am_alerts(), states, "Alertmanager's alerts after the restart");
+    let answer = api_get(&format!("{}/api/v1/alerts", prometheus.url), &[]).unwrap();
+    let firing: BTreeSet<AlertId> = answer["data"]["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["state"] == "firing")
+        .map(alert_id)
+        .collect();
+    assert_eq!(firing, expected.keys().cloned().collect(), "firing after the restart");
+    let after = notifications.lock().unwrap()[sent..].to_vec();
+    assert!(after.is_empty(), "notifications after the restart: {after:?}");
+
+    drop(exporter);
     drop(prometheus);
     drop(alertmanager);
     eprintln!("prometheus_e2e: end to end in {:.1?}", started.elapsed());
+}
+
+/// Go's url.QueryEscape (the rules' `urlquery`): unreserved characters stay,
+/// space becomes `+`, every other byte `%XX`.
+fn url_query_escape(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b' ' => "+".to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// (alertname, user, access_key_id) of an alert from any of the APIs.
