@@ -114,8 +114,8 @@ tbody tr:nth-child(even) { background: #f8f9fa; }
 tfoot td, tfoot th { font-weight: 600; background: #f0f3f6; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.num, td time, td.key-id { white-space: nowrap; }
-td.id, td.key-id { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12px; }
-.account-id { color: #57606a; font-size: 12px; }
+td.key-id { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 0.92em; }
+.account-id { color: #57606a; font-size: 0.9em; }
 .risk { color: #a40e26; font-weight: 600; }
 .muted { color: #57606a; }
 table.sortable.js thead th { cursor: pointer; }
