@@ -298,12 +298,13 @@ mod tests {
     use chrono::TimeZone;
     use std::time::Duration;
 
-    fn now() -> DateTime<Utc> {
+    pub(super) fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 28, 0, 0, 0).unwrap()
     }
 
-    fn report() -> Report {
-        let key = |user: &str, position, id: &str, status, age: i64, used: Option<i64>| AccessKey {
+    /// A key created `age` days before [`now`], used `used` days before it.
+    pub(super) fn key(user: &str, position: u8, id: &str, status: KeyStatus, age: i64, used: Option<i64>) -> AccessKey {
+        AccessKey {
             user: user.into(),
             position,
             access_key_id: Some(id.into()),
@@ -312,7 +313,20 @@ mod tests {
             last_used: used.map(|d| now() - chrono::Duration::days(d)),
             last_used_service: used.map(|_| "s3".into()),
             last_used_region: used.map(|_| "eu-west-1".into()),
-        };
+        }
+    }
+
+    /// alice's key not rotated and her never-used second key, bob's old
+    /// inactive key.
+    pub(super) fn three_keys() -> Vec<AccessKey> {
+        vec![
+            key("alice", 1, "AKIAOLD0000000000001", KeyStatus::Active, 400, Some(1)),
+            key("alice", 2, "AKIANEW0000000000002", KeyStatus::Active, 10, None),
+            key("bob", 1, "AKIABOB0000000000003", KeyStatus::Inactive, 100, Some(50)),
+        ]
+    }
+
+    fn report() -> Report {
         let data = AccountData {
             account_id: "111122223333".into(),
             account_name: "prod".into(),
@@ -323,11 +337,7 @@ mod tests {
                     tags: Default::default(),
                 })
                 .to_vec(),
-            keys: vec![
-                key("alice", 1, "AKIAOLD0000000000001", KeyStatus::Active, 400, Some(1)),
-                key("alice", 2, "AKIANEW0000000000002", KeyStatus::Active, 10, None),
-                key("bob", 1, "AKIABOB0000000000003", KeyStatus::Inactive, 100, Some(50)),
-            ],
+            keys: three_keys(),
             root_access_key_present: true,
             credential_report_generated: None,
         };

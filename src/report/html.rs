@@ -736,33 +736,19 @@ fn summary(out: &mut String, report: &Report, context: &Context) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::tests::{key, now, three_keys};
     use crate::snapshot::{Outcome, Snapshot};
-    use crate::sources::{AccessKey, AccountData, KeyStatus, User};
-    use chrono::{DateTime, TimeZone, Utc};
+    use crate::sources::{AccountData, KeyStatus, User};
     use std::time::Duration;
 
     const GOLDEN: &str = "src/report/testdata/small.html";
     const HOSTILE_NAME: &str = "<script>alert(\"name\")</script> & 'Co'";
     const HOSTILE_TAG: &str = "<script>alert('tag')</script> \"R&D\"";
 
-    fn now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 28, 0, 0, 0).unwrap()
-    }
-
     /// Two accounts: one with a name that tries to break out of the markup
     /// and a user tag that does too, one without a name; young, old, never
     /// used and inactive keys.
     fn snapshot() -> Snapshot {
-        let key = |user: &str, position, id: &str, status, age: i64, used: Option<i64>| AccessKey {
-            user: user.into(),
-            position,
-            access_key_id: Some(id.into()),
-            status,
-            created: now() - chrono::Duration::days(age),
-            last_used: used.map(|d| now() - chrono::Duration::days(d)),
-            last_used_service: used.map(|_| "s3".into()),
-            last_used_region: used.map(|_| "eu-west-1".into()),
-        };
         let user = |name: &str, team: &str| User {
             name: name.into(),
             path: "/".into(),
@@ -779,11 +765,7 @@ mod tests {
                 account_id: "111122223333".into(),
                 account_name: HOSTILE_NAME.into(),
                 users: vec![user("alice", HOSTILE_TAG), user("bob", "ops")],
-                keys: vec![
-                    key("alice", 1, "AKIAOLD0000000000001", KeyStatus::Active, 400, Some(1)),
-                    key("alice", 2, "AKIANEW0000000000002", KeyStatus::Active, 10, None),
-                    key("bob", 1, "AKIABOB0000000000003", KeyStatus::Inactive, 100, Some(50)),
-                ],
+                keys: three_keys(),
                 root_access_key_present: true,
                 credential_report_generated: None,
             }),
@@ -912,6 +894,46 @@ mod tests {
                 if count == 1 { "green" } else { "dark-red" }
             );
         }
+    }
+
+    /// A segment too narrow for its count still shows it, after the bar.
+    #[test]
+    fn narrow_segments_have_their_count_beside_the_bar() {
+        let mut keys: Vec<_> = (0..200)
+            .map(|i| {
+                key(
+                    &format!("u{i:03}"),
+                    1,
+                    "AKIAYOUNG00000000000",
+                    KeyStatus::Active,
+                    3,
+                    Some(1),
+                )
+            })
+            .collect();
+        keys.push(key("old", 1, "AKIAOLD0000000000009", KeyStatus::Active, 400, Some(1)));
+        let snapshot = Snapshot::default().with_outcomes(&[Outcome {
+            previous_id: None,
+            result: Ok(AccountData {
+                account_id: "111122223333".into(),
+                keys,
+                ..AccountData::default()
+            }),
+            finished: now(),
+            duration: Duration::from_secs(1),
+        }]);
+        let context = context();
+        let html = render(
+            &Report::build(&snapshot, &context.policy, context.key_ids, now()),
+            &context,
+        );
+        let bar = &html[html.find("<g class=\"bar\"").unwrap()..html.find("</svg>").unwrap()];
+        assert!(bar.contains(">200</text></g>"), "wide enough: written on the segment");
+        assert!(bar.contains("<g class=\"segment\" data-bucket=\"365d+\" data-count=\"1\">"));
+        assert!(
+            bar.contains("201 keys<tspan class=\"beside\" data-bucket=\"365d+\">, 365d+: 1</tspan></text>"),
+            "{bar}"
+        );
     }
 
     #[test]
