@@ -64,14 +64,19 @@ pub struct Report {
     pub details: Vec<KeyRow>,
     pub high_risk: Vec<KeyRow>,
     pub summary: Vec<AccountRow>,
+    /// Accounts without data: every refresh of theirs so far failed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_read: Vec<String>,
 }
 
 impl Report {
     pub fn build(snapshot: &Snapshot, policy: &Policy, key_ids: KeyIdLabel, now: DateTime<Utc>) -> Report {
         let mut details = Vec::new();
         let mut summary = Vec::new();
+        let mut not_read = Vec::new();
         for (id, state) in &snapshot.accounts {
             let Some(data) = &state.data else {
+                not_read.push(id.clone());
                 continue;
             };
             let mut buckets = vec![0usize; policy.age_buckets.labels().len()];
@@ -119,6 +124,7 @@ impl Report {
             details,
             high_risk,
             summary,
+            not_read,
         }
     }
 

@@ -269,7 +269,7 @@ fn header(out: &mut String, report: &Report, context: &Context) {
         out,
         "<header>\n<h1>AWS IAM access keys</h1>\n<dl class=\"about\">\n\
 <dt>Generated</dt><dd><time datetime=\"{}\">{}</time></dd>\n\
-<dt>Accounts</dt><dd>{} read: {}</dd>\n\
+<dt>Accounts</dt><dd>{} read: {}</dd>\n{}\
 <dt>Source</dt><dd>{}</dd>\n\
 <dt>Policy</dt><dd>An active key is high risk when it is not rotated for more than {}, \
 never used more than {} after its creation, or {}.</dd>\n\
@@ -280,6 +280,7 @@ never used more than {} after its creation, or {}.</dd>\n\
         escape(&generated),
         plural(report.summary.len(), "account"),
         escape(&context.scope),
+        not_read(report),
         escape(&context.source),
         short_duration(policy.rotated_more_than),
         short_duration(policy.never_used_after),
@@ -288,6 +289,29 @@ never used more than {} after its creation, or {}.</dd>\n\
         keys(report.details.len()),
         report.high_risk.len(),
     );
+}
+
+/// The accounts missing from the report because no refresh of theirs has
+/// succeeded yet, named so that a gap is never silent.
+fn not_read(report: &Report) -> String {
+    if report.not_read.is_empty() {
+        return String::new();
+    }
+    let ids: Vec<String> = report
+        .not_read
+        .iter()
+        .map(|id| {
+            if id.is_empty() {
+                "an account whose id is not known yet".into()
+            } else {
+                escape(id)
+            }
+        })
+        .collect();
+    format!(
+        "<dt>Not read</dt><dd class=\"risk\">{}: no refresh has succeeded yet, their keys are missing below</dd>\n",
+        ids.join(", ")
+    )
 }
 
 /// Layout of the chart, in SVG user units.
@@ -894,6 +918,34 @@ mod tests {
                 if count == 1 { "green" } else { "dark-red" }
             );
         }
+    }
+
+    #[test]
+    fn accounts_without_data_are_named_in_the_header() {
+        let failed = |id: Option<&str>| Outcome {
+            previous_id: id.map(String::from),
+            result: Err(crate::sources::SourceError::new(
+                crate::sources::ErrorReason::AccessDenied,
+                "denied",
+            )),
+            finished: now(),
+            duration: Duration::from_secs(1),
+        };
+        let snapshot = snapshot().with_outcomes(&[failed(Some("777788889999"))]);
+        let context = context();
+        let html = render(
+            &Report::build(&snapshot, &context.policy, context.key_ids, now()),
+            &context,
+        );
+        assert!(html.contains("<dt>Not read</dt><dd class=\"risk\">777788889999: no refresh"));
+        assert!(html.contains("<dt>Accounts</dt><dd>2 accounts read"));
+        assert!(!document().contains("Not read"));
+        let unknown = Snapshot::default().with_outcomes(&[failed(None)]);
+        let html = render(
+            &Report::build(&unknown, &context.policy, context.key_ids, now()),
+            &context,
+        );
+        assert!(html.contains("<dd class=\"risk\">an account whose id is not known yet: no refresh"));
     }
 
     /// A segment too narrow for its count still shows it, after the bar.
