@@ -247,6 +247,11 @@ async fn ready(State(state): State<AppState>) -> Response {
 /// The HTML report of the current snapshot, rendered on the blocking pool:
 /// at many thousand keys it is megabytes of text.
 async fn report_page(State(state): State<AppState>) -> Response {
+    // Before the first refresh a report would show no keys, which reads as
+    // "nothing to worry about": say it is not ready instead.
+    if !state.store.is_ready() {
+        return ready(State(state)).await;
+    }
     let snapshot = state.store.load();
     let context = state.report.clone();
     let rendered = tokio::task::spawn_blocking(move || {
