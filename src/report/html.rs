@@ -54,9 +54,8 @@ impl Context {
             if settings.shard.count > 1 {
                 let _ = write!(
                     scope,
-                    "; shard {} of shards 0-{}",
-                    settings.shard.index,
-                    settings.shard.count - 1
+                    "; this replica's shard only: shard.index {} of shard.count {}",
+                    settings.shard.index, settings.shard.count
                 );
             }
         }
@@ -246,7 +245,7 @@ pub fn render(report: &Report, context: &Context) -> String {
     );
     header(&mut out, report, context);
     chart(&mut out, report, context);
-    high_risk(&mut out, report, context);
+    high_risk(&mut out, report);
     details(&mut out, report, context);
     summary(&mut out, report, context);
     let _ = write!(out, "<script>{SCRIPT}</script>\n</body>\n</html>\n");
@@ -256,8 +255,8 @@ pub fn render(report: &Report, context: &Context) -> String {
 fn header(out: &mut String, report: &Report, context: &Context) {
     let policy = &context.policy;
     let unused = match policy.unused_more_than {
-        Some(limit) => format!("unused for more than {}", short_duration(limit)),
-        None => "unused for long (off)".to_string(),
+        Some(limit) => format!(", or unused for more than {}", short_duration(limit)),
+        None => "; there is no limit on the time since last use".to_string(),
     };
     let masking = match context.key_ids {
         KeyIdLabel::Full => "shown in full",
@@ -272,7 +271,7 @@ fn header(out: &mut String, report: &Report, context: &Context) {
 <dt>Accounts</dt><dd>{} read: {}</dd>\n{}\
 <dt>Source</dt><dd>{}</dd>\n\
 <dt>Policy</dt><dd>An active key is high risk when it is not rotated for more than {}, \
-never used more than {} after its creation, or {}.</dd>\n\
+never used more than {} after its creation{}.</dd>\n\
 <dt>Age buckets</dt><dd>{}</dd>\n\
 <dt>Key ids</dt><dd>{masking}</dd>\n\
 <dt>Keys</dt><dd>{}, {} high risk</dd>\n</dl>\n</header>\n",
@@ -623,7 +622,7 @@ fn key_columns() -> impl Iterator<Item = (String, bool)> {
     KEY_COLUMNS.iter().map(|(n, numeric)| (n.to_string(), *numeric))
 }
 
-fn high_risk(out: &mut String, report: &Report, _context: &Context) {
+fn high_risk(out: &mut String, report: &Report) {
     let _ = writeln!(
         out,
         "<section id=\"high-risk\">\n<h2>High-risk keys</h2>\n\
@@ -946,6 +945,36 @@ mod tests {
             &context,
         );
         assert!(html.contains("<dd class=\"risk\">an account whose id is not known yet: no refresh"));
+    }
+
+    #[test]
+    fn the_header_says_where_the_data_comes_from() {
+        use crate::cli::Flags;
+        let context = |flags: Flags| Context::from_settings(&Settings::from_parts(&flags, None).unwrap());
+        let plain = context(Flags::default());
+        assert_eq!(
+            (plain.source.as_str(), plain.scope.as_str()),
+            ("IAM API", "the account of the exporter's credentials")
+        );
+        let sharded = context(Flags {
+            source: Some(SourceKind::CredentialReport),
+            shard_index: Some(1),
+            shard_count: Some(3),
+            ..Flags::default()
+        });
+        assert_eq!(sharded.source, "IAM credential report");
+        assert!(sharded
+            .scope
+            .ends_with("; this replica's shard only: shard.index 1 of shard.count 3"));
+        let file = context(Flags {
+            credential_report_file: Some("a&b.csv".into()),
+            shard_count: Some(3),
+            ..Flags::default()
+        });
+        assert_eq!(
+            (file.source.as_str(), file.scope.as_str()),
+            ("IAM credential report file a&b.csv", "the account of the report file")
+        );
     }
 
     /// A segment too narrow for its count still shows it, after the bar.
