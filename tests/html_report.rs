@@ -57,21 +57,13 @@ impl Proxy {
         self.requests.lock().unwrap().clone()
     }
 
-    /// The requests less Chromium's own calls to its update, time and
-    /// account services, which it makes whatever the page (a document has no
-    /// reason to call these hosts; the flags below turn most such calls off,
-    /// not all).
+    /// The requests less Chromium's own calls to Google's update, time and
+    /// account services, which it makes whatever the page (the flags below
+    /// turn most of them off, not all). The hosts a page would load fonts or
+    /// scripts from are never left out.
     fn page_requests(&self) -> Vec<String> {
-        const BROWSER_SERVICES: [&str; 8] = [
-            "clients2.google.com",
-            "update.googleapis.com",
-            "accounts.google.com",
-            "optimizationguide-pa.googleapis.com",
-            "safebrowsing.googleapis.com",
-            "content-autofill.googleapis.com",
-            "redirector.gvt1.com",
-            "edgedl.me.gvt1.com",
-        ];
+        const BROWSER_SERVICES: [&str; 3] = [".google.com", ".googleapis.com", ".gvt1.com"];
+        const PAGE_CDNS: [&str; 3] = ["fonts.googleapis.com", "ajax.googleapis.com", "storage.googleapis.com"];
         self.requests()
             .into_iter()
             .filter(|r| {
@@ -81,7 +73,7 @@ impl Proxy {
                     .split(['/', ':'])
                     .next()
                     .unwrap_or("");
-                !BROWSER_SERVICES.contains(&host)
+                PAGE_CDNS.contains(&host) || !BROWSER_SERVICES.iter().any(|suffix| host.ends_with(suffix))
             })
             .collect()
     }
