@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs and is missing: Prometheus and promtool
-# (Debian package prometheus), Alertmanager (prometheus-alertmanager), the
+# (Debian package prometheus), Alertmanager (prometheus-alertmanager), headless
+# Chromium and pdftoppm for the HTML report test (chromium, poppler-utils), the
 # moto IAM server (PyPI moto[server]), Node.js (Debian nodejs, npm) and, for
 # the dashboard's type check (scripts/typecheck-dashboard.mjs), Grafana's
 # schema package and TypeScript from the npm registry, pinned, into
@@ -24,6 +25,8 @@ command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v pdftoppm >/dev/null 2>&1 || missing+=(poppler-utils)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing Debian packages: ${missing[*]}"
     as_root apt-get update -qq
@@ -46,5 +49,6 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "${NPM_PACKAGES[*]}" ]; then
 fi
 
 promtool --version | head -1
+chromium --version
 python3 -c 'import moto; print("moto", moto.__version__)'
 node --version

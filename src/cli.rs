@@ -44,6 +44,9 @@ pub struct ReportArgs {
     /// Exit with status 3 when any key is high risk.
     #[arg(long, env = "AWS_IAM_KEY_EXPORTER_FAIL_ON_HIGH_RISK")]
     pub fail_on_high_risk: bool,
+    /// Write the report to this file instead of standard output.
+    #[arg(long, env = "AWS_IAM_KEY_EXPORTER_REPORT_OUTPUT")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -51,6 +54,8 @@ pub enum ReportFormat {
     Table,
     Json,
     Csv,
+    /// One self-contained HTML document with the age chart and every table.
+    Html,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -137,6 +137,8 @@ impl Settings {
             problems.push(format!(
                 "--web.telemetry-path: {telemetry_path:?} must start with / and not be / or under /-/"
             ));
+        } else if telemetry_path == "/report" {
+            problems.push("--web.telemetry-path: \"/report\" is the HTML report's path; choose another".into());
         }
         let listen_addresses = if flags.listen_addresses.is_empty() {
             vec![DEFAULT_LISTEN_ADDRESS.to_string()]
@@ -797,6 +799,21 @@ shard: {index: 3, count: 3}
         assert_eq!(settings.aws.max_attempts, 5);
         assert_eq!(settings.listen_addresses, [":9781"]);
         assert_eq!(settings.telemetry_path, "/metrics");
+    }
+
+    #[test]
+    fn the_telemetry_path_cannot_take_the_report_s() {
+        let flags = Flags {
+            telemetry_path: Some("/report".into()),
+            ..Flags::default()
+        };
+        let Err(Error::Config(problems)) = Settings::from_parts(&flags, None) else {
+            panic!("expected a config error");
+        };
+        assert_eq!(
+            problems,
+            ["--web.telemetry-path: \"/report\" is the HTML report's path; choose another"]
+        );
     }
 
     #[test]

@@ -155,6 +155,7 @@ async fn serve(settings: Settings) -> Result<i32> {
         exporter.store.clone(),
         &settings.telemetry_path,
         web.clone(),
+        Arc::new(report::html::Context::from_settings(&settings)),
     );
     let refresh = tokio::spawn(exporter.refresher.run(stopped.clone()));
     tokio::spawn(async move {
@@ -198,10 +199,18 @@ async fn report(settings: Settings, args: ReportArgs) -> Result<i32> {
         settings.labels.access_key_id,
         chrono::Utc::now(),
     );
-    let text = report.render(args.format, args.table);
-    std::io::stdout()
-        .write_all(text.as_bytes())
-        .map_err(|e| Error::Output(e.to_string()))?;
+    let text = report.render(
+        args.format,
+        args.table,
+        &report::html::Context::from_settings(&settings),
+    );
+    match &args.output {
+        Some(path) => std::fs::write(path, text.as_bytes())
+            .map_err(|e| Error::Output(format!("--output {}: {e}", path.display())))?,
+        None => std::io::stdout()
+            .write_all(text.as_bytes())
+            .map_err(|e| Error::Output(e.to_string()))?,
+    }
     if let Some(mut first) = errors.into_iter().next() {
         first.message = settings.labels.access_key_id.redact(&first.message).into_owned();
         // The tables above hold the accounts that could be read; the log

@@ -1,6 +1,11 @@
 //! The `report` command's output: the details, high-risk and summary tables
 //! of the classic "Access Keys" report, as a text table, JSON or CSV. Pure
-//! functions of a snapshot and a moment in time.
+//! functions of a snapshot and a moment in time. The HTML document is in
+//! [`html`].
+
+pub mod html;
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
@@ -33,6 +38,9 @@ pub struct KeyRow {
     pub last_used_region: String,
     pub high_risk: bool,
     pub risk_reasons: Vec<&'static str>,
+    /// The user's exported tags (`labels.user_tags`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -56,18 +64,25 @@ pub struct Report {
     pub details: Vec<KeyRow>,
     pub high_risk: Vec<KeyRow>,
     pub summary: Vec<AccountRow>,
+    /// Accounts without data: every refresh of theirs so far failed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_read: Vec<String>,
 }
 
 impl Report {
     pub fn build(snapshot: &Snapshot, policy: &Policy, key_ids: KeyIdLabel, now: DateTime<Utc>) -> Report {
         let mut details = Vec::new();
         let mut summary = Vec::new();
+        let mut not_read = Vec::new();
         for (id, state) in &snapshot.accounts {
             let Some(data) = &state.data else {
+                not_read.push(id.clone());
                 continue;
             };
             let mut buckets = vec![0usize; policy.age_buckets.labels().len()];
             let mut high_risk_keys = 0;
+            let tags: BTreeMap<&str, &BTreeMap<String, String>> =
+                data.users.iter().map(|u| (u.name.as_str(), &u.tags)).collect();
             for key in &data.keys {
                 let a = policy.assess(key, now);
                 buckets[a.bucket] += 1;
@@ -87,6 +102,7 @@ impl Report {
                     last_used_region: key.last_used_region.clone().unwrap_or_default(),
                     high_risk: a.high_risk(),
                     risk_reasons: a.reasons.iter().map(|r| r.describe()).collect(),
+                    tags: tags.get(key.user.as_str()).map(|t| (*t).clone()).unwrap_or_default(),
                 });
             }
             summary.push(AccountRow {
@@ -108,6 +124,7 @@ impl Report {
             details,
             high_risk,
             summary,
+            not_read,
         }
     }
 
@@ -115,7 +132,9 @@ impl Report {
         !self.high_risk.is_empty()
     }
 
-    pub fn render(&self, format: ReportFormat, table: ReportTable) -> String {
+    /// The report in `format`; `table` picks the tables of the text formats
+    /// (the HTML document always has them all), `context` is for HTML's header.
+    pub fn render(&self, format: ReportFormat, table: ReportTable, context: &html::Context) -> String {
         let tables: Vec<Table> = [
             (
                 ReportTable::Details,
@@ -141,6 +160,7 @@ impl Report {
         .map(|(_, title, header, rows)| (title, header, rows))
         .collect();
         match format {
+            ReportFormat::Html => html::render(self, context),
             ReportFormat::Json => {
                 let value = match table {
                     ReportTable::All => serde_json::to_value(self),
@@ -284,12 +304,13 @@ mod tests {
     use chrono::TimeZone;
     use std::time::Duration;
 
-    fn now() -> DateTime<Utc> {
+    pub(super) fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 28, 0, 0, 0).unwrap()
     }
 
-    fn report() -> Report {
-        let key = |user: &str, position, id: &str, status, age: i64, used: Option<i64>| AccessKey {
+    /// A key created `age` days before [`now`], used `used` days before it.
+    pub(super) fn key(user: &str, position: u8, id: &str, status: KeyStatus, age: i64, used: Option<i64>) -> AccessKey {
+        AccessKey {
             user: user.into(),
             position,
             access_key_id: Some(id.into()),
@@ -298,7 +319,20 @@ mod tests {
             last_used: used.map(|d| now() - chrono::Duration::days(d)),
             last_used_service: used.map(|_| "s3".into()),
             last_used_region: used.map(|_| "eu-west-1".into()),
-        };
+        }
+    }
+
+    /// alice's key not rotated and her never-used second key, bob's old
+    /// inactive key.
+    pub(super) fn three_keys() -> Vec<AccessKey> {
+        vec![
+            key("alice", 1, "AKIAOLD0000000000001", KeyStatus::Active, 400, Some(1)),
+            key("alice", 2, "AKIANEW0000000000002", KeyStatus::Active, 10, None),
+            key("bob", 1, "AKIABOB0000000000003", KeyStatus::Inactive, 100, Some(50)),
+        ]
+    }
+
+    fn report() -> Report {
         let data = AccountData {
             account_id: "111122223333".into(),
             account_name: "prod".into(),
@@ -309,11 +343,7 @@ mod tests {
                     tags: Default::default(),
                 })
                 .to_vec(),
-            keys: vec![
-                key("alice", 1, "AKIAOLD0000000000001", KeyStatus::Active, 400, Some(1)),
-                key("alice", 2, "AKIANEW0000000000002", KeyStatus::Active, 10, None),
-                key("bob", 1, "AKIABOB0000000000003", KeyStatus::Inactive, 100, Some(50)),
-            ],
+            keys: three_keys(),
             root_access_key_present: true,
             ..AccountData::default()
         };
@@ -344,7 +374,10 @@ Summary by account (1)
 ACCOUNT_ID    ACCOUNT_NAME  UP    USERS  KEYS  ACTIVE_KEYS  HIGH_RISK_KEYS  USERS_MULTIPLE_ACTIVE_KEYS  ROOT_ACCESS_KEY_PRESENT  AGE_0-30D  AGE_30-90D  AGE_90-180D  AGE_180-365D  AGE_365D+
 111122223333  prod          true  2      3     2            2               1                           true                     1          0           1            0             1
 ";
-        assert_eq!(report().render(ReportFormat::Table, ReportTable::All), expected);
+        assert_eq!(
+            report().render(ReportFormat::Table, ReportTable::All, &Default::default()),
+            expected
+        );
     }
 
     #[test]
@@ -354,13 +387,16 @@ account_id,account_name,user,key,access_key_id,status,created,age_days,last_used
 111122223333,prod,alice,1,0001,Active,2025-10-24T00:00:00Z,400,2026-11-27T00:00:00Z,1,s3,eu-west-1,true,not rotated
 111122223333,prod,alice,2,0002,Active,2026-11-18T00:00:00Z,10,Never,10,,,true,never used
 ";
-        assert_eq!(report().render(ReportFormat::Csv, ReportTable::HighRisk), expected);
+        assert_eq!(
+            report().render(ReportFormat::Csv, ReportTable::HighRisk, &Default::default()),
+            expected
+        );
     }
 
     #[test]
     fn json_output_has_all_three_tables() {
         let value: serde_json::Value =
-            serde_json::from_str(&report().render(ReportFormat::Json, ReportTable::All)).unwrap();
+            serde_json::from_str(&report().render(ReportFormat::Json, ReportTable::All, &Default::default())).unwrap();
         assert_eq!(value["details"].as_array().unwrap().len(), 3);
         assert_eq!(value["high_risk"][1]["last_used"], serde_json::Value::Null);
         assert_eq!(value["high_risk"][1]["risk_reasons"], serde_json::json!(["never used"]));

@@ -21,6 +21,7 @@ use tower_http::compression::CompressionLayer;
 use crate::config::split_listen_address;
 use crate::error::{Error, Result};
 use crate::metrics::{BuildInfo, Format, Metrics};
+use crate::report::html::escape as html_escape;
 use crate::snapshot::SnapshotStore;
 use crate::web_config::SharedWebConfig;
 
@@ -35,6 +36,7 @@ struct AppState {
     store: Arc<SnapshotStore>,
     telemetry_path: Arc<str>,
     renders: Arc<RenderShare>,
+    report: Arc<crate::report::html::Context>,
 }
 
 /// Scrapes that arrive while a rendering is in flight, or within
@@ -101,16 +103,24 @@ fn compress(body: &[u8]) -> Vec<u8> {
     encoder.finish().expect("gzip into memory")
 }
 
-pub fn router(metrics: Arc<Metrics>, store: Arc<SnapshotStore>, telemetry_path: &str, web: SharedWebConfig) -> Router {
+pub fn router(
+    metrics: Arc<Metrics>,
+    store: Arc<SnapshotStore>,
+    telemetry_path: &str,
+    web: SharedWebConfig,
+    report: Arc<crate::report::html::Context>,
+) -> Router {
     let state = AppState {
         metrics,
         store,
         telemetry_path: telemetry_path.into(),
         renders: Arc::default(),
+        report,
     };
     Router::new()
         .route("/", get(landing_page))
         .route(telemetry_path, get(metrics_handler))
+        .route("/report", get(report_page))
         .layer(axum::middleware::from_fn_with_state(web.clone(), basic_auth))
         // Probes (kubelet, load balancers) carry no credentials; these two
         // tell nothing about the keys. They are served on the same listener,
@@ -234,24 +244,41 @@ async fn ready(State(state): State<AppState>) -> Response {
     }
 }
 
+/// The HTML report of the current snapshot, rendered on the blocking pool:
+/// at many thousand keys it is megabytes of text.
+async fn report_page(State(state): State<AppState>) -> Response {
+    // Before the first refresh a report would show no keys, which reads as
+    // "nothing to worry about": say it is not ready instead.
+    if !state.store.is_ready() {
+        return ready(State(state)).await;
+    }
+    let snapshot = state.store.load();
+    let context = state.report.clone();
+    let rendered = tokio::task::spawn_blocking(move || {
+        let report = crate::report::Report::build(&snapshot, &context.policy, context.key_ids, chrono::Utc::now());
+        crate::report::html::render(&report, &context)
+    })
+    .await;
+    match rendered {
+        Ok(page) => Html(page).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "rendering the report failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "rendering the report failed\n").into_response()
+        }
+    }
+}
+
 async fn landing_page(State(state): State<AppState>) -> Html<String> {
     let build = BuildInfo::CURRENT;
     let path = html_escape(&state.telemetry_path);
     Html(format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>AWS IAM key exporter</title></head>\n<body>\n\
 <h1>AWS IAM key exporter</h1>\n<p>Version {} (revision {}).</p>\n<ul>\n\
-<li><a href=\"{path}\">Metrics</a></li>\n<li><a href=\"/-/healthy\">Health</a></li>\n<li><a href=\"/-/ready\">Readiness</a></li>\n\
+<li><a href=\"{path}\">Metrics</a></li>\n<li><a href=\"/report\">Report</a></li>\n<li><a href=\"/-/healthy\">Health</a></li>\n<li><a href=\"/-/ready\">Readiness</a></li>\n\
 </ul>\n</body>\n</html>\n",
         html_escape(build.version),
         html_escape(build.revision),
     ))
-}
-
-fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// Binds every address first, so that a taken port fails the start.

@@ -487,6 +487,12 @@ fn not_ready_until_the_first_refresh_finishes() {
         (status, body.as_str()),
         (503, "Not ready: the first refresh has not finished\n")
     );
+    let (status, body) = get(&exporter.url("/report"));
+    assert_eq!(
+        (status, body.as_str()),
+        (503, "Not ready: the first refresh has not finished\n"),
+        "no report that looks empty before the first refresh"
+    );
     let text = exporter.scrape();
     assert!(
         text.contains("aws_iam_exporter_build_info{"),
