@@ -1,4 +1,4 @@
-//! Command line: the flags of SPEC §2, each with its `AWS_IAM_KEY_EXPORTER_*`
+//! Command line: the flags (see docs/configuration.md), each with its `AWS_IAM_KEY_EXPORTER_*`
 //! environment variable. Flags are `Option`s so that the config file can fill
 //! what the command line leaves out; defaults are applied in [`crate::config`].
 

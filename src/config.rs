@@ -1,4 +1,4 @@
-//! Configuration: the YAML file of SPEC §2 merged with the command line
+//! Configuration: the YAML file (docs/configuration.md) merged with the command line
 //! (flags win). Validation collects every problem, each named by its field,
 //! so that `check-config` can print them all at once.
 

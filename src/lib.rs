@@ -1,8 +1,10 @@
 //! aws-iam-key-exporter: a Prometheus exporter for the age, last use and risk
 //! of every AWS IAM access key.
 //!
-//! Data flows one way: [`config`] -> [`accounts`] and [`aws`] -> [`sources`]
-//! -> [`snapshot`] -> [`metrics`] (served by [`server`], printed by [`report`]).
+//! Data flows one way: [`cli`] and the file -> [`config`] -> [`accounts`],
+//! [`sources`] (through [`aws`]) -> [`refresh`] -> [`snapshot`] -> [`metrics`]
+//! (served by [`server`]) and [`report`]. Which module may import which is
+//! checked by tests/architecture.rs; this file is the root that wires them.
 
 pub mod accounts;
 pub mod aws;
