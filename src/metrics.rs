@@ -13,6 +13,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::aws::AwsCallCounters;
 use crate::config::Labels;
 use crate::policy::{Assessment, Policy};
 use crate::snapshot::{Snapshot, SnapshotStore};
@@ -43,48 +44,9 @@ impl Format {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
-struct AwsCallLabels {
-    service: String,
-    operation: String,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
-struct AwsErrorLabels {
-    service: String,
-    operation: String,
-    code: String,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
 struct RefreshErrorLabels {
     account_id: String,
     reason: String,
-}
-
-/// `aws_iam_exporter_aws_requests_total` and `..._aws_request_errors_total`,
-/// handed to the AWS clients (see [`crate::aws`]).
-#[derive(Debug, Clone, Default)]
-pub struct AwsCallCounters {
-    requests: Family<AwsCallLabels, Counter>,
-    errors: Family<AwsErrorLabels, Counter>,
-}
-
-impl AwsCallCounters {
-    pub fn record(&self, service: &str, operation: &str, error_code: Option<&str>) {
-        let call = AwsCallLabels {
-            service: service.to_string(),
-            operation: operation.to_string(),
-        };
-        self.requests.get_or_create(&call).inc();
-        if let Some(code) = error_code {
-            let labels = AwsErrorLabels {
-                service: call.service,
-                operation: call.operation,
-                code: code.to_string(),
-            };
-            self.errors.get_or_create(&labels).inc();
-        }
-    }
 }
 
 /// Build facts for `aws_iam_exporter_build_info`.
@@ -134,16 +96,7 @@ impl Metrics {
             "Failed refreshes of an account, by reason",
             refresh_errors.clone(),
         );
-        registry.register(
-            "aws_iam_exporter_aws_requests",
-            "AWS API calls made, retries included",
-            aws_calls.requests.clone(),
-        );
-        registry.register(
-            "aws_iam_exporter_aws_request_errors",
-            "AWS API calls that failed, by AWS error code",
-            aws_calls.errors.clone(),
-        );
+        aws_calls.register(&mut registry);
         registry.register_collector(Box::new(SnapshotCollector {
             store,
             policy,

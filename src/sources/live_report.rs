@@ -84,7 +84,7 @@ pub async fn fetch(
                     }
                     // Someone (maybe another exporter) is generating one.
                     Some(se) if se.is_credential_report_not_ready_exception() => true,
-                    _ => return Err(classify("GetCredentialReport", &e)),
+                    _ => return Err(classify("GetCredentialReport", &e).into()),
                 },
             },
             Step::Generate => match iam.generate_credential_report().send().await {
@@ -104,7 +104,7 @@ pub async fn fetch(
                 },
                 // Too many reports requested lately: one is on its way.
                 Err(e) if e.as_service_error().is_some_and(|se| se.is_limit_exceeded_exception()) => true,
-                Err(e) => return Err(classify("GenerateCredentialReport", &e)),
+                Err(e) => return Err(classify("GenerateCredentialReport", &e).into()),
             },
         };
         if wait {

@@ -110,6 +110,24 @@ pub struct SourceError {
     pub message: String,
 }
 
+impl From<crate::aws::AwsError> for SourceError {
+    fn from(e: crate::aws::AwsError) -> SourceError {
+        use crate::aws::AwsErrorKind as Kind;
+        let reason = match e.kind {
+            Kind::Throttled => ErrorReason::Throttled,
+            Kind::AccessDenied => ErrorReason::AccessDenied,
+            Kind::Network => ErrorReason::Network,
+            Kind::InvalidResponse => ErrorReason::InvalidResponse,
+            Kind::Other => ErrorReason::Other,
+        };
+        SourceError {
+            reason,
+            code: e.code,
+            message: e.message,
+        }
+    }
+}
+
 impl SourceError {
     pub fn new(reason: ErrorReason, message: impl Into<String>) -> Self {
         SourceError {

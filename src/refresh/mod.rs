@@ -3,6 +3,8 @@
 //! applies each outcome to a new snapshot and publishes it, counting and
 //! logging failures. One account's failure never touches another's data.
 
+mod access;
+
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,8 +15,10 @@ use chrono::Utc;
 use futures::StreamExt;
 use tokio::sync::watch;
 
+use access::AccountAccess;
+
 use crate::accounts::{self, Caller, MemberAccount, Target};
-use crate::aws::{classify, AccountAccess, Clients};
+use crate::aws::{self, classify, Clients};
 use crate::cli::SourceKind;
 use crate::config::{Accounts, Shard};
 use crate::metrics::Metrics;
@@ -103,11 +107,7 @@ impl Refresher {
         metrics: Arc<Metrics>,
     ) -> Refresher {
         let base = Clients::new(&sdk, &metrics.aws_calls);
-        let organizations = aws_sdk_organizations::Client::from_conf(
-            aws_sdk_organizations::config::Builder::from(&sdk)
-                .interceptor(metrics.aws_calls.clone())
-                .build(),
-        );
+        let organizations = aws::organizations_client(&sdk, &metrics.aws_calls);
         Refresher {
             mode: Mode::Aws(Box::new(AwsState {
                 sdk,

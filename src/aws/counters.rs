@@ -1,0 +1,102 @@
+//! `aws_iam_exporter_aws_requests_total` and `..._aws_request_errors_total`:
+//! owned here, next to the interceptor that feeds them, and registered by
+//! whoever builds the registry.
+
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+
+use super::error::error_code_from_response;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AwsCallLabels {
+    service: String,
+    operation: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AwsErrorLabels {
+    service: String,
+    operation: String,
+    code: String,
+}
+
+/// The AWS call counters, handed to every AWS client as an interceptor.
+#[derive(Debug, Clone, Default)]
+pub struct AwsCallCounters {
+    requests: Family<AwsCallLabels, Counter>,
+    errors: Family<AwsErrorLabels, Counter>,
+}
+
+impl AwsCallCounters {
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "aws_iam_exporter_aws_requests",
+            "AWS API calls made, retries included",
+            self.requests.clone(),
+        );
+        registry.register(
+            "aws_iam_exporter_aws_request_errors",
+            "AWS API calls that failed, by AWS error code",
+            self.errors.clone(),
+        );
+    }
+
+    pub fn record(&self, service: &str, operation: &str, error_code: Option<&str>) {
+        let call = AwsCallLabels {
+            service: service.to_string(),
+            operation: operation.to_string(),
+        };
+        self.requests.get_or_create(&call).inc();
+        if let Some(code) = error_code {
+            let labels = AwsErrorLabels {
+                service: call.service,
+                operation: call.operation,
+                code: code.to_string(),
+            };
+            self.errors.get_or_create(&labels).inc();
+        }
+    }
+}
+
+/// Counts at the level of HTTP attempts, so that calls the SDK retried after
+/// throttling show up in `aws_iam_exporter_aws_request_errors_total` too.
+impl Intercept for AwsCallCounters {
+    fn name(&self) -> &'static str {
+        "AwsCallCounters"
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Some(metadata) = cfg.load::<Metadata>() else {
+            return Ok(());
+        };
+        let service = metadata.service().to_ascii_lowercase();
+        let operation = metadata.name();
+        let code = match (context.response(), context.output_or_error()) {
+            (_, Some(Ok(_))) => None,
+            (Some(response), _) if !response.status().is_success() => Some(error_code_from_response(
+                response.headers().get("x-amzn-ErrorType"),
+                response.body().bytes().unwrap_or_default(),
+            )),
+            (_, Some(Err(e))) if e.is_timeout_error() => Some("TimeoutError".to_string()),
+            (_, Some(Err(e))) if e.is_connector_error() => Some("DispatchFailure".to_string()),
+            (_, Some(Err(e))) if e.is_response_error() => Some("ResponseError".to_string()),
+            (_, Some(Err(_))) => Some("Unknown".to_string()),
+            (_, None) => None,
+        };
+        self.record(&service, operation, code.as_deref());
+        Ok(())
+    }
+}
