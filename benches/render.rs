@@ -9,6 +9,7 @@ use aws_iam_key_exporter::metrics::{BuildInfo, Format, Metrics};
 use aws_iam_key_exporter::policy::Policy;
 use aws_iam_key_exporter::snapshot::{Outcome, Snapshot, SnapshotStore};
 use aws_iam_key_exporter::sources::{AccessKey, AccountData, KeyStatus, User};
+use aws_iam_key_exporter::Telemetry;
 use chrono::{DateTime, TimeZone, Utc};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
@@ -18,7 +19,7 @@ fn now() -> DateTime<Utc> {
 
 /// `keys` keys over `keys / 2` users in 10 accounts, ages and last uses spread
 /// over every bucket, a fifth never used, a tenth inactive.
-pub fn metrics_with_keys(keys: usize) -> Metrics {
+pub fn metrics_with_keys(keys: usize) -> Arc<Metrics> {
     let accounts = 10;
     let mut outcomes = Vec::new();
     for a in 0..accounts {
@@ -66,7 +67,7 @@ pub fn metrics_with_keys(keys: usize) -> Metrics {
     }
     let store = Arc::new(SnapshotStore::default());
     store.publish(Snapshot::default().with_outcomes(&outcomes));
-    Metrics::with_clock(store, Policy::default(), Labels::default(), BuildInfo::CURRENT, now)
+    Telemetry::with_clock(store, Policy::default(), Labels::default(), BuildInfo::CURRENT, now).metrics
 }
 
 fn render(c: &mut Criterion) {

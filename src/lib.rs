@@ -28,10 +28,12 @@ use tokio::sync::watch;
 
 pub use error::{Error, Result};
 
+use aws::AwsCallCounters;
 use cli::{Cli, Command, ReportArgs, SourceKind};
 use config::Settings;
 use metrics::{BuildInfo, Metrics};
-use refresh::{RefreshSettings, Refresher};
+use policy::Policy;
+use refresh::{RefreshMetrics, RefreshSettings, Refresher};
 use snapshot::SnapshotStore;
 use sources::api::ApiOptions;
 
@@ -69,6 +71,45 @@ fn check_config(file: Option<&std::path::PathBuf>) -> i32 {
     }
 }
 
+/// Every metric of the exporter: the families the components own, and the
+/// rendering of the snapshot. Assembled here, at the root, so that no
+/// component needs to know the others' metrics.
+#[derive(Debug)]
+pub struct Telemetry {
+    pub metrics: Arc<Metrics>,
+    pub aws_calls: AwsCallCounters,
+    pub refresh: RefreshMetrics,
+}
+
+impl Telemetry {
+    pub fn new(store: Arc<SnapshotStore>, policy: Policy, labels: config::Labels, build: BuildInfo) -> Telemetry {
+        Telemetry::with_clock(store, policy, labels, build, chrono::Utc::now)
+    }
+
+    /// As [`Telemetry::new`], with ages computed against `clock` (for tests and benchmarks).
+    pub fn with_clock(
+        store: Arc<SnapshotStore>,
+        policy: Policy,
+        labels: config::Labels,
+        build: BuildInfo,
+        clock: fn() -> chrono::DateTime<chrono::Utc>,
+    ) -> Telemetry {
+        // Registration order is exposition order: refresh errors, AWS calls,
+        // then the snapshot's families.
+        let mut registry = prometheus_client::registry::Registry::default();
+        let refresh = RefreshMetrics::default();
+        refresh.register(&mut registry);
+        let aws_calls = AwsCallCounters::default();
+        aws_calls.register(&mut registry);
+        let metrics = Arc::new(Metrics::with_clock(registry, store, policy, labels, build, clock));
+        Telemetry {
+            metrics,
+            aws_calls,
+            refresh,
+        }
+    }
+}
+
 struct Exporter {
     store: Arc<SnapshotStore>,
     metrics: Arc<Metrics>,
@@ -78,12 +119,12 @@ struct Exporter {
 /// Wires config to accounts to sources to snapshot to metrics.
 async fn build(settings: &Settings) -> Result<Exporter> {
     let store = Arc::new(SnapshotStore::default());
-    let metrics = Arc::new(Metrics::new(
+    let telemetry = Telemetry::new(
         store.clone(),
         settings.policy.clone(),
         settings.labels.clone(),
         BuildInfo::CURRENT,
-    ));
+    );
     let refresh = RefreshSettings {
         interval: settings.refresh_interval,
         source: settings.source,
@@ -114,17 +155,23 @@ async fn build(settings: &Settings) -> Result<Exporter> {
                 settings.users.clone(),
                 refresh,
                 store.clone(),
-                metrics.clone(),
+                telemetry.refresh.clone(),
             )
         }
         None => {
             let sdk = aws::load_sdk_config(&settings.aws).await;
-            Refresher::for_aws(sdk, refresh, store.clone(), metrics.clone())
+            Refresher::for_aws(
+                sdk,
+                refresh,
+                store.clone(),
+                telemetry.refresh.clone(),
+                telemetry.aws_calls.clone(),
+            )
         }
     };
     Ok(Exporter {
         store,
-        metrics,
+        metrics: telemetry.metrics,
         refresher,
     })
 }

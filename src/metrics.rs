@@ -8,12 +8,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, LabelSetEncoder};
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::aws::AwsCallCounters;
 use crate::config::Labels;
 use crate::policy::{Assessment, Policy};
 use crate::snapshot::{Snapshot, SnapshotStore};
@@ -43,12 +40,6 @@ impl Format {
     }
 }
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
-struct RefreshErrorLabels {
-    account_id: String,
-    reason: String,
-}
-
 /// Build facts for `aws_iam_exporter_build_info`.
 #[derive(Debug, Clone)]
 pub struct BuildInfo {
@@ -69,34 +60,33 @@ impl BuildInfo {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    pub aws_calls: AwsCallCounters,
-    refresh_errors: Family<RefreshErrorLabels, Counter>,
     /// Size of the previous rendering, to allocate the next one at once.
     last_size: AtomicUsize,
 }
 
 impl Metrics {
-    pub fn new(store: Arc<SnapshotStore>, policy: Policy, labels: Labels, build: BuildInfo) -> Metrics {
-        Metrics::with_clock(store, policy, labels, build, Utc::now)
+    /// `registry` holds the families that components own and register
+    /// themselves (refresh errors, AWS calls); the snapshot's collector comes
+    /// after them, so the exposition keeps that order.
+    pub fn new(
+        registry: Registry,
+        store: Arc<SnapshotStore>,
+        policy: Policy,
+        labels: Labels,
+        build: BuildInfo,
+    ) -> Metrics {
+        Metrics::with_clock(registry, store, policy, labels, build, Utc::now)
     }
 
     /// As [`Metrics::new`], with ages computed against `clock` (for tests and benchmarks).
     pub fn with_clock(
+        mut registry: Registry,
         store: Arc<SnapshotStore>,
         policy: Policy,
         labels: Labels,
         build: BuildInfo,
         clock: fn() -> DateTime<Utc>,
     ) -> Metrics {
-        let mut registry = Registry::default();
-        let aws_calls = AwsCallCounters::default();
-        let refresh_errors = Family::<RefreshErrorLabels, Counter>::default();
-        registry.register(
-            "aws_iam_exporter_refresh_errors",
-            "Failed refreshes of an account, by reason",
-            refresh_errors.clone(),
-        );
-        aws_calls.register(&mut registry);
         registry.register_collector(Box::new(SnapshotCollector {
             store,
             policy,
@@ -106,19 +96,8 @@ impl Metrics {
         }));
         Metrics {
             registry,
-            aws_calls,
-            refresh_errors,
             last_size: AtomicUsize::new(0),
         }
-    }
-
-    pub fn count_refresh_error(&self, account_id: &str, reason: &str) {
-        self.refresh_errors
-            .get_or_create(&RefreshErrorLabels {
-                account_id: account_id.to_string(),
-                reason: reason.to_string(),
-            })
-            .inc();
     }
 
     pub fn render(&self, format: Format) -> String {
@@ -518,7 +497,7 @@ mod tests {
         }
     }
 
-    fn metrics(labels: Labels) -> Metrics {
+    fn metrics(labels: Labels) -> crate::Telemetry {
         let store = Arc::new(SnapshotStore::default());
         let data = AccountData {
             account_id: "111122223333".into(),
@@ -556,7 +535,7 @@ mod tests {
             finished: now() - chrono::Duration::seconds(60),
             duration: Duration::from_millis(1500),
         }]));
-        Metrics::with_clock(store, Policy::default(), labels, BUILD, now)
+        crate::Telemetry::with_clock(store, Policy::default(), labels, BUILD, now)
     }
 
     #[test]
@@ -565,7 +544,7 @@ mod tests {
             user_tags: vec!["team".into()],
             access_key_id: KeyIdLabel::Last4,
         });
-        m.count_refresh_error("111122223333", "throttled");
+        m.refresh.count("111122223333", crate::sources::ErrorReason::Throttled);
         m.aws_calls.record("iam", "ListUsers", None);
         m.aws_calls.record("iam", "ListUsers", Some("Throttling"));
         let expected = r#"# HELP aws_iam_exporter_refresh_errors_total Failed refreshes of an account, by reason.
@@ -659,7 +638,7 @@ aws_iam_exporter_account_refresh_duration_seconds{account_id="111122223333"} 1.5
 # TYPE aws_iam_exporter_build_info gauge
 aws_iam_exporter_build_info{version="1.2.3",revision="abc",rustc_version="1.95.0"} 1
 "#;
-        assert_eq!(m.render(Format::Text), expected);
+        assert_eq!(m.metrics.render(Format::Text), expected);
     }
 
     /// A credential report with an active and an inactive root key, a user
@@ -684,7 +663,15 @@ two,arn:aws:iam::111122223333:user/ci/two,2020-01-01T00:00:00+00:00,false,N/A,N/
             finished: now(),
             duration: Duration::from_secs(1),
         }]));
-        let text = Metrics::with_clock(store, Policy::default(), Labels::default(), BUILD, now).render(Format::Text);
+        let text = Metrics::with_clock(
+            Registry::default(),
+            store,
+            Policy::default(),
+            Labels::default(),
+            BUILD,
+            now,
+        )
+        .render(Format::Text);
         let expected = include_str!("../tests/data/credential-report-root-and-repeated-user.prom");
         assert_eq!(text, expected);
     }
@@ -703,7 +690,7 @@ two,arn:aws:iam::111122223333:user/ci/two,2020-01-01T00:00:00+00:00,false,N/A,N/
     #[test]
     fn renders_openmetrics_with_units_and_eof() {
         let m = metrics(Labels::default());
-        let text = m.render(Format::OpenMetrics);
+        let text = m.metrics.render(Format::OpenMetrics);
         assert!(text.ends_with("# EOF\n"));
         assert!(text
             .contains("# TYPE aws_iam_access_key_age_seconds gauge\n# UNIT aws_iam_access_key_age_seconds seconds\n"));
@@ -736,7 +723,15 @@ two,arn:aws:iam::111122223333:user/ci/two,2020-01-01T00:00:00+00:00,false,N/A,N/
             finished: now(),
             duration: Duration::from_secs(1),
         }]));
-        let text = Metrics::with_clock(store, Policy::default(), Labels::default(), BUILD, now).render(Format::Text);
+        let text = Metrics::with_clock(
+            Registry::default(),
+            store,
+            Policy::default(),
+            Labels::default(),
+            BUILD,
+            now,
+        )
+        .render(Format::Text);
         let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
         assert_eq!(
             samples,
@@ -791,7 +786,7 @@ mod properties {
                 DateTime::from_timestamp(2_000_000_000, 0).unwrap()
             }
             let build = BuildInfo { version: "v", revision: "r", rustc_version: "c" };
-            let text = Metrics::with_clock(store, Policy::default(), Labels::default(), build, fixed).render(Format::Text);
+            let text = Metrics::with_clock(Registry::default(), store, Policy::default(), Labels::default(), build, fixed).render(Format::Text);
             let counts: Vec<f64> = text
                 .lines()
                 .filter(|l| l.starts_with("aws_iam_access_keys{"))

@@ -56,12 +56,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
 const KNOWN: &[(&str, &str)] = &[
     ("accounts", "config"),
     ("logging", "cli"),
-    ("metrics", "aws"),
     ("metrics", "config"),
     ("metrics", "policy"),
     ("refresh", "cli"),
     ("refresh", "config"),
-    ("refresh", "metrics"),
     ("report", "cli"),
     ("report", "config"),
     ("report", "metrics"),

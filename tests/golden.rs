@@ -13,11 +13,12 @@ use std::time::Duration;
 
 use aws_iam_key_exporter::cli::{ReportFormat, ReportTable};
 use aws_iam_key_exporter::config::{KeyIdLabel, Labels};
-use aws_iam_key_exporter::metrics::{BuildInfo, Format, Metrics};
+use aws_iam_key_exporter::metrics::{BuildInfo, Format};
 use aws_iam_key_exporter::policy::Policy;
 use aws_iam_key_exporter::report::{html, Report};
 use aws_iam_key_exporter::snapshot::{Outcome, Snapshot, SnapshotStore};
 use aws_iam_key_exporter::sources::{AccessKey, AccountData, ErrorReason, KeyStatus, SourceError, User};
+use aws_iam_key_exporter::Telemetry;
 use chrono::{DateTime, TimeZone, Utc};
 
 fn now() -> DateTime<Utc> {
@@ -105,14 +106,14 @@ fn labels() -> Labels {
     }
 }
 
-fn metrics(snapshot: Snapshot) -> Metrics {
+fn metrics(snapshot: Snapshot) -> Telemetry {
     let store = Arc::new(SnapshotStore::default());
     store.publish(snapshot);
-    let m = Metrics::with_clock(store, Policy::default(), labels(), BUILD, now);
-    m.count_refresh_error("444455556666", "access_denied");
-    m.aws_calls.record("iam", "ListUsers", None);
-    m.aws_calls.record("iam", "ListUsers", Some("Throttling"));
-    m
+    let telemetry = Telemetry::with_clock(store, Policy::default(), labels(), BUILD, now);
+    telemetry.refresh.count("444455556666", ErrorReason::AccessDenied);
+    telemetry.aws_calls.record("iam", "ListUsers", None);
+    telemetry.aws_calls.record("iam", "ListUsers", Some("Throttling"));
+    telemetry
 }
 
 fn report() -> Report {
@@ -144,19 +145,19 @@ fn check(name: &str, actual: &str) {
 
 #[test]
 fn metrics_text() {
-    check("metrics.prom", &metrics(snapshot()).render(Format::Text));
+    check("metrics.prom", &metrics(snapshot()).metrics.render(Format::Text));
 }
 
 #[test]
 fn metrics_openmetrics() {
-    check("metrics.om", &metrics(snapshot()).render(Format::OpenMetrics));
+    check("metrics.om", &metrics(snapshot()).metrics.render(Format::OpenMetrics));
 }
 
 #[test]
 fn metrics_of_an_account_never_read() {
     let store = Arc::new(SnapshotStore::default());
     store.publish(Snapshot::default().with_outcomes(&[down()]));
-    let m = Metrics::with_clock(store, Policy::default(), Labels::default(), BUILD, now);
+    let m = Telemetry::with_clock(store, Policy::default(), Labels::default(), BUILD, now).metrics;
     check("down.prom", &m.render(Format::Text));
     check("down.om", &m.render(Format::OpenMetrics));
 }

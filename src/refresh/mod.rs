@@ -4,6 +4,7 @@
 //! logging failures. One account's failure never touches another's data.
 
 mod access;
+mod publish;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -16,12 +17,13 @@ use futures::StreamExt;
 use tokio::sync::watch;
 
 use access::AccountAccess;
+use publish::record;
+pub use publish::RefreshMetrics;
 
 use crate::accounts::{self, Caller, MemberAccount, Target};
-use crate::aws::{self, classify, Clients};
+use crate::aws::{self, classify, AwsCallCounters, Clients};
 use crate::cli::SourceKind;
 use crate::config::{Accounts, Shard};
-use crate::metrics::Metrics;
 use crate::snapshot::{Outcome, SnapshotStore};
 use crate::sources::api::{self, ApiOptions};
 use crate::sources::credential_report::{FileRead, ReportFile};
@@ -55,7 +57,7 @@ pub struct Refresher {
     mode: Mode,
     settings: Arc<RefreshSettings>,
     store: Arc<SnapshotStore>,
-    metrics: Arc<Metrics>,
+    metrics: RefreshMetrics,
 }
 
 enum Mode {
@@ -71,6 +73,7 @@ enum Mode {
 struct AwsState {
     sdk: SdkConfig,
     base: Clients,
+    aws_calls: AwsCallCounters,
     organizations: aws_sdk_organizations::Client,
     targets: Vec<Target>,
     /// Per account: how to get its credentials, with assumed-role
@@ -86,7 +89,7 @@ impl Refresher {
         filter: UserFilter,
         settings: RefreshSettings,
         store: Arc<SnapshotStore>,
-        metrics: Arc<Metrics>,
+        metrics: RefreshMetrics,
     ) -> Refresher {
         Refresher {
             mode: Mode::File {
@@ -104,14 +107,16 @@ impl Refresher {
         sdk: SdkConfig,
         settings: RefreshSettings,
         store: Arc<SnapshotStore>,
-        metrics: Arc<Metrics>,
+        metrics: RefreshMetrics,
+        aws_calls: AwsCallCounters,
     ) -> Refresher {
-        let base = Clients::new(&sdk, &metrics.aws_calls);
-        let organizations = aws::organizations_client(&sdk, &metrics.aws_calls);
+        let base = Clients::new(&sdk, &aws_calls);
+        let organizations = aws::organizations_client(&sdk, &aws_calls);
         Refresher {
             mode: Mode::Aws(Box::new(AwsState {
                 sdk,
                 base,
+                aws_calls,
                 organizations,
                 targets: Vec::new(),
                 access: HashMap::new(),
@@ -276,7 +281,7 @@ impl Refresher {
                     .due
                     .insert(target.account_id.clone(), next.max(now + interval / 2));
                 busy.insert(target.account_id.clone());
-                in_flight.push(start_refresh(state, target, &settings, &self.metrics));
+                in_flight.push(start_refresh(state, target, &settings));
             }
             let wake = state
                 .due
@@ -320,7 +325,7 @@ async fn discover(
     state: &mut AwsState,
     settings: &RefreshSettings,
     store: &SnapshotStore,
-    metrics: &Metrics,
+    metrics: &RefreshMetrics,
 ) -> Vec<SourceError> {
     let result = async {
         let identity = state
@@ -379,7 +384,7 @@ async fn discover(
         }
         Err(e) => {
             tracing::error!(reason = e.reason.as_str(), code = e.code.as_deref().unwrap_or(""), error = %settings.key_ids.redact(&e.message), "account discovery failed; keeping the previous accounts");
-            metrics.count_refresh_error("", e.reason.as_str());
+            metrics.count("", e.reason);
             vec![e]
         }
     }
@@ -418,12 +423,9 @@ async fn refresh_targets(
     targets: Vec<Target>,
     settings: &Arc<RefreshSettings>,
     store: &SnapshotStore,
-    metrics: &Arc<Metrics>,
+    metrics: &RefreshMetrics,
 ) -> Vec<SourceError> {
-    let refreshes: Vec<_> = targets
-        .into_iter()
-        .map(|t| start_refresh(state, t, settings, metrics))
-        .collect();
+    let refreshes: Vec<_> = targets.into_iter().map(|t| start_refresh(state, t, settings)).collect();
     let mut done = futures::stream::iter(refreshes).buffer_unordered(settings.max_concurrent_accounts.max(1));
     let mut errors = Vec::new();
     while let Some(refreshed) = done.next().await {
@@ -442,18 +444,18 @@ fn start_refresh(
     state: &mut AwsState,
     target: Target,
     settings: &Arc<RefreshSettings>,
-    metrics: &Arc<Metrics>,
 ) -> impl std::future::Future<Output = Refreshed> + 'static {
     let mut access = state
         .access
         .remove(&target.account_id)
         .filter(|a| a.role() == target.role.as_ref())
         .unwrap_or_else(|| AccountAccess::new(target.role.clone()));
-    let (sdk, base, settings, metrics) = (state.sdk.clone(), state.base.clone(), settings.clone(), metrics.clone());
+    let (sdk, base, aws_calls) = (state.sdk.clone(), state.base.clone(), state.aws_calls.clone());
+    let settings = settings.clone();
     async move {
         let started = Instant::now();
         let limit = settings.refresh_timeout;
-        let work = refresh_account(&target, &mut access, &sdk, &base, &settings, &metrics);
+        let work = refresh_account(&target, &mut access, &sdk, &base, &settings, &aws_calls);
         let result = tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
             Err(SourceError::new(
                 ErrorReason::Network,
@@ -473,7 +475,7 @@ fn start_refresh(
 fn finish_refresh(
     state: &mut AwsState,
     store: &SnapshotStore,
-    metrics: &Metrics,
+    metrics: &RefreshMetrics,
     key_ids: crate::config::KeyIdLabel,
     (target, access, outcome): Refreshed,
 ) {
@@ -502,9 +504,9 @@ async fn refresh_account(
     sdk: &SdkConfig,
     base: &Clients,
     settings: &RefreshSettings,
-    metrics: &Metrics,
+    aws_calls: &AwsCallCounters,
 ) -> Result<AccountData, SourceError> {
-    let clients = access.clients(sdk, base, &metrics.aws_calls).await?;
+    let clients = access.clients(sdk, base, aws_calls).await?;
     let data = match settings.source {
         SourceKind::Api => {
             api::fetch_account(&clients, &target.account_id, target.name.as_deref(), &settings.api).await?
@@ -530,53 +532,6 @@ async fn refresh_account(
         }
     };
     Ok(data)
-}
-
-/// Applies one outcome to a new snapshot and publishes it; counts and logs a
-/// failure once, with its AWS error code.
-fn record(store: &SnapshotStore, metrics: &Metrics, key_ids: crate::config::KeyIdLabel, outcome: &Outcome) {
-    let account_id = outcome.account_id();
-    match &outcome.result {
-        Ok(data) => {
-            log_report_warnings(store, data);
-            tracing::info!(
-                account_id = %data.account_id,
-                users = data.users.len(),
-                keys = data.keys.len(),
-                duration_seconds = outcome.duration.as_secs_f64(),
-                "refresh succeeded"
-            )
-        }
-        Err(e) => {
-            tracing::error!(
-                account_id = %account_id,
-                reason = e.reason.as_str(),
-                code = e.code.as_deref().unwrap_or(""),
-                error = %key_ids.redact(&e.message),
-                "refresh failed; keeping the last good data"
-            );
-            metrics.count_refresh_error(account_id, e.reason.as_str());
-        }
-    }
-    store.publish(store.load().with_outcomes(std::slice::from_ref(outcome)));
-}
-
-/// What reading a credential report worked around, logged once per report:
-/// the live source reuses a report for hours and the file is read every
-/// interval, and the same lines again would only bury new ones.
-fn log_report_warnings(store: &SnapshotStore, data: &AccountData) {
-    let snapshot = store.load();
-    let previous = snapshot.accounts.get(&data.account_id).and_then(|s| s.data.as_deref());
-    let same_report = previous.is_some_and(|p| {
-        p.credential_report_generated == data.credential_report_generated
-            && p.credential_report_warnings == data.credential_report_warnings
-    });
-    if same_report {
-        return;
-    }
-    for warning in &data.credential_report_warnings {
-        tracing::warn!(account_id = %data.account_id, "{warning}");
-    }
 }
 
 #[cfg(test)]

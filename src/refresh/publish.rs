@@ -1,0 +1,91 @@
+//! Publishing what a refresh learned: each outcome applied to a new snapshot,
+//! failures logged once and counted in `aws_iam_exporter_refresh_errors_total`,
+//! which refresh owns and registers.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+
+use crate::config::KeyIdLabel;
+use crate::snapshot::{Outcome, SnapshotStore};
+use crate::sources::{AccountData, ErrorReason};
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefreshErrorLabels {
+    account_id: String,
+    reason: &'static str,
+}
+
+/// The refresh's own counters.
+#[derive(Debug, Clone, Default)]
+pub struct RefreshMetrics {
+    errors: Family<RefreshErrorLabels, Counter>,
+}
+
+impl RefreshMetrics {
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "aws_iam_exporter_refresh_errors",
+            "Failed refreshes of an account, by reason",
+            self.errors.clone(),
+        );
+    }
+
+    /// One failed refresh of `account_id` (empty: discovery, before any account).
+    pub fn count(&self, account_id: &str, reason: ErrorReason) {
+        self.errors
+            .get_or_create(&RefreshErrorLabels {
+                account_id: account_id.to_string(),
+                reason: reason.as_str(),
+            })
+            .inc();
+    }
+}
+
+/// Applies one outcome to a new snapshot and publishes it; counts and logs a
+/// failure once, with its AWS error code.
+pub(super) fn record(store: &SnapshotStore, metrics: &RefreshMetrics, key_ids: KeyIdLabel, outcome: &Outcome) {
+    let account_id = outcome.account_id();
+    match &outcome.result {
+        Ok(data) => {
+            log_report_warnings(store, data);
+            tracing::info!(
+                account_id = %data.account_id,
+                users = data.users.len(),
+                keys = data.keys.len(),
+                duration_seconds = outcome.duration.as_secs_f64(),
+                "refresh succeeded"
+            )
+        }
+        Err(e) => {
+            tracing::error!(
+                account_id = %account_id,
+                reason = e.reason.as_str(),
+                code = e.code.as_deref().unwrap_or(""),
+                error = %key_ids.redact(&e.message),
+                "refresh failed; keeping the last good data"
+            );
+            metrics.count(account_id, e.reason);
+        }
+    }
+    store.publish(store.load().with_outcomes(std::slice::from_ref(outcome)));
+}
+
+/// What reading a credential report worked around, logged once per report:
+/// the live source reuses a report for hours and the file is read every
+/// interval, and the same lines again would only bury new ones.
+fn log_report_warnings(store: &SnapshotStore, data: &AccountData) {
+    let snapshot = store.load();
+    let previous = snapshot.accounts.get(&data.account_id).and_then(|s| s.data.as_deref());
+    let same_report = previous.is_some_and(|p| {
+        p.credential_report_generated == data.credential_report_generated
+            && p.credential_report_warnings == data.credential_report_warnings
+    });
+    if same_report {
+        return;
+    }
+    for warning in &data.credential_report_warnings {
+        tracing::warn!(account_id = %data.account_id, "{warning}");
+    }
+}
