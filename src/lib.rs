@@ -7,6 +7,7 @@
 //! checked by tests/architecture.rs; this file is the root that wires them.
 
 pub mod accounts;
+pub mod assess;
 pub mod aws;
 pub mod cli;
 pub mod config;
@@ -101,7 +102,12 @@ impl Telemetry {
         refresh.register(&mut registry);
         let aws_calls = AwsCallCounters::default();
         aws_calls.register(&mut registry);
-        let metrics = Arc::new(Metrics::with_clock(registry, store, policy, labels, build, clock));
+        let metrics = Arc::new(Metrics::new(
+            registry,
+            assess::Assessor::with_clock(store, policy, clock),
+            labels,
+            build,
+        ));
         Telemetry {
             metrics,
             aws_calls,
@@ -241,13 +247,8 @@ async fn wait_for_signal() {
 async fn report(settings: Settings, args: ReportArgs) -> Result<i32> {
     let mut exporter = build(&settings).await?;
     let errors = exporter.refresher.refresh_all().await;
-    let snapshot = exporter.store.load();
-    let report = report::Report::build(
-        &snapshot,
-        &settings.policy,
-        settings.labels.access_key_id,
-        chrono::Utc::now(),
-    );
+    let assessed = assess::assess(exporter.store.load(), &settings.policy, chrono::Utc::now());
+    let report = report::Report::build(&assessed, settings.labels.access_key_id);
     let text = report.render(
         args.format,
         args.table,

@@ -3,7 +3,6 @@
 //! snapshot at scrape time (so ages are exact between refreshes).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use prometheus_client::collector::Collector;
@@ -11,10 +10,9 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, LabelSetEnc
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::assess::{AssessedAccount, Assessment, Assessor};
 use crate::config::Labels;
-use crate::policy::{Assessment, Policy};
-use crate::snapshot::{Snapshot, SnapshotStore};
-use crate::sources::{AccountData, KeyStatus};
+use crate::snapshot::Snapshot;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -68,31 +66,11 @@ impl Metrics {
     /// `registry` holds the families that components own and register
     /// themselves (refresh errors, AWS calls); the snapshot's collector comes
     /// after them, so the exposition keeps that order.
-    pub fn new(
-        registry: Registry,
-        store: Arc<SnapshotStore>,
-        policy: Policy,
-        labels: Labels,
-        build: BuildInfo,
-    ) -> Metrics {
-        Metrics::with_clock(registry, store, policy, labels, build, Utc::now)
-    }
-
-    /// As [`Metrics::new`], with ages computed against `clock` (for tests and benchmarks).
-    pub fn with_clock(
-        mut registry: Registry,
-        store: Arc<SnapshotStore>,
-        policy: Policy,
-        labels: Labels,
-        build: BuildInfo,
-        clock: fn() -> DateTime<Utc>,
-    ) -> Metrics {
+    pub fn new(mut registry: Registry, assessor: Assessor, labels: Labels, build: BuildInfo) -> Metrics {
         registry.register_collector(Box::new(SnapshotCollector {
-            store,
-            policy,
+            assessor,
             labels,
             build,
-            clock,
         }));
         Metrics {
             registry,
@@ -115,11 +93,9 @@ impl Metrics {
 
 #[derive(Debug)]
 struct SnapshotCollector {
-    store: Arc<SnapshotStore>,
-    policy: Policy,
+    assessor: Assessor,
     labels: Labels,
     build: BuildInfo,
-    clock: fn() -> DateTime<Utc>,
 }
 
 const KEY_POSITIONS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
@@ -156,36 +132,19 @@ impl EncodeLabelSet for AccountLabel<'_> {
     }
 }
 
-/// One account's data with every key assessed at the same instant.
-struct Assessed<'a> {
-    id: &'a str,
-    data: &'a AccountData,
-    assessments: Vec<Assessment>,
-}
-
 impl Collector for SnapshotCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
-        let snapshot = self.store.load();
-        let now = (self.clock)();
-        let assessed: Vec<Assessed> = snapshot
-            .accounts
-            .iter()
-            .filter_map(|(id, state)| state.data.as_deref().map(|data| (id, data)))
-            .map(|(id, data)| Assessed {
-                id,
-                data,
-                assessments: data.keys.iter().map(|k| self.policy.assess(k, now)).collect(),
-            })
-            .collect();
-        self.encode_keys(&mut encoder, &assessed)?;
-        self.encode_users(&mut encoder, &assessed)?;
-        self.encode_accounts(&mut encoder, &assessed)?;
-        self.encode_health(&mut encoder, &snapshot)
+        // Ages are exact at scrape time, not at the last refresh.
+        let assessed = self.assessor.assess();
+        self.encode_keys(&mut encoder, &assessed.accounts)?;
+        self.encode_users(&mut encoder, &assessed.accounts)?;
+        self.encode_accounts(&mut encoder, &assessed.accounts, &assessed.bucket_labels)?;
+        self.encode_health(&mut encoder, &assessed.snapshot)
     }
 }
 
 impl SnapshotCollector {
-    fn encode_keys(&self, encoder: &mut DescriptorEncoder, accounts: &[Assessed]) -> std::fmt::Result {
+    fn encode_keys(&self, encoder: &mut DescriptorEncoder, accounts: &[AssessedAccount]) -> std::fmt::Result {
         type Value<'v> = &'v dyn Fn(&crate::sources::AccessKey, &Assessment) -> Option<f64>;
         let families: [(&str, &str, Option<Unit>, Value); 6] = [
             (
@@ -228,10 +187,10 @@ impl SnapshotCollector {
         for (name, help, unit, value) in families {
             let mut family = encoder.encode_descriptor(name, help, unit.as_ref(), MetricType::Gauge)?;
             for account in accounts {
-                for (key, assessment) in account.data.keys.iter().zip(&account.assessments) {
+                for (key, assessment) in account.keys() {
                     if let Some(v) = value(key, assessment) {
                         family
-                            .encode_family(&self.key_labels(account.id, key))?
+                            .encode_family(&self.key_labels(&account.id, key))?
                             .encode_gauge(&v)?;
                     }
                 }
@@ -249,7 +208,7 @@ impl SnapshotCollector {
                     ("last_used_service", key.last_used_service.as_deref().unwrap_or("")),
                     ("last_used_region", key.last_used_region.as_deref().unwrap_or("")),
                 ];
-                info.encode_family(&(self.key_labels(account.id, key), last_used))?
+                info.encode_family(&(self.key_labels(&account.id, key), last_used))?
                     .encode_gauge(&1i64)?;
             }
         }
@@ -266,7 +225,7 @@ impl SnapshotCollector {
         }
     }
 
-    fn encode_users(&self, encoder: &mut DescriptorEncoder, accounts: &[Assessed]) -> std::fmt::Result {
+    fn encode_users(&self, encoder: &mut DescriptorEncoder, accounts: &[AssessedAccount]) -> std::fmt::Result {
         let tag_labels: Vec<String> = self.labels.user_tags.iter().map(|k| Labels::tag_label(k)).collect();
         let mut family = encoder.encode_descriptor(
             "aws_iam_user_info",
@@ -279,7 +238,7 @@ impl SnapshotCollector {
             for user in &account.data.users {
                 labels.clear();
                 labels.extend([
-                    ("account_id", account.id),
+                    ("account_id", account.id.as_str()),
                     ("user", user.name.as_str()),
                     ("path", user.path.as_str()),
                 ]);
@@ -292,7 +251,12 @@ impl SnapshotCollector {
         Ok(())
     }
 
-    fn encode_accounts(&self, encoder: &mut DescriptorEncoder, accounts: &[Assessed]) -> std::fmt::Result {
+    fn encode_accounts(
+        &self,
+        encoder: &mut DescriptorEncoder,
+        accounts: &[AssessedAccount],
+        buckets: &[String],
+    ) -> std::fmt::Result {
         let mut info = encoder.encode_descriptor(
             "aws_iam_account_info",
             "Always 1; carries the account's name from Organizations, the config or its alias.",
@@ -301,13 +265,12 @@ impl SnapshotCollector {
         )?;
         for account in accounts {
             let labels = [
-                ("account_id", account.id),
+                ("account_id", account.id.as_str()),
                 ("account_name", account.data.account_name.as_str()),
             ];
             info.encode_family(&labels)?.encode_gauge(&1i64)?;
         }
 
-        let buckets = self.policy.age_buckets.labels();
         let mut by_bucket = encoder.encode_descriptor(
             "aws_iam_access_keys",
             "Access keys by status and age bucket; every bucket is present.",
@@ -315,50 +278,46 @@ impl SnapshotCollector {
             MetricType::Gauge,
         )?;
         for account in accounts {
-            for status in [KeyStatus::Active, KeyStatus::Inactive] {
-                let mut counts = vec![0i64; buckets.len()];
-                for (key, a) in account.data.keys.iter().zip(&account.assessments) {
-                    if key.status == status {
-                        counts[a.bucket] += 1;
-                    }
-                }
+            for (status, counts) in &account.summary.buckets_by_status {
                 for (bucket, count) in buckets.iter().zip(counts) {
                     let labels = [
-                        ("account_id", account.id),
+                        ("account_id", account.id.as_str()),
                         ("status", status.as_str()),
                         ("age_bucket", bucket.as_str()),
                     ];
-                    by_bucket.encode_family(&labels)?.encode_gauge(&count)?;
+                    by_bucket.encode_family(&labels)?.encode_gauge(&(*count as i64))?;
                 }
             }
         }
 
-        type Count<'c> = &'c dyn Fn(&Assessed) -> i64;
+        type Count<'c> = &'c dyn Fn(&AssessedAccount) -> i64;
         let counts: [(&str, &str, Count); 4] = [
             (
                 "aws_iam_access_keys_high_risk",
                 "Number of high-risk access keys.",
-                &|a| a.assessments.iter().filter(|x| x.high_risk()).count() as i64,
+                &|a| a.summary.high_risk_keys as i64,
             ),
             ("aws_iam_users", "Number of IAM users considered.", &|a| {
-                a.data.users.len() as i64
+                a.summary.users as i64
             }),
             (
                 "aws_iam_users_multiple_active_keys",
                 "Number of IAM users with two active access keys.",
-                &|a| users_with_multiple_active_keys(a.data),
+                &|a| a.summary.users_multiple_active_keys as i64,
             ),
             (
                 "aws_iam_root_access_key_present",
                 "1 if the account's root user has an access key.",
-                &|a| a.data.root_access_key_present as i64,
+                &|a| a.summary.root_access_key_present as i64,
             ),
         ];
         for (name, help, count) in counts {
             let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
             for account in accounts {
                 family
-                    .encode_family(&AccountLabel { account_id: account.id })?
+                    .encode_family(&AccountLabel {
+                        account_id: &account.id,
+                    })?
                     .encode_gauge(&count(account))?;
             }
         }
@@ -425,27 +384,6 @@ impl SnapshotCollector {
     }
 }
 
-/// IAM users with two active keys; root is not an IAM user.
-pub fn users_with_multiple_active_keys(data: &AccountData) -> i64 {
-    let mut count = 0;
-    let mut run: Option<(&str, u32)> = None;
-    // Keys are sorted by user, so a user's keys are adjacent.
-    for key in data
-        .keys
-        .iter()
-        .filter(|k| k.status == KeyStatus::Active && !k.is_root())
-    {
-        run = match run {
-            Some((user, n)) if user == key.user => Some((user, n + 1)),
-            _ => Some((&key.user, 1)),
-        };
-        if run.is_some_and(|(_, n)| n == 2) {
-            count += 1;
-        }
-    }
-    count
-}
-
 fn bool_value(b: bool) -> f64 {
     if b {
         1.0
@@ -462,9 +400,13 @@ fn unix_seconds(t: DateTime<Utc>) -> f64 {
 mod tests {
     use super::*;
     use crate::config::KeyIdLabel;
+    use crate::policy::Policy;
     use crate::snapshot::Outcome;
+    use crate::snapshot::SnapshotStore;
     use crate::sources::{AccessKey, User};
+    use crate::sources::{AccountData, KeyStatus};
     use chrono::TimeZone;
+    use std::sync::Arc;
     use std::time::Duration;
 
     fn now() -> DateTime<Utc> {
@@ -663,28 +605,15 @@ two,arn:aws:iam::111122223333:user/ci/two,2020-01-01T00:00:00+00:00,false,N/A,N/
             finished: now(),
             duration: Duration::from_secs(1),
         }]));
-        let text = Metrics::with_clock(
+        let text = Metrics::new(
             Registry::default(),
-            store,
-            Policy::default(),
+            Assessor::with_clock(store, Policy::default(), now),
             Labels::default(),
             BUILD,
-            now,
         )
         .render(Format::Text);
         let expected = include_str!("../tests/data/credential-report-root-and-repeated-user.prom");
         assert_eq!(text, expected);
-    }
-
-    /// Root is not an IAM user, even with two active keys.
-    #[test]
-    fn root_never_counts_as_a_user_with_two_active_keys() {
-        let root = |position| key(crate::sources::ROOT_USER, position, "", KeyStatus::Active, 10, None);
-        let data = AccountData {
-            keys: vec![root(1), root(2)],
-            ..AccountData::default()
-        };
-        assert_eq!(users_with_multiple_active_keys(&data), 0);
     }
 
     #[test]
@@ -723,13 +652,11 @@ two,arn:aws:iam::111122223333:user/ci/two,2020-01-01T00:00:00+00:00,false,N/A,N/
             finished: now(),
             duration: Duration::from_secs(1),
         }]));
-        let text = Metrics::with_clock(
+        let text = Metrics::new(
             Registry::default(),
-            store,
-            Policy::default(),
+            Assessor::with_clock(store, Policy::default(), now),
             Labels::default(),
             BUILD,
-            now,
         )
         .render(Format::Text);
         let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
@@ -747,9 +674,13 @@ two,arn:aws:iam::111122223333:user/ci/two,2020-01-01T00:00:00+00:00,false,N/A,N/
 #[cfg(test)]
 mod properties {
     use super::*;
+    use crate::policy::Policy;
     use crate::snapshot::Outcome;
+    use crate::snapshot::SnapshotStore;
     use crate::sources::AccessKey;
+    use crate::sources::{AccountData, KeyStatus};
     use proptest::prelude::*;
+    use std::sync::Arc;
 
     proptest! {
         /// The `aws_iam_access_keys` series of an account add up to its
@@ -786,7 +717,7 @@ mod properties {
                 DateTime::from_timestamp(2_000_000_000, 0).unwrap()
             }
             let build = BuildInfo { version: "v", revision: "r", rustc_version: "c" };
-            let text = Metrics::with_clock(Registry::default(), store, Policy::default(), Labels::default(), build, fixed).render(Format::Text);
+            let text = Metrics::new(Registry::default(), Assessor::with_clock(store, Policy::default(), fixed), Labels::default(), build).render(Format::Text);
             let counts: Vec<f64> = text
                 .lines()
                 .filter(|l| l.starts_with("aws_iam_access_keys{"))

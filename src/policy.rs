@@ -68,6 +68,16 @@ impl Assessment {
     pub fn high_risk(&self) -> bool {
         !self.reasons.is_empty()
     }
+
+    /// Whole days since creation, rounded down.
+    pub fn age_days(&self) -> u64 {
+        (self.age_seconds / DAY as f64) as u64
+    }
+
+    /// Whole days unused, rounded down.
+    pub fn unused_days(&self) -> u64 {
+        (self.unused_seconds / DAY as f64) as u64
+    }
 }
 
 impl Policy {

@@ -1,7 +1,7 @@
 //! The `report` command's output: the details, high-risk and summary tables
 //! of the classic "Access Keys" report, as a text table, JSON or CSV. Pure
-//! functions of a snapshot and a moment in time. The HTML document is in
-//! [`html`].
+//! functions of the assessed model ([`crate::assess`]), which also feeds
+//! `/metrics`. The HTML document is in [`html`].
 
 pub mod html;
 
@@ -10,14 +10,10 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
+use crate::assess::Assessed;
 use crate::cli::{ReportFormat, ReportTable};
 use crate::config::KeyIdLabel;
-use crate::metrics::users_with_multiple_active_keys;
-use crate::policy::Policy;
-use crate::snapshot::Snapshot;
 use crate::sources::KeyStatus;
-
-const DAY: f64 = 86_400.0;
 
 /// A titled table: title, header, rows.
 type Table<'a> = (&'a str, Vec<String>, Vec<Vec<String>>);
@@ -70,34 +66,25 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn build(snapshot: &Snapshot, policy: &Policy, key_ids: KeyIdLabel, now: DateTime<Utc>) -> Report {
+    pub fn build(assessed: &Assessed, key_ids: KeyIdLabel) -> Report {
         let mut details = Vec::new();
         let mut summary = Vec::new();
-        let mut not_read = Vec::new();
-        for (id, state) in &snapshot.accounts {
-            let Some(data) = &state.data else {
-                not_read.push(id.clone());
-                continue;
-            };
-            let mut buckets = vec![0usize; policy.age_buckets.labels().len()];
-            let mut high_risk_keys = 0;
+        for account in &assessed.accounts {
+            let data = &account.data;
             let tags: BTreeMap<&str, &BTreeMap<String, String>> =
                 data.users.iter().map(|u| (u.name.as_str(), &u.tags)).collect();
-            for key in &data.keys {
-                let a = policy.assess(key, now);
-                buckets[a.bucket] += 1;
-                high_risk_keys += a.high_risk() as usize;
+            for (key, a) in account.keys() {
                 details.push(KeyRow {
-                    account_id: id.clone(),
+                    account_id: account.id.clone(),
                     account_name: data.account_name.clone(),
                     user: key.user.clone(),
                     key: key.position,
                     access_key_id: key_ids.render(key.access_key_id.as_deref()).to_string(),
                     status: key.status,
                     created: timestamp(key.created),
-                    age_days: (a.age_seconds / DAY) as u64,
+                    age_days: a.age_days(),
                     last_used: key.last_used.map(timestamp),
-                    unused_days: (a.unused_seconds / DAY) as u64,
+                    unused_days: a.unused_days(),
                     last_used_service: key.last_used_service.clone().unwrap_or_default(),
                     last_used_region: key.last_used_region.clone().unwrap_or_default(),
                     high_risk: a.high_risk(),
@@ -105,26 +92,32 @@ impl Report {
                     tags: tags.get(key.user.as_str()).map(|t| (*t).clone()).unwrap_or_default(),
                 });
             }
+            let s = &account.summary;
             summary.push(AccountRow {
-                account_id: id.clone(),
+                account_id: account.id.clone(),
                 account_name: data.account_name.clone(),
-                up: state.up,
-                users: data.users.len(),
-                keys: data.keys.len(),
-                active_keys: data.keys.iter().filter(|k| k.status == KeyStatus::Active).count(),
-                high_risk_keys,
-                users_multiple_active_keys: users_with_multiple_active_keys(data),
-                root_access_key_present: data.root_access_key_present,
-                age_buckets: policy.age_buckets.labels().iter().cloned().zip(buckets).collect(),
+                up: account.up,
+                users: s.users,
+                keys: s.keys,
+                active_keys: s.active_keys,
+                high_risk_keys: s.high_risk_keys,
+                users_multiple_active_keys: s.users_multiple_active_keys as i64,
+                root_access_key_present: s.root_access_key_present,
+                age_buckets: assessed
+                    .bucket_labels
+                    .iter()
+                    .cloned()
+                    .zip(s.buckets.iter().copied())
+                    .collect(),
             });
         }
         let high_risk = details.iter().filter(|r| r.high_risk).cloned().collect();
         Report {
-            generated: timestamp(now),
+            generated: timestamp(assessed.now),
             details,
             high_risk,
             summary,
-            not_read,
+            not_read: assessed.not_read().map(String::from).collect(),
         }
     }
 
@@ -299,7 +292,8 @@ fn csv_table(header: &[String], rows: &[Vec<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::Outcome;
+    use crate::policy::Policy;
+    use crate::snapshot::{Outcome, Snapshot};
     use crate::sources::{AccessKey, AccountData, User};
     use chrono::TimeZone;
     use std::time::Duration;
@@ -332,6 +326,14 @@ mod tests {
         ]
     }
 
+    /// The report of `snapshot` at [`now`].
+    pub(super) fn build(snapshot: Snapshot, policy: &Policy, key_ids: KeyIdLabel) -> Report {
+        Report::build(
+            &crate::assess::assess(std::sync::Arc::new(snapshot), policy, now()),
+            key_ids,
+        )
+    }
+
     fn report() -> Report {
         let data = AccountData {
             account_id: "111122223333".into(),
@@ -353,7 +355,7 @@ mod tests {
             finished: now(),
             duration: Duration::from_secs(1),
         }]);
-        Report::build(&snapshot, &Policy::default(), KeyIdLabel::Last4, now())
+        build(snapshot, &Policy::default(), KeyIdLabel::Last4)
     }
 
     #[test]

@@ -255,7 +255,8 @@ async fn report_page(State(state): State<AppState>) -> Response {
     let snapshot = state.store.load();
     let context = state.report.clone();
     let rendered = tokio::task::spawn_blocking(move || {
-        let report = crate::report::Report::build(&snapshot, &context.policy, context.key_ids, chrono::Utc::now());
+        let assessed = crate::assess::assess(snapshot, &context.policy, chrono::Utc::now());
+        let report = crate::report::Report::build(&assessed, context.key_ids);
         crate::report::html::render(&report, &context)
     })
     .await;

@@ -38,7 +38,15 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("error", &["sources"]),
     (
         "server",
-        &["error", "listen", "metrics", "report", "snapshot", "web_config"],
+        &[
+            "assess",
+            "error",
+            "listen",
+            "metrics",
+            "report",
+            "snapshot",
+            "web_config",
+        ],
     ),
     // Start-up parsing: the command line, then the file merged with it.
     ("cli", &["logging", "report", "sources"]),
@@ -57,14 +65,11 @@ const KNOWN: &[(&str, &str)] = &[
     ("accounts", "config"),
     ("logging", "cli"),
     ("metrics", "config"),
-    ("metrics", "policy"),
     ("refresh", "cli"),
     ("refresh", "config"),
     ("report", "cli"),
     ("report", "config"),
-    ("report", "metrics"),
     ("report", "policy"),
-    ("report", "snapshot"),
     ("server", "config"),
 ];
 
@@ -74,7 +79,6 @@ const SIZE_REASON: &str = "Longer than 400 lines:";
 /// Files over the limit today, split step by step; shrinks like `KNOWN`.
 const KNOWN_LARGE: &[&str] = &[
     "src/config.rs",
-    "src/metrics.rs",
     "src/refresh/mod.rs",
     "src/report/html.rs",
     "src/sources/credential_report.rs",

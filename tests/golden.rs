@@ -11,6 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_iam_key_exporter::assess::assess;
 use aws_iam_key_exporter::cli::{ReportFormat, ReportTable};
 use aws_iam_key_exporter::config::{KeyIdLabel, Labels};
 use aws_iam_key_exporter::metrics::{BuildInfo, Format};
@@ -117,7 +118,10 @@ fn metrics(snapshot: Snapshot) -> Telemetry {
 }
 
 fn report() -> Report {
-    Report::build(&snapshot(), &Policy::default(), KeyIdLabel::Last4, now())
+    Report::build(
+        &assess(Arc::new(snapshot()), &Policy::default(), now()),
+        KeyIdLabel::Last4,
+    )
 }
 
 fn context() -> html::Context {

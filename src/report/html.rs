@@ -759,7 +759,7 @@ fn summary(out: &mut String, report: &Report, context: &Context) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::tests::{key, now, three_keys};
+    use crate::report::tests::{build, key, now, three_keys};
     use crate::snapshot::{Outcome, Snapshot};
     use crate::sources::{AccountData, KeyStatus, User};
     use std::time::Duration;
@@ -826,7 +826,7 @@ mod tests {
 
     fn document() -> String {
         let context = context();
-        let report = Report::build(&snapshot(), &context.policy, context.key_ids, now());
+        let report = build(snapshot(), &context.policy, context.key_ids);
         render(&report, &context)
     }
 
@@ -857,10 +857,7 @@ mod tests {
         let mut context = context();
         context.scope = "<b>\"scope\"</b>".into();
         context.source = "file a&b.csv".into();
-        let html = render(
-            &Report::build(&snapshot(), &context.policy, context.key_ids, now()),
-            &context,
-        );
+        let html = render(&build(snapshot(), &context.policy, context.key_ids), &context);
         assert!(html.contains("&lt;b&gt;&quot;scope&quot;&lt;/b&gt;") && html.contains("file a&amp;b.csv"));
     }
 
@@ -932,18 +929,12 @@ mod tests {
         };
         let snapshot = snapshot().with_outcomes(&[failed(Some("777788889999"))]);
         let context = context();
-        let html = render(
-            &Report::build(&snapshot, &context.policy, context.key_ids, now()),
-            &context,
-        );
+        let html = render(&build(snapshot.clone(), &context.policy, context.key_ids), &context);
         assert!(html.contains("<dt>Not read</dt><dd class=\"risk\">777788889999: no refresh"));
         assert!(html.contains("<dt>Accounts</dt><dd>2 accounts read"));
         assert!(!document().contains("Not read"));
         let unknown = Snapshot::default().with_outcomes(&[failed(None)]);
-        let html = render(
-            &Report::build(&unknown, &context.policy, context.key_ids, now()),
-            &context,
-        );
+        let html = render(&build(unknown.clone(), &context.policy, context.key_ids), &context);
         assert!(html.contains("<dd class=\"risk\">an account whose id is not known yet: no refresh"));
     }
 
@@ -1004,10 +995,7 @@ mod tests {
             duration: Duration::from_secs(1),
         }]);
         let context = context();
-        let html = render(
-            &Report::build(&snapshot, &context.policy, context.key_ids, now()),
-            &context,
-        );
+        let html = render(&build(snapshot.clone(), &context.policy, context.key_ids), &context);
         let bar = &html[html.find("<g class=\"bar\"").unwrap()..html.find("</svg>").unwrap()];
         assert!(bar.contains(">200</text></g>"), "wide enough: written on the segment");
         assert!(bar.contains("<g class=\"segment\" data-bucket=\"365d+\" data-count=\"1\">"));
