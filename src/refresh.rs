@@ -123,22 +123,35 @@ impl Refresher {
     pub async fn refresh_all(&mut self) -> Vec<SourceError> {
         let errors = match &mut self.mode {
             Mode::File { path, filter, known_id } => {
-                let started = Instant::now();
-                let result = credential_report::read_file(path).map(|mut data| {
-                    filter.apply(&mut data);
-                    data
+                // Reading, parsing and snapshotting a large report take
+                // seconds of CPU: on an async worker they would stall
+                // /-/healthy and scrapes.
+                let (path, filter, previous_id) = (path.clone(), filter.clone(), known_id.clone());
+                let (store, metrics, key_ids) = (self.store.clone(), self.metrics.clone(), self.settings.key_ids);
+                let read = tokio::task::spawn_blocking(move || {
+                    let started = Instant::now();
+                    let result = credential_report::read_file(&path).map(|mut data| {
+                        filter.apply(&mut data);
+                        data
+                    });
+                    let outcome = Outcome {
+                        previous_id,
+                        result,
+                        finished: Utc::now(),
+                        duration: started.elapsed(),
+                    };
+                    record(&store, &metrics, key_ids, &outcome);
+                    outcome.result.map(|data| data.account_id)
                 });
-                let outcome = Outcome {
-                    previous_id: known_id.clone(),
-                    result,
-                    finished: Utc::now(),
-                    duration: started.elapsed(),
-                };
-                if let Ok(data) = &outcome.result {
-                    *known_id = Some(data.account_id.clone());
+                match read.await {
+                    Ok(Ok(account_id)) => {
+                        *known_id = Some(account_id);
+                        Vec::new()
+                    }
+                    Ok(Err(e)) => vec![e],
+                    // A panic in the reading is the refresh task's own.
+                    Err(e) => std::panic::resume_unwind(e.try_into_panic().unwrap_or_else(|e| Box::new(e.to_string()))),
                 }
-                record(&self.store, &self.metrics, self.settings.key_ids, &outcome);
-                outcome.result.err().into_iter().collect()
             }
             Mode::Aws(state) => {
                 let mut errors = discover(state, &self.settings, &self.store, &self.metrics).await;
