@@ -234,6 +234,14 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
+    /// Awaits `op` and checks that it failed with a timeout after `expected`.
+    async fn times_out_after<T: std::fmt::Debug>(op: impl std::future::Future<Output = io::Result<T>>, expected: u64) {
+        let started = Instant::now();
+        let err = op.await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(started.elapsed(), Duration::from_secs(expected));
+    }
+
     fn limits() -> HttpLimits {
         HttpLimits {
             read_header_timeout: Duration::from_secs(10),
@@ -247,10 +255,7 @@ mod tests {
     async fn a_silent_client_is_cut_off_at_the_header_timeout() {
         let (server, _client) = tokio::io::duplex(64);
         let mut limited = Limited::new(server, Clock::new(limits()));
-        let started = Instant::now();
-        let err = limited.read(&mut [0u8; 8]).await.unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
-        assert_eq!(started.elapsed(), Duration::from_secs(10));
+        times_out_after(limited.read(&mut [0u8; 8]), 10).await;
     }
 
     #[tokio::test(start_paused = true)]
@@ -259,10 +264,7 @@ mod tests {
         let clock = Clock::new(limits());
         let mut limited = Limited::new(server, clock.clone());
         let _request = clock.request_started();
-        let started = Instant::now();
-        let err = limited.write_all(&[0u8; 1024]).await.unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
-        assert_eq!(started.elapsed(), Duration::from_secs(30));
+        times_out_after(limited.write_all(&[0u8; 1024]), 30).await;
     }
 
     #[tokio::test(start_paused = true)]
@@ -277,10 +279,7 @@ mod tests {
         let mut buf = [0u8; 8];
         assert_eq!(limited.read(&mut buf).await.unwrap(), 3);
         // The first bytes of the next request: now the header timeout runs.
-        let started = Instant::now();
-        let err = limited.read(&mut buf).await.unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
-        assert_eq!(started.elapsed(), Duration::from_secs(10));
+        times_out_after(limited.read(&mut buf), 10).await;
     }
 
     #[tokio::test(start_paused = true)]
@@ -289,9 +288,6 @@ mod tests {
         let clock = Clock::new(limits());
         let mut limited = Limited::new(server, clock.clone());
         drop(clock.request_started());
-        let started = Instant::now();
-        let err = limited.read(&mut [0u8; 8]).await.unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
-        assert_eq!(started.elapsed(), Duration::from_secs(100));
+        times_out_after(limited.read(&mut [0u8; 8]), 100).await;
     }
 }

@@ -60,8 +60,17 @@ pub async fn fetch(
                     let generated = out.generated_time().and_then(|t| DateTime::from_timestamp(t.secs(), 0));
                     let recent = generated.is_some_and(|g| (now - g).to_std().unwrap_or_default() < REUSE_YOUNGER_THAN);
                     if generated_by_us || recent {
-                        let content = out.content().map(|b| b.as_ref()).unwrap_or_default();
-                        return parse(content, generated);
+                        let content = out.content.map(|b| b.into_inner()).unwrap_or_default();
+                        // A large account's report is seconds of parsing: off
+                        // the async workers, which serve the probes.
+                        return tokio::task::spawn_blocking(move || parse(&content, generated))
+                            .await
+                            .unwrap_or_else(|e| {
+                                Err(SourceError::new(
+                                    ErrorReason::Other,
+                                    format!("parsing the credential report failed: {e}"),
+                                ))
+                            });
                     }
                     step = Step::Generate;
                     false
