@@ -146,6 +146,7 @@ async fn serve(settings: Settings) -> Result<i32> {
         None => web_config::WebConfig::default(),
     };
     let web: web_config::SharedWebConfig = Arc::new(arc_swap::ArcSwap::from_pointee(web_config));
+    server::raise_open_files_limit();
     let listeners = server::bind(&settings.listen_addresses).await?;
     let exporter = build(&settings).await?;
     let (stop, stopped) = watch::channel(false);

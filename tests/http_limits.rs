@@ -446,3 +446,56 @@ fn probes_answer_quickly_while_a_million_row_report_is_parsed() {
         times.len()
     );
 }
+
+/// The hard limit on open files of this process, from /proc.
+fn hard_open_files_limit() -> u64 {
+    let limits = std::fs::read_to_string("/proc/self/limits").expect("/proc/self/limits (Linux)");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("a Max open files line");
+    line.split_whitespace().nth(4).unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_burst_of_idle_connections_beyond_1024_files_leaves_room_for_scrapes() {
+    let _serial = one_at_a_time();
+    let hard = hard_open_files_limit();
+    assert!(
+        hard >= 2048,
+        "the hard limit on open files is {hard}: run the tests where it is at least 2048 (ulimit -Hn)"
+    );
+    let sample = repo_path("examples/credential-report.csv");
+    // The soft limit at the common default of 1,024, the hard one as it is.
+    let nofile = format!("--nofile=1024:{hard}");
+    let prlimit = tool(&["prlimit"], "install util-linux");
+    let exporter = Exporter::spawn_wrapped(
+        &[&prlimit, &nofile, "--"],
+        &[
+            "--web.listen-address",
+            "127.0.0.1:0",
+            "--credential-report.file",
+            sample.to_str().unwrap(),
+        ],
+        &[],
+    );
+    exporter.wait_ready();
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], exporter.port));
+    let idle: Vec<TcpStream> = (0..1500)
+        .map(|i| {
+            TcpStream::connect_timeout(&address, Duration::from_secs(5))
+                .unwrap_or_else(|e| panic!("connection {i} was not accepted: {e}"))
+        })
+        .collect();
+    // Let the exporter accept them all.
+    std::thread::sleep(Duration::from_millis(500));
+    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(5)).build();
+    let started = Instant::now();
+    let status = agent.get(&exporter.url("/metrics")).call().map(|r| r.status());
+    let took = started.elapsed();
+    drop(idle);
+    assert!(
+        matches!(status, Ok(200)) && took < Duration::from_secs(1),
+        "a scrape beside 1,500 idle connections: {status:?} after {took:?}"
+    );
+}
