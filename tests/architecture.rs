@@ -20,6 +20,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("watch", &[]),
     ("logging", &[]),
     ("aws", &[]),
+    ("negotiate", &[]),
+    ("connection", &[]),
     // Domain.
     ("accounts", &["ids"]),
     ("sources", &["aws", "ids"]),
@@ -27,7 +29,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("snapshot", &["sources"]),
     ("assess", &["policy", "snapshot", "sources"]),
     // Outputs: render the assessed model, compute nothing.
-    ("metrics", &["assess", "labels", "snapshot", "sources"]),
+    ("metrics", &["assess", "labels", "negotiate", "snapshot", "sources"]),
     ("report", &["assess", "labels", "sources"]),
     // Runtime.
     (
@@ -40,9 +42,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "server",
         &[
             "assess",
+            "connection",
             "error",
             "listen",
             "metrics",
+            "negotiate",
             "report",
             "snapshot",
             "web_config",
@@ -53,7 +57,17 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "config",
         &[
-            "accounts", "aws", "cli", "error", "ids", "labels", "listen", "logging", "policy", "sources",
+            "accounts",
+            "aws",
+            "cli",
+            "connection",
+            "error",
+            "ids",
+            "labels",
+            "listen",
+            "logging",
+            "policy",
+            "sources",
         ],
     ),
 ];
@@ -81,6 +95,7 @@ const KNOWN_LARGE: &[&str] = &[
     "src/config.rs",
     "src/refresh/mod.rs",
     "src/report/html.rs",
+    "src/server.rs",
     "src/sources/credential_report.rs",
 ];
 
