@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_iam_key_exporter::config::Labels;
+use aws_iam_key_exporter::labels::Labels;
 use aws_iam_key_exporter::metrics::{BuildInfo, Format, Metrics};
 use aws_iam_key_exporter::policy::Policy;
 use aws_iam_key_exporter::snapshot::{Outcome, Snapshot, SnapshotStore};

@@ -4,7 +4,34 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::{role_arn_account, Accounts, Shard};
+use crate::ids::role_arn_account;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrganizationAccounts {
+    pub role_name: String,
+    pub external_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StaticAccount {
+    pub role_arn: String,
+    pub external_id: Option<String>,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Accounts {
+    pub organization: Option<OrganizationAccounts>,
+    pub static_accounts: Vec<StaticAccount>,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
 
 /// A role the exporter assumes to read an account.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -125,7 +152,6 @@ pub fn shard_of(account_id: &str, count: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{OrganizationAccounts, StaticAccount};
 
     const CALLER: &str = "111111111111";
 

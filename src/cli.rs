@@ -5,7 +5,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
+
+use crate::logging::{LogFormat, LogLevel};
+use crate::report::{ReportFormat, ReportTable};
+use crate::sources::SourceKind;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -47,49 +51,6 @@ pub struct ReportArgs {
     /// Write the report to this file instead of standard output.
     #[arg(long, env = "AWS_IAM_KEY_EXPORTER_REPORT_OUTPUT")]
     pub output: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ReportFormat {
-    Table,
-    Json,
-    Csv,
-    /// One self-contained HTML document with the age chart and every table.
-    Html,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ReportTable {
-    All,
-    Details,
-    HighRisk,
-    Summary,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SourceKind {
-    /// IAM API: exact, fresh, with key ids.
-    Api,
-    /// IAM credential report: three calls per account, no key ids.
-    CredentialReport,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
-pub enum LogLevel {
-    Error,
-    Warn,
-    #[default]
-    Info,
-    Debug,
-    Trace,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
-pub enum LogFormat {
-    #[default]
-    Logfmt,
-    Json,
 }
 
 #[derive(Debug, Default, Args)]

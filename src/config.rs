@@ -8,94 +8,21 @@ use std::time::Duration;
 
 use serde_norway::{Mapping, Value};
 
+use crate::accounts::{Accounts, OrganizationAccounts, Shard, StaticAccount};
 use crate::aws::AwsSettings;
-use crate::cli::{parse_duration, parse_interval, Flags, LogFormat, LogLevel, SourceKind};
+use crate::cli::{parse_duration, parse_interval, Flags};
 use crate::connection::HttpLimits;
 use crate::error::{Error, Result};
+use crate::ids::{is_account_id, is_role_name, role_arn_account};
+use crate::labels::{KeyIdLabel, Labels};
+use crate::listen::split_listen_address;
+use crate::logging::{LogFormat, LogLevel};
 use crate::policy::{AgeBuckets, Policy};
-use crate::sources::UserFilter;
+use crate::sources::{SourceKind, UserFilter};
 
 pub const DEFAULT_LISTEN_ADDRESS: &str = ":9781";
 pub const DEFAULT_TELEMETRY_PATH: &str = "/metrics";
 pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(30 * 60);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum KeyIdLabel {
-    #[default]
-    Full,
-    Last4,
-    None,
-}
-
-impl KeyIdLabel {
-    /// Text (a log line, an AWS error message) with every access key id in it
-    /// shown as `labels.access_key_id` says: whole, `****` and its last four
-    /// characters, or not at all.
-    pub fn redact<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
-        static KEY_ID: std::sync::LazyLock<regex::Regex> =
-            std::sync::LazyLock::new(|| regex::Regex::new(r"\b(?:AKIA|ASIA)[A-Z0-9]{12}([A-Z0-9]{4})\b").unwrap());
-        match self {
-            KeyIdLabel::Full => std::borrow::Cow::Borrowed(text),
-            KeyIdLabel::Last4 => KEY_ID.replace_all(text, "****$1"),
-            KeyIdLabel::None => KEY_ID.replace_all(text, "<access key id>"),
-        }
-    }
-
-    /// The `access_key_id` label value, as configured by `labels.access_key_id`.
-    pub fn render<'a>(&self, id: Option<&'a str>) -> &'a str {
-        match (self, id) {
-            (_, None) | (KeyIdLabel::None, _) => "",
-            (KeyIdLabel::Full, Some(id)) => id,
-            (KeyIdLabel::Last4, Some(id)) => &id[id.len().saturating_sub(4)..],
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Labels {
-    /// IAM user tag keys exported as `tag_<key>` labels, in configured order.
-    pub user_tags: Vec<String>,
-    pub access_key_id: KeyIdLabel,
-}
-
-impl Labels {
-    /// Label name for a user tag: `tag_` and the key with every character that
-    /// a Prometheus label name cannot hold turned into `_`.
-    pub fn tag_label(key: &str) -> String {
-        let sanitized: String = key
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
-            .collect();
-        format!("tag_{sanitized}")
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct OrganizationAccounts {
-    pub role_name: String,
-    pub external_id: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct StaticAccount {
-    pub role_arn: String,
-    pub external_id: Option<String>,
-    pub name: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Accounts {
-    pub organization: Option<OrganizationAccounts>,
-    pub static_accounts: Vec<StaticAccount>,
-    pub include: Vec<String>,
-    pub exclude: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shard {
-    pub index: u32,
-    pub count: u32,
-}
 
 /// Everything the exporter runs with, after merging file and flags.
 #[derive(Debug, Clone)]
@@ -230,18 +157,6 @@ impl Settings {
             log_format: flags.log_format,
         })
     }
-}
-
-/// `:9781` (every interface), `host:port`, `[v6]:port`.
-pub fn split_listen_address(address: &str) -> std::result::Result<(String, u16), String> {
-    let (host, port) = address
-        .rsplit_once(':')
-        .ok_or_else(|| format!("{address:?} has no port; use host:port or :port"))?;
-    let port: u16 = port
-        .parse()
-        .map_err(|_| format!("{address:?} has an invalid port {port:?}"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    Ok((host.to_string(), port))
 }
 
 /// What the YAML file says; everything optional.
@@ -645,28 +560,6 @@ fn kind(value: &Value) -> &'static str {
         Value::Mapping(_) => "a mapping",
         Value::Tagged(_) => "a tagged value",
     }
-}
-
-pub fn is_account_id(id: &str) -> bool {
-    id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit())
-}
-
-/// IAM role names: 1 to 64 of `[A-Za-z0-9+=,.@_-]`, optionally after a path.
-fn is_role_name(name: &str) -> bool {
-    let base = name.rsplit('/').next().unwrap_or(name);
-    (1..=64).contains(&base.len()) && base.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
-}
-
-/// The account id of `arn:PARTITION:iam::ACCOUNT:role/NAME`.
-pub fn role_arn_account(arn: &str) -> Option<&str> {
-    let mut parts = arn.splitn(6, ':');
-    let ok = parts.next() == Some("arn") && parts.next().is_some_and(|p| p.starts_with("aws"));
-    let (service, region, account, resource) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    (ok && service == "iam"
-        && region.is_empty()
-        && is_account_id(account)
-        && resource.strip_prefix("role/").is_some_and(is_role_name))
-    .then_some(account)
 }
 
 #[cfg(test)]

@@ -13,6 +13,9 @@ pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod ids;
+pub mod labels;
+pub mod listen;
 pub mod logging;
 pub mod metrics;
 pub mod negotiate;
@@ -32,13 +35,14 @@ use tokio::sync::watch;
 pub use error::{Error, Result};
 
 use aws::AwsCallCounters;
-use cli::{Cli, Command, ReportArgs, SourceKind};
+use cli::{Cli, Command, ReportArgs};
 use config::Settings;
 use metrics::{BuildInfo, Metrics};
 use policy::Policy;
 use refresh::{RefreshMetrics, RefreshSettings, Refresher};
 use snapshot::SnapshotStore;
 use sources::api::ApiOptions;
+use sources::SourceKind;
 
 /// Exit status of `report --fail-on-high-risk` when a key is high risk.
 pub const EXIT_HIGH_RISK: i32 = 3;
@@ -85,7 +89,7 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    pub fn new(store: Arc<SnapshotStore>, policy: Policy, labels: config::Labels, build: BuildInfo) -> Telemetry {
+    pub fn new(store: Arc<SnapshotStore>, policy: Policy, labels: labels::Labels, build: BuildInfo) -> Telemetry {
         Telemetry::with_clock(store, policy, labels, build, chrono::Utc::now)
     }
 
@@ -93,7 +97,7 @@ impl Telemetry {
     pub fn with_clock(
         store: Arc<SnapshotStore>,
         policy: Policy,
-        labels: config::Labels,
+        labels: labels::Labels,
         build: BuildInfo,
         clock: fn() -> chrono::DateTime<chrono::Utc>,
     ) -> Telemetry {
@@ -193,6 +197,50 @@ fn warn_ignored_for_file(settings: &Settings) {
     }
 }
 
+/// The HTML report's header: where the data came from and which accounts
+/// it covers, said in the settings' terms. Here, not in report, so that the
+/// report renders without knowing the configuration.
+pub fn report_context(settings: &Settings) -> report::html::Context {
+    use std::fmt::Write as _;
+    let source = match (&settings.credential_report_file, settings.source) {
+        (Some(path), _) => format!("IAM credential report file {}", path.display()),
+        (None, SourceKind::Api) => "IAM API".to_string(),
+        (None, SourceKind::CredentialReport) => "IAM credential report".to_string(),
+    };
+    let accounts = &settings.accounts;
+    let mut scope = if settings.credential_report_file.is_some() {
+        "the account of the report file".to_string()
+    } else if let Some(org) = &accounts.organization {
+        format!("the accounts of the organization, through role {}", org.role_name)
+    } else if !accounts.static_accounts.is_empty() {
+        format!(
+            "{} accounts listed in the configuration",
+            accounts.static_accounts.len()
+        )
+    } else {
+        "the account of the exporter's credentials".to_string()
+    };
+    if settings.credential_report_file.is_none() {
+        if !accounts.include.is_empty() || !accounts.exclude.is_empty() {
+            scope.push_str(", filtered by accounts.include/exclude");
+        }
+        if settings.shard.count > 1 {
+            let _ = write!(
+                scope,
+                "; this replica's shard only: shard.index {} of shard.count {}",
+                settings.shard.index, settings.shard.count
+            );
+        }
+    }
+    report::html::Context {
+        policy: settings.policy.clone(),
+        key_ids: settings.labels.access_key_id,
+        user_tags: settings.labels.user_tags.clone(),
+        source,
+        scope,
+    }
+}
+
 async fn serve(settings: Settings) -> Result<i32> {
     let web_config = match &settings.web_config_file {
         Some(path) => {
@@ -213,7 +261,7 @@ async fn serve(settings: Settings) -> Result<i32> {
         exporter.store.clone(),
         &settings.telemetry_path,
         web.clone(),
-        Arc::new(report::html::Context::from_settings(&settings)),
+        Arc::new(report_context(&settings)),
         settings.http,
     );
     let refresh = tokio::spawn(exporter.refresher.run(stopped.clone()));
@@ -284,11 +332,7 @@ async fn report(settings: Settings, args: ReportArgs) -> Result<i32> {
     let errors = exporter.refresher.refresh_all().await;
     let assessed = assess::assess(exporter.store.load(), &settings.policy, chrono::Utc::now());
     let report = report::Report::build(&assessed, settings.labels.access_key_id);
-    let text = report.render(
-        args.format,
-        args.table,
-        &report::html::Context::from_settings(&settings),
-    );
+    let text = report.render(args.format, args.table, &report_context(&settings));
     match &args.output {
         Some(path) => std::fs::write(path, text.as_bytes())
             .map_err(|e| Error::Output(format!("--output {}: {e}", path.display())))?,
@@ -338,5 +382,36 @@ mod tests {
             Ok(())
         };
         assert_eq!(supervise(server, refresh, stopped).await.unwrap(), 0);
+    }
+
+    #[test]
+    fn the_header_says_where_the_data_comes_from() {
+        use crate::cli::Flags;
+        use crate::sources::SourceKind;
+        let context = |flags: Flags| report_context(&Settings::from_parts(&flags, None).unwrap());
+        let plain = context(Flags::default());
+        assert_eq!(
+            (plain.source.as_str(), plain.scope.as_str()),
+            ("IAM API", "the account of the exporter's credentials")
+        );
+        let sharded = context(Flags {
+            source: Some(SourceKind::CredentialReport),
+            shard_index: Some(1),
+            shard_count: Some(3),
+            ..Flags::default()
+        });
+        assert_eq!(sharded.source, "IAM credential report");
+        assert!(sharded
+            .scope
+            .ends_with("; this replica's shard only: shard.index 1 of shard.count 3"));
+        let file = context(Flags {
+            credential_report_file: Some("a&b.csv".into()),
+            shard_count: Some(3),
+            ..Flags::default()
+        });
+        assert_eq!(
+            (file.source.as_str(), file.scope.as_str()),
+            ("IAM credential report file a&b.csv", "the account of the report file")
+        );
     }
 }

@@ -5,7 +5,22 @@
 use tracing_subscriber::filter::EnvFilter;
 use tracing_subscriber::prelude::*;
 
-use crate::cli::{LogFormat, LogLevel};
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    #[default]
+    Info,
+    Debug,
+    Trace,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Logfmt,
+    Json,
+}
 
 pub fn init(level: LogLevel, format: LogFormat) {
     let level = match level {

@@ -11,7 +11,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::assess::{AssessedAccount, Assessment, Assessor};
-use crate::config::Labels;
+use crate::labels::Labels;
 use crate::snapshot::Snapshot;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -406,7 +406,7 @@ fn unix_seconds(t: DateTime<Utc>) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::KeyIdLabel;
+    use crate::labels::KeyIdLabel;
     use crate::policy::Policy;
     use crate::snapshot::Outcome;
     use crate::snapshot::SnapshotStore;

@@ -11,9 +11,26 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
 use crate::assess::Assessed;
-use crate::cli::{ReportFormat, ReportTable};
-use crate::config::KeyIdLabel;
+use crate::labels::KeyIdLabel;
 use crate::sources::KeyStatus;
+
+/// How `report` prints (`--format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Json,
+    Csv,
+    /// One self-contained HTML document with the age chart and every table.
+    Html,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportTable {
+    All,
+    Details,
+    HighRisk,
+    Summary,
+}
 
 /// A titled table: title, header, rows.
 type Table<'a> = (&'a str, Vec<String>, Vec<Vec<String>>);

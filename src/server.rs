@@ -19,9 +19,9 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
-use crate::config::split_listen_address;
 use crate::connection::{Clock, HttpLimits, Limited, RequestGuard};
 use crate::error::{Error, Result};
+use crate::listen::split_listen_address;
 use crate::metrics::{BuildInfo, Format, Metrics};
 use crate::report::html::escape as html_escape;
 use crate::snapshot::SnapshotStore;

@@ -12,11 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_iam_key_exporter::assess::assess;
-use aws_iam_key_exporter::cli::{ReportFormat, ReportTable};
-use aws_iam_key_exporter::config::{KeyIdLabel, Labels};
+use aws_iam_key_exporter::labels::{KeyIdLabel, Labels};
 use aws_iam_key_exporter::metrics::{BuildInfo, Format};
 use aws_iam_key_exporter::policy::Policy;
-use aws_iam_key_exporter::report::{html, Report};
+use aws_iam_key_exporter::report::{html, Report, ReportFormat, ReportTable};
 use aws_iam_key_exporter::snapshot::{Outcome, Snapshot, SnapshotStore};
 use aws_iam_key_exporter::sources::{AccessKey, AccountData, ErrorReason, KeyStatus, SourceError, User};
 use aws_iam_key_exporter::Telemetry;

@@ -20,15 +20,13 @@ use access::AccountAccess;
 use publish::record;
 pub use publish::RefreshMetrics;
 
-use crate::accounts::{self, Caller, MemberAccount, Target};
+use crate::accounts::{self, Accounts, Caller, MemberAccount, Shard, Target};
 use crate::aws::{self, classify, AwsCallCounters, Clients};
-use crate::cli::SourceKind;
-use crate::config::{Accounts, Shard};
 use crate::snapshot::{Outcome, SnapshotStore};
 use crate::sources::api::{self, ApiOptions};
 use crate::sources::credential_report::{FileRead, ReportFile};
 use crate::sources::live_report::{self, LiveReportOptions};
-use crate::sources::{AccountData, ErrorReason, SourceError, UserFilter};
+use crate::sources::{AccountData, ErrorReason, SourceError, SourceKind, UserFilter};
 
 /// How often a credential report file is checked for changes.
 const FILE_POLL: Duration = Duration::from_secs(2);
@@ -46,7 +44,7 @@ pub struct RefreshSettings {
     pub shard: Shard,
     pub max_concurrent_accounts: usize,
     /// How access key ids may appear in logs.
-    pub key_ids: crate::config::KeyIdLabel,
+    pub key_ids: crate::labels::KeyIdLabel,
     /// Longest time one account's refresh may take.
     pub refresh_timeout: Duration,
     pub api: ApiOptions,
@@ -337,7 +335,7 @@ async fn discover(
             .map_err(|e| classify("GetCallerIdentity", &e))?;
         let account_id = identity
             .account()
-            .filter(|id| crate::config::is_account_id(id))
+            .filter(|id| crate::ids::is_account_id(id))
             .ok_or_else(|| {
                 SourceError::new(
                     ErrorReason::InvalidResponse,
@@ -411,7 +409,7 @@ async fn list_members(client: &aws_sdk_organizations::Client) -> Result<Vec<Memb
                 name: a.name().unwrap_or_default().to_string(),
             })
         })
-        .filter(|m| crate::config::is_account_id(&m.id))
+        .filter(|m| crate::ids::is_account_id(&m.id))
         .collect();
     Ok(active)
 }
@@ -476,7 +474,7 @@ fn finish_refresh(
     state: &mut AwsState,
     store: &SnapshotStore,
     metrics: &RefreshMetrics,
-    key_ids: crate::config::KeyIdLabel,
+    key_ids: crate::labels::KeyIdLabel,
     (target, access, outcome): Refreshed,
 ) {
     record(store, metrics, key_ids, &outcome);

@@ -7,7 +7,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 
-use crate::config::KeyIdLabel;
+use crate::labels::KeyIdLabel;
 use crate::snapshot::{Outcome, SnapshotStore};
 use crate::sources::{AccountData, ErrorReason};
 

@@ -9,8 +9,7 @@ use std::fmt::Write as _;
 use base64::Engine as _;
 use sha2::Digest as _;
 
-use crate::cli::SourceKind;
-use crate::config::{KeyIdLabel, Settings};
+use crate::labels::KeyIdLabel;
 use crate::policy::{short_duration, Policy};
 
 use super::{AccountRow, KeyRow, Report};
@@ -25,48 +24,6 @@ pub struct Context {
     pub user_tags: Vec<String>,
     pub source: String,
     pub scope: String,
-}
-
-impl Context {
-    pub fn from_settings(settings: &Settings) -> Context {
-        let source = match (&settings.credential_report_file, settings.source) {
-            (Some(path), _) => format!("IAM credential report file {}", path.display()),
-            (None, SourceKind::Api) => "IAM API".to_string(),
-            (None, SourceKind::CredentialReport) => "IAM credential report".to_string(),
-        };
-        let accounts = &settings.accounts;
-        let mut scope = if settings.credential_report_file.is_some() {
-            "the account of the report file".to_string()
-        } else if let Some(org) = &accounts.organization {
-            format!("the accounts of the organization, through role {}", org.role_name)
-        } else if !accounts.static_accounts.is_empty() {
-            format!(
-                "{} accounts listed in the configuration",
-                accounts.static_accounts.len()
-            )
-        } else {
-            "the account of the exporter's credentials".to_string()
-        };
-        if settings.credential_report_file.is_none() {
-            if !accounts.include.is_empty() || !accounts.exclude.is_empty() {
-                scope.push_str(", filtered by accounts.include/exclude");
-            }
-            if settings.shard.count > 1 {
-                let _ = write!(
-                    scope,
-                    "; this replica's shard only: shard.index {} of shard.count {}",
-                    settings.shard.index, settings.shard.count
-                );
-            }
-        }
-        Context {
-            policy: settings.policy.clone(),
-            key_ids: settings.labels.access_key_id,
-            user_tags: settings.labels.user_tags.clone(),
-            source,
-            scope,
-        }
-    }
 }
 
 /// The dashboard's bucket colours (Grafana's named colours of the "Access
@@ -936,36 +893,6 @@ mod tests {
         let unknown = Snapshot::default().with_outcomes(&[failed(None)]);
         let html = render(&build(unknown.clone(), &context.policy, context.key_ids), &context);
         assert!(html.contains("<dd class=\"risk\">an account whose id is not known yet: no refresh"));
-    }
-
-    #[test]
-    fn the_header_says_where_the_data_comes_from() {
-        use crate::cli::Flags;
-        let context = |flags: Flags| Context::from_settings(&Settings::from_parts(&flags, None).unwrap());
-        let plain = context(Flags::default());
-        assert_eq!(
-            (plain.source.as_str(), plain.scope.as_str()),
-            ("IAM API", "the account of the exporter's credentials")
-        );
-        let sharded = context(Flags {
-            source: Some(SourceKind::CredentialReport),
-            shard_index: Some(1),
-            shard_count: Some(3),
-            ..Flags::default()
-        });
-        assert_eq!(sharded.source, "IAM credential report");
-        assert!(sharded
-            .scope
-            .ends_with("; this replica's shard only: shard.index 1 of shard.count 3"));
-        let file = context(Flags {
-            credential_report_file: Some("a&b.csv".into()),
-            shard_count: Some(3),
-            ..Flags::default()
-        });
-        assert_eq!(
-            (file.source.as_str(), file.scope.as_str()),
-            ("IAM credential report file a&b.csv", "the account of the report file")
-        );
     }
 
     /// A segment too narrow for its count still shows it, after the bar.

@@ -138,6 +138,16 @@ impl SourceError {
     }
 }
 
+/// Where the exporter reads keys from (`--source`, `source:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceKind {
+    /// IAM API: exact, fresh, with key ids.
+    Api,
+    /// IAM credential report: three calls per account, no key ids.
+    CredentialReport,
+}
+
 /// Values that AWS (and moto) write where a value is unknown or absent.
 pub(crate) fn is_missing(value: &str) -> bool {
     matches!(value, "" | "N/A" | "no_information" | "not_supported")

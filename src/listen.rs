@@ -1,0 +1,14 @@
+//! Listen addresses as the flags spell them, parsed for the config's
+//! validation and for binding the listeners.
+
+/// `:9781` (every interface), `host:port`, `[v6]:port`.
+pub fn split_listen_address(address: &str) -> std::result::Result<(String, u16), String> {
+    let (host, port) = address
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{address:?} has no port; use host:port or :port"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("{address:?} has an invalid port {port:?}"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Ok((host.to_string(), port))
+}
