@@ -4,9 +4,11 @@
 //! logging failures. One account's failure never touches another's data.
 
 mod access;
+mod fetch;
 mod publish;
+mod schedule;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,15 +19,17 @@ use futures::StreamExt;
 use tokio::sync::watch;
 
 use access::AccountAccess;
+use fetch::{discover, start_refresh, Refreshed};
 use publish::record;
 pub use publish::RefreshMetrics;
+use schedule::Schedule;
 
-use crate::accounts::{self, Accounts, Caller, MemberAccount, Shard, Target};
-use crate::aws::{self, classify, AwsCallCounters, Clients};
+use crate::accounts::{Accounts, Shard, Target};
+use crate::aws::{self, AwsCallCounters, Clients};
 use crate::snapshot::{Outcome, SnapshotStore};
-use crate::sources::api::{self, ApiOptions};
+use crate::sources::api::ApiOptions;
 use crate::sources::credential_report::{FileRead, ReportFile};
-use crate::sources::live_report::{self, LiveReportOptions};
+use crate::sources::live_report::LiveReportOptions;
 use crate::sources::{AccountData, ErrorReason, SourceError, SourceKind, UserFilter};
 
 /// How often a credential report file is checked for changes.
@@ -77,8 +81,6 @@ struct AwsState {
     /// Per account: how to get its credentials, with assumed-role
     /// credentials cached until shortly before they expire.
     access: HashMap<String, AccountAccess>,
-    /// When each account is next due.
-    due: HashMap<String, Instant>,
 }
 
 impl Refresher {
@@ -118,7 +120,6 @@ impl Refresher {
                 organizations,
                 targets: Vec::new(),
                 access: HashMap::new(),
-                due: HashMap::new(),
             })),
             settings: Arc::new(settings),
             store,
@@ -245,53 +246,26 @@ impl Refresher {
             return;
         };
         let settings = self.settings.clone();
-        let interval = settings.interval;
-        let start = Instant::now();
-        let mut next_discovery = start + interval;
-        state.due = state
-            .targets
-            .iter()
-            .map(|t| (t.account_id.clone(), start + phase(&t.account_id, interval)))
-            .collect();
+        let mut schedule = Schedule::new(
+            Instant::now(),
+            settings.interval,
+            settings.max_concurrent_accounts,
+            &state.targets,
+        );
         let mut in_flight = futures::stream::FuturesUnordered::new();
-        let mut busy: BTreeSet<String> = BTreeSet::new();
         loop {
             let now = Instant::now();
-            if now >= next_discovery {
-                let known: BTreeSet<String> = state.targets.iter().map(|t| t.account_id.clone()).collect();
+            if schedule.discovery_due(now) {
                 discover(state, &settings, &self.store, &self.metrics).await;
-                // A new account is read at once, then on its phase.
-                for t in state.targets.iter().filter(|t| !known.contains(&t.account_id)) {
-                    state.due.insert(t.account_id.clone(), now);
-                }
-                next_discovery = now + interval;
+                schedule.discovered(now, &state.targets);
             }
-            let due: Vec<Target> = state
-                .targets
-                .iter()
-                .filter(|t| !busy.contains(&t.account_id) && state.due.get(&t.account_id).is_some_and(|d| *d <= now))
-                .take(settings.max_concurrent_accounts.max(1).saturating_sub(in_flight.len()))
-                .cloned()
-                .collect();
-            for target in due {
-                let next = state.due.get(&target.account_id).copied().unwrap_or(now) + interval;
-                state
-                    .due
-                    .insert(target.account_id.clone(), next.max(now + interval / 2));
-                busy.insert(target.account_id.clone());
+            for target in schedule.start_due(now, &state.targets) {
                 in_flight.push(start_refresh(state, target, &settings));
             }
-            let wake = state
-                .due
-                .iter()
-                .filter(|(id, _)| !busy.contains(*id))
-                .map(|(_, due)| *due)
-                .chain([next_discovery])
-                .min()
-                .unwrap_or(next_discovery);
+            let wake = schedule.next_wake();
             tokio::select! {
                 Some(done) = in_flight.next(), if !in_flight.is_empty() => {
-                    busy.remove(&done.0.account_id);
+                    schedule.finished(&done.target.account_id);
                     finish_refresh(state, &self.store, &self.metrics, settings.key_ids, done);
                 }
                 _ = tokio::time::sleep_until(wake.into()) => {}
@@ -308,112 +282,6 @@ fn still_changing(file: &ReportFile) -> String {
     )
 }
 
-/// A stable offset of the account within the interval, so that refreshes
-/// spread over it instead of bursting at its start, and an account keeps its
-/// slot when others come and go.
-fn phase(account_id: &str, interval: Duration) -> Duration {
-    let slots = interval.as_millis().max(1) as u64;
-    let hash = accounts::shard_of(account_id, u32::MAX) as u64;
-    Duration::from_millis(hash % slots)
-}
-
-/// Learns who the base credentials are and, with Organizations, the member
-/// accounts; plans the targets. On failure the previous targets stay.
-async fn discover(
-    state: &mut AwsState,
-    settings: &RefreshSettings,
-    store: &SnapshotStore,
-    metrics: &RefreshMetrics,
-) -> Vec<SourceError> {
-    let result = async {
-        let identity = state
-            .base
-            .sts
-            .get_caller_identity()
-            .send()
-            .await
-            .map_err(|e| classify("GetCallerIdentity", &e))?;
-        let account_id = identity
-            .account()
-            .filter(|id| crate::ids::is_account_id(id))
-            .ok_or_else(|| {
-                SourceError::new(
-                    ErrorReason::InvalidResponse,
-                    "GetCallerIdentity returned no valid account id",
-                )
-            })?;
-        let caller = Caller::from_arn(account_id, identity.arn());
-        let members = if accounts::uses_organization(&settings.accounts) {
-            Some(list_members(&state.organizations).await?)
-        } else {
-            None
-        };
-        Ok::<_, SourceError>(accounts::plan(
-            &settings.accounts,
-            settings.shard,
-            &caller,
-            members.as_deref(),
-        ))
-    }
-    .await;
-    match result {
-        Ok(targets) => {
-            let ids: BTreeSet<String> = targets.iter().map(|t| t.account_id.clone()).collect();
-            state.access.retain(|id, _| ids.contains(id));
-            state.due.retain(|id, _| ids.contains(id));
-            if targets != state.targets {
-                tracing::info!(accounts = targets.len(), "accounts discovered");
-            }
-            state.targets = targets;
-            store.publish(store.load().retaining(&ids));
-            Vec::new()
-        }
-        Err(e) if state.targets.is_empty() => {
-            // Nothing known yet: show the failure as an account that is
-            // down, so that "all accounts down" alerts see it.
-            let outcome = Outcome {
-                previous_id: None,
-                result: Err(e.clone()),
-                finished: Utc::now(),
-                duration: Duration::ZERO,
-            };
-            record(store, metrics, settings.key_ids, &outcome);
-            vec![e]
-        }
-        Err(e) => {
-            tracing::error!(reason = e.reason.as_str(), code = e.code.as_deref().unwrap_or(""), error = %settings.key_ids.redact(&e.message), "account discovery failed; keeping the previous accounts");
-            metrics.count("", e.reason);
-            vec![e]
-        }
-    }
-}
-
-async fn list_members(client: &aws_sdk_organizations::Client) -> Result<Vec<MemberAccount>, SourceError> {
-    use aws_sdk_organizations::types::AccountStatus;
-    let pages: Vec<_> = client
-        .list_accounts()
-        .into_paginator()
-        .send()
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<_, _>>()
-        .map_err(|e| classify("ListAccounts", &e))?;
-    let accounts = pages.into_iter().flat_map(|page| page.accounts.unwrap_or_default());
-    #[allow(deprecated)] // `Status` is what moto and older organizations fill in
-    let active = accounts
-        .filter(|a| a.status() == Some(&AccountStatus::Active))
-        .filter_map(|a| {
-            Some(MemberAccount {
-                id: a.id()?.to_string(),
-                name: a.name().unwrap_or_default().to_string(),
-            })
-        })
-        .filter(|m| crate::ids::is_account_id(&m.id))
-        .collect();
-    Ok(active)
-}
-
 /// Refreshes the targets, at most `max_concurrent_accounts` at once, each
 /// outcome published as soon as it is known.
 async fn refresh_targets(
@@ -427,47 +295,10 @@ async fn refresh_targets(
     let mut done = futures::stream::iter(refreshes).buffer_unordered(settings.max_concurrent_accounts.max(1));
     let mut errors = Vec::new();
     while let Some(refreshed) = done.next().await {
-        errors.extend(refreshed.2.result.as_ref().err().cloned());
+        errors.extend(refreshed.outcome.result.as_ref().err().cloned());
         finish_refresh(state, store, metrics, settings.key_ids, refreshed);
     }
     errors
-}
-
-type Refreshed = (Target, AccountAccess, Outcome);
-
-/// A refresh of one account that owns what it needs, so that it can run
-/// while other accounts start and finish. It gives up after
-/// `account_timeout` so that a hung account frees its slot.
-fn start_refresh(
-    state: &mut AwsState,
-    target: Target,
-    settings: &Arc<RefreshSettings>,
-) -> impl std::future::Future<Output = Refreshed> + 'static {
-    let mut access = state
-        .access
-        .remove(&target.account_id)
-        .filter(|a| a.role() == target.role.as_ref())
-        .unwrap_or_else(|| AccountAccess::new(target.role.clone()));
-    let (sdk, base, aws_calls) = (state.sdk.clone(), state.base.clone(), state.aws_calls.clone());
-    let settings = settings.clone();
-    async move {
-        let started = Instant::now();
-        let limit = settings.refresh_timeout;
-        let work = refresh_account(&target, &mut access, &sdk, &base, &settings, &aws_calls);
-        let result = tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
-            Err(SourceError::new(
-                ErrorReason::Network,
-                format!("the refresh did not finish within {}s", limit.as_secs()),
-            ))
-        });
-        let outcome = Outcome {
-            previous_id: Some(target.account_id.clone()),
-            result,
-            finished: Utc::now(),
-            duration: started.elapsed(),
-        };
-        (target, access, outcome)
-    }
 }
 
 fn finish_refresh(
@@ -475,7 +306,11 @@ fn finish_refresh(
     store: &SnapshotStore,
     metrics: &RefreshMetrics,
     key_ids: crate::labels::KeyIdLabel,
-    (target, access, outcome): Refreshed,
+    Refreshed {
+        target,
+        access,
+        outcome,
+    }: Refreshed,
 ) {
     record(store, metrics, key_ids, &outcome);
     // An account dropped by a discovery while it was being read stays gone.
@@ -494,66 +329,4 @@ fn finish_refresh(
 /// never less than five minutes, which a large account needs.
 pub fn default_refresh_timeout(interval: Duration) -> Duration {
     interval.max(Duration::from_secs(300))
-}
-
-async fn refresh_account(
-    target: &Target,
-    access: &mut AccountAccess,
-    sdk: &SdkConfig,
-    base: &Clients,
-    settings: &RefreshSettings,
-    aws_calls: &AwsCallCounters,
-) -> Result<AccountData, SourceError> {
-    let clients = access.clients(sdk, base, aws_calls).await?;
-    let data = match settings.source {
-        SourceKind::Api => {
-            api::fetch_account(&clients, &target.account_id, target.name.as_deref(), &settings.api).await?
-        }
-        SourceKind::CredentialReport => {
-            let mut data = live_report::fetch(&clients.iam, &settings.live_report, Utc::now()).await?;
-            if data.account_id.is_empty() {
-                // No rows at all: an account without users (and, in moto, root).
-                data.account_id = target.account_id.clone();
-            }
-            if data.account_id != target.account_id {
-                return Err(SourceError::new(
-                    ErrorReason::InvalidResponse,
-                    format!(
-                        "the credential report is of account {}, not {}",
-                        data.account_id, target.account_id
-                    ),
-                ));
-            }
-            settings.api.filter.apply(&mut data);
-            data.account_name = api::account_name(&clients, target.name.as_deref()).await?;
-            data
-        }
-    };
-    Ok(data)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn phases_spread_accounts_over_the_interval_and_stay_put() {
-        let interval = Duration::from_secs(1800);
-        let ids: Vec<String> = (0..200u64)
-            .map(|i| format!("{:012}", 200_000_000_000 + i * 104_729))
-            .collect();
-        let phases: Vec<Duration> = ids.iter().map(|id| phase(id, interval)).collect();
-        assert!(phases.iter().all(|p| *p < interval));
-        assert_eq!(
-            phases,
-            ids.iter().map(|id| phase(id, interval)).collect::<Vec<_>>(),
-            "stable"
-        );
-        // Every tenth of the interval gets some accounts: no burst at its start.
-        let mut tenths = [0usize; 10];
-        for p in &phases {
-            tenths[(p.as_secs_f64() / interval.as_secs_f64() * 10.0) as usize] += 1;
-        }
-        assert!(tenths.iter().all(|n| (8..=35).contains(n)), "{tenths:?}");
-    }
 }
