@@ -70,11 +70,11 @@ impl RenderShare {
         if !gzip {
             let metrics = metrics.clone();
             return self
-                .shared(format as usize * 2, move || metrics.render(format).into_bytes())
+                .shared(format.slot() * 2, move || metrics.render(format).into_bytes())
                 .await;
         }
         let plain = Box::pin(self.get(metrics, format, false)).await?;
-        self.shared(format as usize * 2 + 1, move || compress(&plain)).await
+        self.shared(format.slot() * 2 + 1, move || compress(&plain)).await
     }
 
     /// One computation per slot at a time; the callers that wait share it.

@@ -1,0 +1,340 @@
+//! The metrics' tests: whole expositions compared byte for byte.
+
+use super::*;
+use crate::assess::Assessor;
+use crate::labels::{KeyIdLabel, Labels};
+use crate::policy::Policy;
+use crate::snapshot::Outcome;
+use crate::snapshot::SnapshotStore;
+use crate::sources::{AccessKey, User};
+use crate::sources::{AccountData, KeyStatus};
+use chrono::TimeZone;
+use chrono::{DateTime, Utc};
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 28, 0, 0, 0).unwrap()
+}
+
+const BUILD: BuildInfo = BuildInfo {
+    version: "1.2.3",
+    revision: "abc",
+    rustc_version: "1.95.0",
+};
+
+fn key(user: &str, position: u8, id: &str, status: KeyStatus, age_days: i64, used_days_ago: Option<i64>) -> AccessKey {
+    AccessKey {
+        user: user.into(),
+        position,
+        access_key_id: Some(id.into()),
+        status,
+        created: now() - chrono::Duration::days(age_days),
+        last_used: used_days_ago.map(|d| now() - chrono::Duration::days(d)),
+        last_used_service: used_days_ago.map(|_| "s3".into()),
+        last_used_region: used_days_ago.map(|_| "eu-west-1".into()),
+    }
+}
+
+fn metrics(labels: Labels) -> crate::Telemetry {
+    let store = Arc::new(SnapshotStore::default());
+    let data = AccountData {
+        account_id: "111122223333".into(),
+        account_name: "prod".into(),
+        users: vec![
+            User {
+                name: "alice".into(),
+                path: "/".into(),
+                tags: [("team".to_string(), "web".to_string())].into(),
+            },
+            User {
+                name: "bob \"b\"".into(),
+                path: "/ci/".into(),
+                tags: Default::default(),
+            },
+        ],
+        keys: vec![
+            key("alice", 1, "AKIAOLD0000000000001", KeyStatus::Active, 400, Some(1)),
+            key("alice", 2, "AKIANEW0000000000002", KeyStatus::Active, 10, None),
+            key(
+                "bob \"b\"",
+                1,
+                "AKIABOB0000000000003",
+                KeyStatus::Inactive,
+                100,
+                Some(50),
+            ),
+        ],
+        root_access_key_present: false,
+        ..AccountData::default()
+    };
+    store.publish(crate::snapshot::Snapshot::default().with_outcomes(&[Outcome {
+        previous_id: None,
+        result: Ok(data),
+        finished: now() - chrono::Duration::seconds(60),
+        duration: Duration::from_millis(1500),
+    }]));
+    crate::Telemetry::with_clock(store, Policy::default(), labels, BUILD, now)
+}
+
+#[test]
+fn renders_every_metric_in_text_format() {
+    let m = metrics(Labels {
+        user_tags: vec!["team".into()],
+        access_key_id: KeyIdLabel::Last4,
+    });
+    m.refresh.count("111122223333", crate::sources::ErrorReason::Throttled);
+    m.aws_calls.record("iam", "ListUsers", None);
+    m.aws_calls.record("iam", "ListUsers", Some("Throttling"));
+    let expected = r#"# HELP aws_iam_exporter_refresh_errors_total Failed refreshes of an account, by reason.
+# TYPE aws_iam_exporter_refresh_errors_total counter
+aws_iam_exporter_refresh_errors_total{account_id="111122223333",reason="throttled"} 1
+# HELP aws_iam_exporter_aws_requests_total AWS API calls made, retries included.
+# TYPE aws_iam_exporter_aws_requests_total counter
+aws_iam_exporter_aws_requests_total{service="iam",operation="ListUsers"} 2
+# HELP aws_iam_exporter_aws_request_errors_total AWS API calls that failed, by AWS error code.
+# TYPE aws_iam_exporter_aws_request_errors_total counter
+aws_iam_exporter_aws_request_errors_total{service="iam",operation="ListUsers",code="Throttling"} 1
+# HELP aws_iam_access_key_created_timestamp_seconds Creation time of the access key, which is its last rotation.
+# TYPE aws_iam_access_key_created_timestamp_seconds gauge
+aws_iam_access_key_created_timestamp_seconds{account_id="111122223333",user="alice",key="1",access_key_id="0001",status="Active"} 1761264000.0
+aws_iam_access_key_created_timestamp_seconds{account_id="111122223333",user="alice",key="2",access_key_id="0002",status="Active"} 1794960000.0
+aws_iam_access_key_created_timestamp_seconds{account_id="111122223333",user="bob \"b\"",key="1",access_key_id="0003",status="Inactive"} 1787184000.0
+# HELP aws_iam_access_key_last_used_timestamp_seconds Time the access key was last used; absent for a key never used.
+# TYPE aws_iam_access_key_last_used_timestamp_seconds gauge
+aws_iam_access_key_last_used_timestamp_seconds{account_id="111122223333",user="alice",key="1",access_key_id="0001",status="Active"} 1795737600.0
+aws_iam_access_key_last_used_timestamp_seconds{account_id="111122223333",user="bob \"b\"",key="1",access_key_id="0003",status="Inactive"} 1791504000.0
+# HELP aws_iam_access_key_age_seconds Time since the access key was created (rotated).
+# TYPE aws_iam_access_key_age_seconds gauge
+aws_iam_access_key_age_seconds{account_id="111122223333",user="alice",key="1",access_key_id="0001",status="Active"} 34560000.0
+aws_iam_access_key_age_seconds{account_id="111122223333",user="alice",key="2",access_key_id="0002",status="Active"} 864000.0
+aws_iam_access_key_age_seconds{account_id="111122223333",user="bob \"b\"",key="1",access_key_id="0003",status="Inactive"} 8640000.0
+# HELP aws_iam_access_key_unused_seconds Time since the access key was last used, or since its creation if never used.
+# TYPE aws_iam_access_key_unused_seconds gauge
+aws_iam_access_key_unused_seconds{account_id="111122223333",user="alice",key="1",access_key_id="0001",status="Active"} 86400.0
+aws_iam_access_key_unused_seconds{account_id="111122223333",user="alice",key="2",access_key_id="0002",status="Active"} 864000.0
+aws_iam_access_key_unused_seconds{account_id="111122223333",user="bob \"b\"",key="1",access_key_id="0003",status="Inactive"} 4320000.0
+# HELP aws_iam_access_key_never_used 1 if the access key has never been used.
+# TYPE aws_iam_access_key_never_used gauge
+aws_iam_access_key_never_used{account_id="111122223333",user="alice",key="1",access_key_id="0001",status="Active"} 0.0
+aws_iam_access_key_never_used{account_id="111122223333",user="alice",key="2",access_key_id="0002",status="Active"} 1.0
+aws_iam_access_key_never_used{account_id="111122223333",user="bob \"b\"",key="1",access_key_id="0003",status="Inactive"} 0.0
+# HELP aws_iam_access_key_high_risk 1 if the access key is high risk by the configured policy.
+# TYPE aws_iam_access_key_high_risk gauge
+aws_iam_access_key_high_risk{account_id="111122223333",user="alice",key="1",access_key_id="0001",status="Active"} 1.0
+aws_iam_access_key_high_risk{account_id="111122223333",user="alice",key="2",access_key_id="0002",status="Active"} 1.0
+aws_iam_access_key_high_risk{account_id="111122223333",user="bob \"b\"",key="1",access_key_id="0003",status="Inactive"} 0.0
+# HELP aws_iam_access_key_info Always 1; carries the service and region of the key's last use.
+# TYPE aws_iam_access_key_info gauge
+aws_iam_access_key_info{account_id="111122223333",user="alice",key="1",access_key_id="0001",status="Active",last_used_service="s3",last_used_region="eu-west-1"} 1
+aws_iam_access_key_info{account_id="111122223333",user="alice",key="2",access_key_id="0002",status="Active",last_used_service="",last_used_region=""} 1
+aws_iam_access_key_info{account_id="111122223333",user="bob \"b\"",key="1",access_key_id="0003",status="Inactive",last_used_service="s3",last_used_region="eu-west-1"} 1
+# HELP aws_iam_user_info Always 1 for every IAM user considered; carries its path and exported tags.
+# TYPE aws_iam_user_info gauge
+aws_iam_user_info{account_id="111122223333",user="alice",path="/",tag_team="web"} 1
+aws_iam_user_info{account_id="111122223333",user="bob \"b\"",path="/ci/",tag_team=""} 1
+# HELP aws_iam_account_info Always 1; carries the account's name from Organizations, the config or its alias.
+# TYPE aws_iam_account_info gauge
+aws_iam_account_info{account_id="111122223333",account_name="prod"} 1
+# HELP aws_iam_access_keys Access keys by status and age bucket; every bucket is present.
+# TYPE aws_iam_access_keys gauge
+aws_iam_access_keys{account_id="111122223333",status="Active",age_bucket="0-30d"} 1
+aws_iam_access_keys{account_id="111122223333",status="Active",age_bucket="30-90d"} 0
+aws_iam_access_keys{account_id="111122223333",status="Active",age_bucket="90-180d"} 0
+aws_iam_access_keys{account_id="111122223333",status="Active",age_bucket="180-365d"} 0
+aws_iam_access_keys{account_id="111122223333",status="Active",age_bucket="365d+"} 1
+aws_iam_access_keys{account_id="111122223333",status="Inactive",age_bucket="0-30d"} 0
+aws_iam_access_keys{account_id="111122223333",status="Inactive",age_bucket="30-90d"} 0
+aws_iam_access_keys{account_id="111122223333",status="Inactive",age_bucket="90-180d"} 1
+aws_iam_access_keys{account_id="111122223333",status="Inactive",age_bucket="180-365d"} 0
+aws_iam_access_keys{account_id="111122223333",status="Inactive",age_bucket="365d+"} 0
+# HELP aws_iam_access_keys_high_risk Number of high-risk access keys.
+# TYPE aws_iam_access_keys_high_risk gauge
+aws_iam_access_keys_high_risk{account_id="111122223333"} 2
+# HELP aws_iam_users Number of IAM users considered.
+# TYPE aws_iam_users gauge
+aws_iam_users{account_id="111122223333"} 2
+# HELP aws_iam_users_multiple_active_keys Number of IAM users with two active access keys.
+# TYPE aws_iam_users_multiple_active_keys gauge
+aws_iam_users_multiple_active_keys{account_id="111122223333"} 1
+# HELP aws_iam_root_access_key_present 1 if the account's root user has an access key.
+# TYPE aws_iam_root_access_key_present gauge
+aws_iam_root_access_key_present{account_id="111122223333"} 0
+# HELP aws_iam_exporter_account_up 1 if the latest refresh of the account succeeded.
+# TYPE aws_iam_exporter_account_up gauge
+aws_iam_exporter_account_up{account_id="111122223333"} 1.0
+# HELP aws_iam_exporter_account_last_success_timestamp_seconds End of the account's latest successful refresh.
+# TYPE aws_iam_exporter_account_last_success_timestamp_seconds gauge
+aws_iam_exporter_account_last_success_timestamp_seconds{account_id="111122223333"} 1795823940.0
+# HELP aws_iam_exporter_account_refresh_duration_seconds Duration of the account's latest refresh.
+# TYPE aws_iam_exporter_account_refresh_duration_seconds gauge
+aws_iam_exporter_account_refresh_duration_seconds{account_id="111122223333"} 1.5
+# HELP aws_iam_exporter_credential_report_generated_timestamp_seconds When the credential report in use was generated.
+# TYPE aws_iam_exporter_credential_report_generated_timestamp_seconds gauge
+# HELP aws_iam_exporter_credential_report_skipped_rows Rows of the credential report in use that could not be read and were skipped.
+# TYPE aws_iam_exporter_credential_report_skipped_rows gauge
+# HELP aws_iam_exporter_build_info Always 1; carries the exporter's version, revision and compiler.
+# TYPE aws_iam_exporter_build_info gauge
+aws_iam_exporter_build_info{version="1.2.3",revision="abc",rustc_version="1.95.0"} 1
+"#;
+    assert_eq!(m.metrics.render(Format::Text), expected);
+}
+
+/// A credential report with an active and an inactive root key, a user
+/// on two rows and a user with two active keys, one of them newer in
+/// column 1: root's keys are per-key series, counted in the buckets, the
+/// active one high risk at any age; users are counted once, root never.
+#[test]
+fn renders_root_keys_and_merged_users_of_a_credential_report() {
+    let header = "user,arn,user_creation_time,password_enabled,password_last_used,password_last_changed,password_next_rotation,mfa_active,access_key_1_active,access_key_1_last_rotated,access_key_1_last_used_date,access_key_1_last_used_region,access_key_1_last_used_service,access_key_2_active,access_key_2_last_rotated,access_key_2_last_used_date,access_key_2_last_used_region,access_key_2_last_used_service,cert_1_active,cert_1_last_rotated,cert_2_active,cert_2_last_rotated";
+    let report = format!(
+        "{header}\n\
+<root_account>,arn:aws:iam::111122223333:root,2011-01-01T00:00:00+00:00,not_supported,N/A,not_supported,not_supported,false,TRUE,2026-11-18T00:00:00+00:00,2026-11-27T00:00:00+00:00,us-east-1,ec2,FALSE,2011-05-01T00:00:00+00:00,N/A,N/A,N/A,false,N/A,false,N/A\n\
+dup,arn:aws:iam::111122223333:user/dup,2020-01-01T00:00:00+00:00,true,2026-11-27T00:00:00+00:00,N/A,N/A,false,true,2026-11-08T00:00:00+00:00,2026-11-27T00:00:00+00:00,us-east-1,s3,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A\n\
+dup,arn:aws:iam::111122223333:user/dup,2020-01-01T00:00:00+00:00,false,N/A,N/A,N/A,false,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A\n\
+two,arn:aws:iam::111122223333:user/ci/two,2020-01-01T00:00:00+00:00,false,N/A,N/A,N/A,false,true,2026-11-18T00:00:00+00:00,2026-11-27T00:00:00+00:00,eu-west-1,sts,true,2026-06-01T00:00:00+00:00,2026-11-20T00:00:00+00:00,eu-west-1,s3,false,N/A,false,N/A\n"
+    );
+    let data = crate::sources::credential_report::parse(&report).unwrap();
+    let store = Arc::new(SnapshotStore::default());
+    store.publish(crate::snapshot::Snapshot::default().with_outcomes(&[Outcome {
+        previous_id: None,
+        result: Ok(data),
+        finished: now(),
+        duration: Duration::from_secs(1),
+    }]));
+    let text = Metrics::new(
+        Registry::default(),
+        Assessor::with_clock(store, Policy::default(), now),
+        Labels::default(),
+        BUILD,
+    )
+    .render(Format::Text);
+    let expected = include_str!("../../tests/data/credential-report-root-and-repeated-user.prom");
+    assert_eq!(text, expected);
+}
+
+#[test]
+fn renders_openmetrics_with_units_and_eof() {
+    let m = metrics(Labels::default());
+    let text = m.metrics.render(Format::OpenMetrics);
+    assert!(text.ends_with("# EOF\n"));
+    assert!(
+        text.contains("# TYPE aws_iam_access_key_age_seconds gauge\n# UNIT aws_iam_access_key_age_seconds seconds\n")
+    );
+    assert!(text.contains(
+        "aws_iam_access_key_age_seconds{account_id=\"111122223333\",user=\"alice\",key=\"1\",access_key_id=\"AKIAOLD0000000000001\",status=\"Active\"} 34560000.0\n"
+    ));
+    assert!(text.contains("aws_iam_user_info{account_id=\"111122223333\",user=\"alice\",path=\"/\"} 1\n"));
+}
+
+#[test]
+fn content_negotiation_follows_accept() {
+    assert_eq!(Format::from_accept(None), Format::Text);
+    assert_eq!(
+        Format::from_accept(Some("text/plain;version=0.0.4;q=0.5,*/*;q=0.1")),
+        Format::Text
+    );
+    let prometheus = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
+    assert_eq!(Format::from_accept(Some(prometheus)), Format::OpenMetrics);
+    assert_eq!(
+        Format::from_accept(Some("application/openmetrics-text;q=0")),
+        Format::Text
+    );
+    assert_eq!(
+        Format::from_accept(Some("APPLICATION/OPENMETRICS-TEXT; version=1.0.0")),
+        Format::OpenMetrics
+    );
+    assert_eq!(
+        Format::from_accept(Some("text/plain;q=0.9, application/openmetrics-text;q=0.5")),
+        Format::Text
+    );
+}
+
+#[test]
+fn an_account_without_data_only_has_health_series() {
+    let store = Arc::new(SnapshotStore::default());
+    store.publish(crate::snapshot::Snapshot::default().with_outcomes(&[Outcome {
+        previous_id: Some("111122223333".into()),
+        result: Err(crate::sources::SourceError::new(
+            crate::sources::ErrorReason::AccessDenied,
+            "denied",
+        )),
+        finished: now(),
+        duration: Duration::from_secs(1),
+    }]));
+    let text = Metrics::new(
+        Registry::default(),
+        Assessor::with_clock(store, Policy::default(), now),
+        Labels::default(),
+        BUILD,
+    )
+    .render(Format::Text);
+    let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(
+        samples,
+        [
+            "aws_iam_exporter_account_up{account_id=\"111122223333\"} 0.0",
+            "aws_iam_exporter_account_refresh_duration_seconds{account_id=\"111122223333\"} 1.0",
+            "aws_iam_exporter_build_info{version=\"1.2.3\",revision=\"abc\",rustc_version=\"1.95.0\"} 1",
+        ]
+    );
+}
+
+mod properties {
+    use super::*;
+    use crate::policy::Policy;
+    use crate::snapshot::Outcome;
+    use crate::snapshot::Snapshot;
+    use crate::snapshot::SnapshotStore;
+    use crate::sources::AccessKey;
+    use crate::sources::{AccountData, KeyStatus};
+    use proptest::prelude::*;
+    use std::sync::Arc;
+
+    proptest! {
+        /// The `aws_iam_access_keys` series of an account add up to its
+        /// number of keys, and every bucket is present for both statuses.
+        #[test]
+        fn bucket_counts_add_up_to_the_keys(keys in proptest::collection::vec((0i64..4_000, any::<bool>()), 0..200)) {
+            let now = DateTime::from_timestamp(2_000_000_000, 0).unwrap();
+            let data = AccountData {
+                account_id: "111122223333".into(),
+                keys: keys
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (age_days, active))| AccessKey {
+                        user: format!("u{i}"),
+                        position: 1,
+                        access_key_id: None,
+                        status: if *active { KeyStatus::Active } else { KeyStatus::Inactive },
+                        created: now - chrono::Duration::days(*age_days),
+                        last_used: None,
+                        last_used_service: None,
+                        last_used_region: None,
+                    })
+                    .collect(),
+                ..AccountData::default()
+            };
+            let store = Arc::new(SnapshotStore::default());
+            store.publish(Snapshot::default().with_outcomes(&[Outcome {
+                previous_id: None,
+                result: Ok(data),
+                finished: now,
+                duration: std::time::Duration::ZERO,
+            }]));
+            fn fixed() -> DateTime<Utc> {
+                DateTime::from_timestamp(2_000_000_000, 0).unwrap()
+            }
+            let build = BuildInfo { version: "v", revision: "r", rustc_version: "c" };
+            let text = Metrics::new(Registry::default(), Assessor::with_clock(store, Policy::default(), fixed), Labels::default(), build).render(Format::Text);
+            let counts: Vec<f64> = text
+                .lines()
+                .filter(|l| l.starts_with("aws_iam_access_keys{"))
+                .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+                .collect();
+            prop_assert_eq!(counts.len(), 2 * 5);
+            prop_assert_eq!(counts.iter().sum::<f64>(), keys.len() as f64);
+        }
+    }
+}
