@@ -12,7 +12,6 @@ import contextlib
 import datetime as dt
 import gzip
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -49,12 +48,6 @@ def write_report(path, keys):
             f.write(",".join(cells) + "\n")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def serving(binary, keys, *extra):
     """The exporter serving a synthetic report of `keys` keys, ready; yields
@@ -62,10 +55,18 @@ def serving(binary, keys, *extra):
     with tempfile.TemporaryDirectory() as tmp:
         report = os.path.join(tmp, "report.csv")
         write_report(report, keys)
-        port = free_port()
+        # Port 0 and the address the exporter writes once bound: no port
+        # picked in advance for another process to take.
+        bound = os.path.join(tmp, "bound-addresses")
         proc = subprocess.Popen([binary, "--credential-report.file", report, *extra,
-                                 "--web.listen-address", f"127.0.0.1:{port}", "--log.level", "warn"])
-        base = f"http://127.0.0.1:{port}"
+                                 "--web.listen-address", "127.0.0.1:0", "--web.bound-addresses-file", bound,
+                                 "--log.level", "warn"])
+        for _ in range(600):
+            if os.path.exists(bound) or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        with open(bound) as f:
+            base = "http://" + f.readline().strip()
         try:
             for _ in range(600):
                 try:

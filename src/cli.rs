@@ -102,6 +102,16 @@ pub struct Flags {
     )]
     pub max_requests: Option<usize>,
 
+    /// Once listening, write the bound addresses here, one a line: for a
+    /// supervisor or test that starts the exporter on port 0.
+    #[arg(
+        long = "web.bound-addresses-file",
+        global = true,
+        hide = true,
+        env = "AWS_IAM_KEY_EXPORTER_WEB_BOUND_ADDRESSES_FILE"
+    )]
+    pub bound_addresses_file: Option<PathBuf>,
+
     /// YAML configuration file; flags override it.
     #[arg(long = "config.file", global = true, env = "AWS_IAM_KEY_EXPORTER_CONFIG_FILE")]
     pub config_file: Option<PathBuf>,

@@ -30,6 +30,8 @@ pub struct Settings {
     pub listen_addresses: Vec<String>,
     pub telemetry_path: String,
     pub web_config_file: Option<PathBuf>,
+    /// Where to write the bound listen addresses (`--web.bound-addresses-file`).
+    pub bound_addresses_file: Option<PathBuf>,
     pub http: HttpLimits,
     pub refresh_interval: Duration,
     pub source: SourceKind,
@@ -116,6 +118,7 @@ impl Settings {
             listen_addresses,
             telemetry_path,
             web_config_file: flags.web_config_file.clone(),
+            bound_addresses_file: flags.bound_addresses_file.clone(),
             http: {
                 let default = HttpLimits::default();
                 HttpLimits {

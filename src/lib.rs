@@ -251,6 +251,15 @@ async fn serve(settings: Settings) -> Result<i32> {
     let web: web_config::SharedWebConfig = Arc::new(arc_swap::ArcSwap::from_pointee(web_config));
     server::raise_open_files_limit();
     let listeners = server::bind(&settings.listen_addresses).await?;
+    if let Some(path) = &settings.bound_addresses_file {
+        let addresses = listeners
+            .iter()
+            .map(|l| l.local_addr())
+            .collect::<std::io::Result<Vec<_>>>();
+        addresses
+            .and_then(|a| listen::write_bound_addresses(path, &a))
+            .map_err(|e| Error::Output(format!("--web.bound-addresses-file {}: {e}", path.display())))?;
+    }
     let exporter = build(&settings).await?;
     let (stop, stopped) = watch::channel(false);
     if let Some(path) = &settings.web_config_file {

@@ -12,3 +12,13 @@ pub fn split_listen_address(address: &str) -> std::result::Result<(String, u16),
     let host = host.trim_start_matches('[').trim_end_matches(']');
     Ok((host.to_string(), port))
 }
+
+/// Writes `addresses`, one a line, to `path` through a temporary file and a
+/// rename, so that a reader polling for the file never sees half of it.
+pub fn write_bound_addresses(path: &std::path::Path, addresses: &[std::net::SocketAddr]) -> std::io::Result<()> {
+    let text: String = addresses.iter().map(|a| format!("{a}\n")).collect();
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    std::fs::write(&temporary, text)?;
+    std::fs::rename(&temporary, path)
+}

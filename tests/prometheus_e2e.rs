@@ -87,8 +87,33 @@ fn amtool_check_config(path: &Path) {
     assert!(out.contains("SUCCESS"), "{out}");
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// The TCP ports process `pid` listens on, from /proc (Linux): its socket
+/// inodes matched with the LISTEN rows of /proc/PID/net/tcp and tcp6. Asking
+/// the kernel beats picking a free port first (another process may take it
+/// before the daemon binds it) and beats parsing the daemon's log.
+fn listening_ports(pid: u32) -> Vec<u16> {
+    let inodes: BTreeSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| {
+            dir.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+                .filter_map(|l| Some(l.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?.to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut ports = Vec::new();
+    for table in ["tcp", "tcp6"] {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+        for row in text.lines().skip(1) {
+            let f: Vec<&str> = row.split_whitespace().collect();
+            if f.len() > 9 && f[3] == "0A" && inodes.contains(f[9]) {
+                if let Some(port) = f[1].rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok()) {
+                    ports.push(port);
+                }
+            }
+        }
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    ports
 }
 
 /// A server process with its output in a log file, killed on drop.
@@ -100,15 +125,32 @@ struct Daemon {
 }
 
 impl Daemon {
-    fn start(name: &'static str, program: &str, args: &[String], log: PathBuf, url: String) -> Daemon {
+    /// Starts `program`, which must listen on `127.0.0.1:0` and nothing
+    /// else, and waits until it is ready on the port it got.
+    fn start(name: &'static str, program: &str, args: &[String], log: PathBuf) -> Daemon {
         let out = File::create(&log).unwrap();
-        let child = Command::new(program)
+        let mut child = Command::new(program)
             .args(args)
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
             .stderr(out)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {program} ({e}): {INSTALL}"));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let port = loop {
+            if let [port] = listening_ports(child.id())[..] {
+                break port;
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!(
+                    "{name} exited ({status}) before listening:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            assert!(Instant::now() < deadline, "{name} did not start listening");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let url = format!("http://127.0.0.1:{port}");
         let mut daemon = Daemon { name, child, log, url };
         daemon.wait_ready();
         daemon
@@ -1174,50 +1216,49 @@ fn alerts_and_dashboard_end_to_end_with_prometheus_and_alertmanager() {
 
     let moto = Moto::start();
     let config = write_config(dir.path(), REALISTIC_CONFIG);
-    // A fixed address, so that the restart below keeps the target.
-    let instance = format!("127.0.0.1:{}", free_port());
+    let exporter = Exporter::start(&["--config.file", config.to_str().unwrap()], &moto.aws_env());
+    exporter.wait_ready();
+    // The restart below comes back on the same address, so that it keeps the
+    // target (the port it frees is re-bound at once).
+    let instance = format!("127.0.0.1:{}", exporter.port);
     let exporter_args = [
         "--web.listen-address",
         &instance,
         "--config.file",
         config.to_str().unwrap(),
     ];
-    let exporter = Exporter::spawn(&exporter_args, &moto.aws_env());
-    exporter.wait_ready();
 
     let (sink_port, notifications) = start_webhook_sink();
     let am_config = dir.path().join("alertmanager.yml");
     write_yaml(&am_config, &alertmanager_config(sink_port));
     amtool_check_config(&am_config);
-    let am_port = free_port();
     let alertmanager = Daemon::start(
         "alertmanager",
         &alertmanager_bin,
         &[
             format!("--config.file={}", am_config.display()),
             format!("--storage.path={}", dir.path().join("alertmanager").display()),
-            format!("--web.listen-address=127.0.0.1:{am_port}"),
+            "--web.listen-address=127.0.0.1:0".to_string(),
+            // No cluster listener: the web port is its only one.
             "--cluster.listen-address=".to_string(),
         ],
         dir.path().join("alertmanager.log"),
-        format!("http://127.0.0.1:{am_port}"),
     );
+    let am_port: u16 = alertmanager.url.rsplit(':').next().unwrap().parse().unwrap();
 
     let prom_config = dir.path().join("prometheus.yml");
     write_yaml(&prom_config, &prometheus_config(exporter.port, am_port));
     promtool_check_config(&prom_config);
     promtool_check_rules(&repo_path(RULES));
-    let prom_port = free_port();
     let prometheus = Daemon::start(
         "prometheus",
         &prometheus_bin,
         &[
             format!("--config.file={}", prom_config.display()),
             format!("--storage.tsdb.path={}", dir.path().join("prometheus").display()),
-            format!("--web.listen-address=127.0.0.1:{prom_port}"),
+            "--web.listen-address=127.0.0.1:0".to_string(),
         ],
         dir.path().join("prometheus.log"),
-        format!("http://127.0.0.1:{prom_port}"),
     );
     let diagnostics = || {
         format!(

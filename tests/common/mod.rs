@@ -124,8 +124,13 @@ impl Drop for Moto {
 /// The real exporter binary, serving on a port it chose itself.
 pub struct Exporter {
     child: Child,
+    /// The first listen address's port.
     pub port: u16,
+    /// Every address the exporter listens on, as it wrote them.
+    pub addresses: Vec<std::net::SocketAddr>,
     pub logs: Arc<Mutex<Vec<String>>>,
+    /// Holds the bound-addresses file.
+    _dir: tempfile::TempDir,
 }
 
 impl Exporter {
@@ -141,8 +146,12 @@ impl Exporter {
     }
 
     /// Started through `wrapper` (a program and its arguments, e.g.
-    /// `prlimit`), which runs the binary with `args`.
+    /// `prlimit`), which runs the binary with `args`. The bound addresses
+    /// come from `--web.bound-addresses-file`, not from the log, so that
+    /// tests depend on neither the log format nor a port picked in advance.
     pub fn spawn_wrapped(wrapper: &[&str], args: &[&str], env: &[(String, String)]) -> Exporter {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bound-addresses");
         let mut command = match wrapper.split_first() {
             Some((program, rest)) => {
                 let mut c = Command::new(program);
@@ -153,6 +162,8 @@ impl Exporter {
         };
         let mut child = command
             .args(args)
+            .arg("--web.bound-addresses-file")
+            .arg(&file)
             .envs(env.iter().cloned())
             .env_remove("AWS_PROFILE")
             .stdout(Stdio::null())
@@ -160,24 +171,40 @@ impl Exporter {
             .spawn()
             .expect("start the exporter binary");
         let logs = Arc::new(Mutex::new(Vec::new()));
-        let (port_tx, port_rx) = std::sync::mpsc::channel();
         let stderr = child.stderr.take().unwrap();
         let sink = logs.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("message=listening") {
-                    if let Some(port) = line.rsplit(':').next().and_then(|p| p.trim().parse::<u16>().ok()) {
-                        let _ = port_tx.send(port);
-                    }
-                }
                 eprintln!("exporter: {line}");
                 sink.lock().unwrap().push(line);
             }
         });
-        let port = port_rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("exporter did not start listening; logs: {:?}", logs.lock().unwrap()));
-        Exporter { child, port, logs }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let addresses: Vec<std::net::SocketAddr> = loop {
+            // Written through a rename: present means complete.
+            if let Ok(text) = std::fs::read_to_string(&file) {
+                break text.lines().map(|l| l.parse().unwrap()).collect();
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!(
+                    "exporter exited ({status}) before listening; logs: {:?}",
+                    logs.lock().unwrap()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "exporter did not start listening; logs: {:?}",
+                logs.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Exporter {
+            child,
+            port: addresses[0].port(),
+            addresses,
+            logs,
+            _dir: dir,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
