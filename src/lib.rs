@@ -42,6 +42,7 @@ use policy::Policy;
 use refresh::{RefreshMetrics, RefreshSettings, Refresher};
 use snapshot::SnapshotStore;
 use sources::api::ApiOptions;
+use sources::source::AccountSource;
 use sources::SourceKind;
 
 /// Exit status of `report --fail-on-high-risk` when a key is high risk.
@@ -139,7 +140,15 @@ async fn build(settings: &Settings) -> Result<Exporter> {
     );
     let refresh = RefreshSettings {
         interval: settings.refresh_interval,
-        source: settings.source,
+        source: AccountSource::new(
+            settings.source,
+            ApiOptions {
+                max_concurrent_requests: settings.aws.max_concurrent_requests,
+                user_tags: settings.labels.user_tags.clone(),
+            },
+            settings.live_report.clone(),
+        ),
+        users: settings.users.clone(),
         accounts: settings.accounts.clone(),
         shard: settings.shard,
         max_concurrent_accounts: settings.aws.max_concurrent_accounts,
@@ -148,12 +157,6 @@ async fn build(settings: &Settings) -> Result<Exporter> {
             .aws
             .refresh_timeout
             .unwrap_or_else(|| refresh::default_refresh_timeout(settings.refresh_interval)),
-        api: ApiOptions {
-            max_concurrent_requests: settings.aws.max_concurrent_requests,
-            user_tags: settings.labels.user_tags.clone(),
-            filter: settings.users.clone(),
-        },
-        live_report: settings.live_report.clone(),
     };
     let reads_report = settings.credential_report_file.is_some() || settings.source == SourceKind::CredentialReport;
     if reads_report && (!settings.users.exclude_tags.is_empty() || !settings.labels.user_tags.is_empty()) {

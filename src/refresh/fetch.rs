@@ -15,9 +15,7 @@ use super::{AwsState, RefreshSettings};
 use crate::accounts::{self, Caller, MemberAccount, Target};
 use crate::aws::{classify, AwsCallCounters, Clients};
 use crate::snapshot::{Outcome, SnapshotStore};
-use crate::sources::api;
-use crate::sources::live_report;
-use crate::sources::{AccountData, ErrorReason, SourceError, SourceKind};
+use crate::sources::{AccountData, ErrorReason, SourceError};
 
 /// Learns who the base credentials are and, with Organizations, the member
 /// accounts; plans the targets. On failure the previous targets stay.
@@ -170,29 +168,8 @@ async fn refresh_account(
     aws_calls: &AwsCallCounters,
 ) -> Result<AccountData, SourceError> {
     let clients = access.clients(sdk, base, aws_calls).await?;
-    let data = match settings.source {
-        SourceKind::Api => {
-            api::fetch_account(&clients, &target.account_id, target.name.as_deref(), &settings.api).await?
-        }
-        SourceKind::CredentialReport => {
-            let mut data = live_report::fetch(&clients.iam, &settings.live_report, Utc::now()).await?;
-            if data.account_id.is_empty() {
-                // No rows at all: an account without users (and, in moto, root).
-                data.account_id = target.account_id.clone();
-            }
-            if data.account_id != target.account_id {
-                return Err(SourceError::new(
-                    ErrorReason::InvalidResponse,
-                    format!(
-                        "the credential report is of account {}, not {}",
-                        data.account_id, target.account_id
-                    ),
-                ));
-            }
-            settings.api.filter.apply(&mut data);
-            data.account_name = api::account_name(&clients, target.name.as_deref()).await?;
-            data
-        }
-    };
-    Ok(data)
+    settings
+        .source
+        .fetch(&clients, &target.account_id, target.name.as_deref(), &settings.users)
+        .await
 }

@@ -27,10 +27,9 @@ use schedule::Schedule;
 use crate::accounts::{Accounts, Shard, Target};
 use crate::aws::{self, AwsCallCounters, Clients};
 use crate::snapshot::{Outcome, SnapshotStore};
-use crate::sources::api::ApiOptions;
 use crate::sources::credential_report::{FileRead, ReportFile};
-use crate::sources::live_report::LiveReportOptions;
-use crate::sources::{AccountData, ErrorReason, SourceError, SourceKind, UserFilter};
+use crate::sources::source::AccountSource;
+use crate::sources::{AccountData, ErrorReason, SourceError, UserFilter};
 
 /// How often a credential report file is checked for changes.
 const FILE_POLL: Duration = Duration::from_secs(2);
@@ -43,7 +42,10 @@ const FILE_ATTEMPTS: u32 = 5;
 #[derive(Debug, Clone)]
 pub struct RefreshSettings {
     pub interval: Duration,
-    pub source: SourceKind,
+    /// How each account is read.
+    pub source: AccountSource,
+    /// The users no source reports (`users.*`).
+    pub users: UserFilter,
     pub accounts: Accounts,
     pub shard: Shard,
     pub max_concurrent_accounts: usize,
@@ -51,8 +53,6 @@ pub struct RefreshSettings {
     pub key_ids: crate::labels::KeyIdLabel,
     /// Longest time one account's refresh may take.
     pub refresh_timeout: Duration,
-    pub api: ApiOptions,
-    pub live_report: LiveReportOptions,
 }
 
 pub struct Refresher {

@@ -16,7 +16,6 @@ pub struct ApiOptions {
     pub max_concurrent_requests: usize,
     /// Tag keys to export; tags are only read when this or the tag filter needs them.
     pub user_tags: Vec<String>,
-    pub filter: UserFilter,
 }
 
 /// Reads one account completely, or fails: a half-read account is never
@@ -28,6 +27,7 @@ pub async fn fetch_account(
     account_id: &str,
     name: Option<&str>,
     options: &ApiOptions,
+    filter: &UserFilter,
 ) -> Result<AccountData, SourceError> {
     let account_name = account_name(clients, name).await?;
 
@@ -52,16 +52,13 @@ pub async fn fetch_account(
         .await
         .map_err(|e| classify("ListUsers", &e))?;
 
-    let read_tags = !options.user_tags.is_empty() || !options.filter.exclude_tags.is_empty();
-    let per_user: Vec<Option<(User, Vec<AccessKey>)>> = futures::stream::iter(
-        iam_users
-            .into_iter()
-            .filter(|u| !options.filter.excludes_name(u.user_name())),
-    )
-    .map(|user| fetch_user(clients, options, user, read_tags))
-    .buffer_unordered(options.max_concurrent_requests.max(1))
-    .try_collect()
-    .await?;
+    let read_tags = !options.user_tags.is_empty() || !filter.exclude_tags.is_empty();
+    let per_user: Vec<Option<(User, Vec<AccessKey>)>> =
+        futures::stream::iter(iam_users.into_iter().filter(|u| !filter.excludes_name(u.user_name())))
+            .map(|user| fetch_user(clients, options, filter, user, read_tags))
+            .buffer_unordered(options.max_concurrent_requests.max(1))
+            .try_collect()
+            .await?;
 
     let mut users = Vec::with_capacity(per_user.len());
     let mut keys = Vec::with_capacity(per_user.len());
@@ -101,6 +98,7 @@ pub async fn account_name(clients: &Clients, name: Option<&str>) -> Result<Strin
 async fn fetch_user(
     clients: &Clients,
     options: &ApiOptions,
+    filter: &UserFilter,
     iam_user: aws_sdk_iam::types::User,
     read_tags: bool,
 ) -> Result<Option<(User, Vec<AccessKey>)>, SourceError> {
@@ -117,7 +115,7 @@ async fn fetch_user(
             .try_collect()
             .await
             .map_err(|e| classify("ListUserTags", &e))?;
-        if options.filter.excludes_tags(all.iter().map(|t| (t.key(), t.value()))) {
+        if filter.excludes_tags(all.iter().map(|t| (t.key(), t.value()))) {
             return Ok(None);
         }
         tags = all

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod credential_report;
 pub mod live_report;
+pub mod source;
 
 use std::collections::BTreeMap;
 

@@ -1,0 +1,62 @@
+//! The seam between the refresh and the sources that read an account through
+//! AWS: one enum, built once from the settings, and the one place where the
+//! user filter meets those sources' data. A new source is a variant here and
+//! its own module. (A report file is not read per account: the refresh
+//! watches it, and applies the same filter to it.)
+
+use chrono::Utc;
+
+use super::api::{self, ApiOptions};
+use super::live_report::{self, LiveReportOptions};
+use super::{AccountData, ErrorReason, SourceError, SourceKind, UserFilter};
+use crate::aws::Clients;
+
+#[derive(Debug, Clone)]
+pub enum AccountSource {
+    Api(ApiOptions),
+    CredentialReport(LiveReportOptions),
+}
+
+impl AccountSource {
+    pub fn new(kind: SourceKind, api: ApiOptions, live_report: LiveReportOptions) -> AccountSource {
+        match kind {
+            SourceKind::Api => AccountSource::Api(api),
+            SourceKind::CredentialReport => AccountSource::CredentialReport(live_report),
+        }
+    }
+
+    /// Reads account `account_id` completely, without the users `filter`
+    /// excludes. `name` is its name from Organizations or the config; the
+    /// account alias otherwise.
+    pub async fn fetch(
+        &self,
+        clients: &Clients,
+        account_id: &str,
+        name: Option<&str>,
+        filter: &UserFilter,
+    ) -> Result<AccountData, SourceError> {
+        match self {
+            // While listing: an excluded user costs no further calls.
+            AccountSource::Api(options) => api::fetch_account(clients, account_id, name, options, filter).await,
+            AccountSource::CredentialReport(options) => {
+                let mut data = live_report::fetch(&clients.iam, options, Utc::now()).await?;
+                if data.account_id.is_empty() {
+                    // No rows at all: an account without users (and, in moto, root).
+                    data.account_id = account_id.to_string();
+                }
+                if data.account_id != account_id {
+                    return Err(SourceError::new(
+                        ErrorReason::InvalidResponse,
+                        format!(
+                            "the credential report is of account {}, not {account_id}",
+                            data.account_id
+                        ),
+                    ));
+                }
+                filter.apply(&mut data);
+                data.account_name = api::account_name(clients, name).await?;
+                Ok(data)
+            }
+        }
+    }
+}
