@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::policy::Policy;
+use crate::policy::{short_duration, Policy};
 /// One key's assessment; policy makes it, the outputs read it from here.
 pub use crate::policy::{Assessment, RiskReason};
 use crate::snapshot::{Snapshot, SnapshotStore};
@@ -45,8 +45,29 @@ pub struct Assessed {
     pub snapshot: Arc<Snapshot>,
     /// The accounts that have data, in account id order.
     pub accounts: Vec<AssessedAccount>,
-    /// The policy's age bucket labels, youngest first.
-    pub bucket_labels: Vec<String>,
+    /// The policy the keys were assessed against, for the outputs' legends.
+    pub policy: PolicyTerms,
+}
+
+/// A policy in the terms an output shows it: durations as `365d`, and the
+/// age bucket labels, youngest first.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PolicyTerms {
+    pub rotated_more_than: String,
+    pub never_used_after: String,
+    pub unused_more_than: Option<String>,
+    pub age_buckets: Vec<String>,
+}
+
+impl PolicyTerms {
+    pub fn of(policy: &Policy) -> PolicyTerms {
+        PolicyTerms {
+            rotated_more_than: short_duration(policy.rotated_more_than),
+            never_used_after: short_duration(policy.never_used_after),
+            unused_more_than: policy.unused_more_than.map(short_duration),
+            age_buckets: policy.age_buckets.labels().to_vec(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -91,14 +112,14 @@ impl Assessed {
 }
 
 pub fn assess(snapshot: Arc<Snapshot>, policy: &Policy, now: DateTime<Utc>) -> Assessed {
-    let bucket_labels = policy.age_buckets.labels().to_vec();
+    let terms = PolicyTerms::of(policy);
     let accounts = snapshot
         .accounts
         .iter()
         .filter_map(|(id, state)| {
             let data = state.data.clone()?;
             let assessments: Vec<Assessment> = data.keys.iter().map(|k| policy.assess(k, now)).collect();
-            let summary = summarize(&data, &assessments, bucket_labels.len());
+            let summary = summarize(&data, &assessments, terms.age_buckets.len());
             Some(AssessedAccount {
                 id: id.clone(),
                 up: state.up,
@@ -112,7 +133,7 @@ pub fn assess(snapshot: Arc<Snapshot>, policy: &Policy, now: DateTime<Utc>) -> A
         now,
         snapshot,
         accounts,
-        bucket_labels,
+        policy: terms,
     }
 }
 

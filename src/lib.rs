@@ -236,7 +236,6 @@ pub fn report_context(settings: &Settings) -> report::html::Context {
         }
     }
     report::html::Context {
-        policy: settings.policy.clone(),
         key_ids: settings.labels.access_key_id,
         user_tags: settings.labels.user_tags.clone(),
         source,
@@ -273,7 +272,10 @@ async fn serve(settings: Settings) -> Result<i32> {
         exporter.store.clone(),
         &settings.telemetry_path,
         web.clone(),
-        Arc::new(report_context(&settings)),
+        Arc::new(report::Page {
+            assessor: assess::Assessor::new(exporter.store.clone(), settings.policy.clone()),
+            context: report_context(&settings),
+        }),
         settings.http,
     );
     let refresh = tokio::spawn(exporter.refresher.run(stopped.clone()));

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
-use crate::assess::Assessed;
+use crate::assess::{Assessed, Assessor, PolicyTerms};
 use crate::labels::KeyIdLabel;
 use crate::sources::KeyStatus;
 
@@ -80,6 +80,24 @@ pub struct Report {
     /// Accounts without data: every refresh of theirs so far failed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub not_read: Vec<String>,
+    /// The policy the keys were assessed against, for the HTML header.
+    #[serde(skip)]
+    pub policy: PolicyTerms,
+}
+
+/// What `/report` serves: the assessment of the current snapshot, presented
+/// as `context` says.
+#[derive(Debug)]
+pub struct Page {
+    pub assessor: Assessor,
+    pub context: html::Context,
+}
+
+impl Page {
+    pub fn render(&self) -> String {
+        let report = Report::build(&self.assessor.assess(), self.context.key_ids);
+        html::render(&report, &self.context)
+    }
 }
 
 impl Report {
@@ -121,7 +139,8 @@ impl Report {
                 users_multiple_active_keys: s.users_multiple_active_keys as i64,
                 root_access_key_present: s.root_access_key_present,
                 age_buckets: assessed
-                    .bucket_labels
+                    .policy
+                    .age_buckets
                     .iter()
                     .cloned()
                     .zip(s.buckets.iter().copied())
@@ -135,6 +154,7 @@ impl Report {
             high_risk,
             summary,
             not_read: assessed.not_read().map(String::from).collect(),
+            policy: assessed.policy.clone(),
         }
     }
 

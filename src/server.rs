@@ -38,7 +38,7 @@ struct AppState {
     store: Arc<SnapshotStore>,
     telemetry_path: Arc<str>,
     renders: Arc<RenderShare>,
-    report: Arc<crate::report::html::Context>,
+    report: Arc<crate::report::Page>,
     /// Scrapes in flight, up to `--web.max-requests`; `None`: no limit.
     in_flight: Option<Arc<Semaphore>>,
 }
@@ -112,7 +112,7 @@ pub fn router(
     store: Arc<SnapshotStore>,
     telemetry_path: &str,
     web: SharedWebConfig,
-    report: Arc<crate::report::html::Context>,
+    report: Arc<crate::report::Page>,
     limits: HttpLimits,
 ) -> Router {
     let state = AppState {
@@ -333,14 +333,8 @@ async fn report_page(State(state): State<AppState>) -> Response {
     if !state.store.is_ready() {
         return ready(State(state)).await;
     }
-    let snapshot = state.store.load();
-    let context = state.report.clone();
-    let rendered = tokio::task::spawn_blocking(move || {
-        let assessed = crate::assess::assess(snapshot, &context.policy, chrono::Utc::now());
-        let report = crate::report::Report::build(&assessed, context.key_ids);
-        crate::report::html::render(&report, &context)
-    })
-    .await;
+    let page = state.report.clone();
+    let rendered = tokio::task::spawn_blocking(move || page.render()).await;
     match rendered {
         Ok(page) => Html(page).into_response(),
         Err(e) => {

@@ -125,7 +125,6 @@ fn report() -> Report {
 
 fn context() -> html::Context {
     html::Context {
-        policy: Policy::default(),
         key_ids: KeyIdLabel::Last4,
         user_tags: vec!["team".into()],
         source: "IAM API".into(),

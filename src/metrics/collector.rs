@@ -30,7 +30,7 @@ impl Collector for SnapshotCollector {
         let assessed = self.assessor.assess();
         self.encode_keys(&mut encoder, &assessed.accounts)?;
         self.encode_users(&mut encoder, &assessed.accounts)?;
-        self.encode_accounts(&mut encoder, &assessed.accounts, &assessed.bucket_labels)?;
+        self.encode_accounts(&mut encoder, &assessed.accounts, &assessed.policy.age_buckets)?;
         self.encode_health(&mut encoder, &assessed.snapshot)
     }
 }

@@ -10,7 +10,6 @@ use base64::Engine as _;
 use sha2::Digest as _;
 
 use crate::labels::KeyIdLabel;
-use crate::policy::{short_duration, Policy};
 
 use super::{AccountRow, KeyRow, Report};
 
@@ -18,7 +17,6 @@ use super::{AccountRow, KeyRow, Report};
 /// and, for its header, where the data came from and which accounts it covers.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Context {
-    pub policy: Policy,
     pub key_ids: KeyIdLabel,
     /// The user tags exported (`labels.user_tags`), one details column each.
     pub user_tags: Vec<String>,
@@ -201,18 +199,18 @@ pub fn render(report: &Report, context: &Context) -> String {
         escape(&report.generated)
     );
     header(&mut out, report, context);
-    chart(&mut out, report, context);
+    chart(&mut out, report);
     high_risk(&mut out, report);
     details(&mut out, report, context);
-    summary(&mut out, report, context);
+    summary(&mut out, report);
     let _ = write!(out, "<script>{SCRIPT}</script>\n</body>\n</html>\n");
     out
 }
 
 fn header(out: &mut String, report: &Report, context: &Context) {
-    let policy = &context.policy;
-    let unused = match policy.unused_more_than {
-        Some(limit) => format!(", or unused for more than {}", short_duration(limit)),
+    let policy = &report.policy;
+    let unused = match &policy.unused_more_than {
+        Some(limit) => format!(", or unused for more than {limit}"),
         None => "; there is no limit on the time since last use".to_string(),
     };
     let masking = match context.key_ids {
@@ -238,10 +236,10 @@ never used more than {} after its creation{}.</dd>\n\
         escape(&context.scope),
         not_read(report),
         escape(&context.source),
-        short_duration(policy.rotated_more_than),
-        short_duration(policy.never_used_after),
+        policy.rotated_more_than,
+        policy.never_used_after,
         unused,
-        escape(&policy.age_buckets.labels().join(", ")),
+        escape(&policy.age_buckets.join(", ")),
         keys(report.details.len()),
         report.high_risk.len(),
     );
@@ -295,8 +293,8 @@ fn axis_step(max: usize) -> usize {
     }
 }
 
-fn chart(out: &mut String, report: &Report, context: &Context) {
-    let labels = context.policy.age_buckets.labels();
+fn chart(out: &mut String, report: &Report) {
+    let labels = &report.policy.age_buckets;
     let mut accounts: Vec<&AccountRow> = report.summary.iter().collect();
     accounts.sort_by(|a, b| {
         (account_label(&a.account_name, &a.account_id), &a.account_id)
@@ -647,9 +645,9 @@ fn details(out: &mut String, report: &Report, context: &Context) {
     out.push_str("</section>\n");
 }
 
-fn summary(out: &mut String, report: &Report, context: &Context) {
+fn summary(out: &mut String, report: &Report) {
     out.push_str("<section id=\"summary\">\n<h2>Summary</h2>\n");
-    let labels = context.policy.age_buckets.labels();
+    let labels = &report.policy.age_buckets;
     let header = [("Account".to_string(), false)]
         .into_iter()
         .chain(labels.iter().map(|l| (l.clone(), true)))
@@ -716,6 +714,7 @@ fn summary(out: &mut String, report: &Report, context: &Context) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::Policy;
     use crate::report::tests::{build, key, now, three_keys};
     use crate::snapshot::{Outcome, Snapshot};
     use crate::sources::{AccountData, KeyStatus, User};
@@ -773,7 +772,6 @@ mod tests {
 
     fn context() -> Context {
         Context {
-            policy: Policy::default(),
             key_ids: KeyIdLabel::Last4,
             user_tags: vec!["team".into()],
             source: "IAM API".into(),
@@ -783,7 +781,7 @@ mod tests {
 
     fn document() -> String {
         let context = context();
-        let report = build(snapshot(), &context.policy, context.key_ids);
+        let report = build(snapshot(), &Policy::default(), context.key_ids);
         render(&report, &context)
     }
 
@@ -814,7 +812,7 @@ mod tests {
         let mut context = context();
         context.scope = "<b>\"scope\"</b>".into();
         context.source = "file a&b.csv".into();
-        let html = render(&build(snapshot(), &context.policy, context.key_ids), &context);
+        let html = render(&build(snapshot(), &Policy::default(), context.key_ids), &context);
         assert!(html.contains("&lt;b&gt;&quot;scope&quot;&lt;/b&gt;") && html.contains("file a&amp;b.csv"));
     }
 
@@ -886,12 +884,12 @@ mod tests {
         };
         let snapshot = snapshot().with_outcomes(&[failed(Some("777788889999"))]);
         let context = context();
-        let html = render(&build(snapshot.clone(), &context.policy, context.key_ids), &context);
+        let html = render(&build(snapshot.clone(), &Policy::default(), context.key_ids), &context);
         assert!(html.contains("<dt>Not read</dt><dd class=\"risk\">777788889999: no refresh"));
         assert!(html.contains("<dt>Accounts</dt><dd>2 accounts read"));
         assert!(!document().contains("Not read"));
         let unknown = Snapshot::default().with_outcomes(&[failed(None)]);
-        let html = render(&build(unknown.clone(), &context.policy, context.key_ids), &context);
+        let html = render(&build(unknown.clone(), &Policy::default(), context.key_ids), &context);
         assert!(html.contains("<dd class=\"risk\">an account whose id is not known yet: no refresh"));
     }
 
@@ -922,7 +920,7 @@ mod tests {
             duration: Duration::from_secs(1),
         }]);
         let context = context();
-        let html = render(&build(snapshot.clone(), &context.policy, context.key_ids), &context);
+        let html = render(&build(snapshot.clone(), &Policy::default(), context.key_ids), &context);
         let bar = &html[html.find("<g class=\"bar\"").unwrap()..html.find("</svg>").unwrap()];
         assert!(bar.contains(">200</text></g>"), "wide enough: written on the segment");
         assert!(bar.contains("<g class=\"segment\" data-bucket=\"365d+\" data-count=\"1\">"));
