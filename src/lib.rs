@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod file_watch;
 pub mod ids;
 pub mod labels;
 pub mod listen;

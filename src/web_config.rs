@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
 use axum::http::{HeaderName, HeaderValue};
@@ -15,8 +14,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
 
-/// How often the files are checked for changes.
-const POLL: Duration = Duration::from_secs(2);
+use crate::file_watch::{self, FileMeta};
 
 /// Response headers the exporter-toolkit allows to be set.
 const ALLOWED_HEADERS: [&str; 5] = [
@@ -209,15 +207,8 @@ impl WebConfig {
         hasher.finalize().into()
     }
 
-    fn fingerprint(&self) -> Vec<Option<(SystemTime, u64)>> {
-        self.files
-            .iter()
-            .map(|f| {
-                std::fs::metadata(f)
-                    .ok()
-                    .and_then(|m| Some((m.modified().ok()?, m.len())))
-            })
-            .collect()
+    async fn fingerprint(&self) -> Vec<Option<FileMeta>> {
+        file_watch::stamps(self.files.clone()).await
     }
 }
 
@@ -321,13 +312,13 @@ pub type SharedWebConfig = Arc<ArcSwap<WebConfig>>;
 /// Reads the file again whenever it or a file it names changes; an invalid
 /// new version is logged and the previous one stays.
 pub async fn watch(path: PathBuf, shared: SharedWebConfig, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-    let mut seen = shared.load().fingerprint();
+    let mut seen = shared.load().fingerprint().await;
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(POLL) => {}
+            _ = tokio::time::sleep(file_watch::POLL) => {}
             _ = shutdown.changed() => return,
         }
-        let now = shared.load().fingerprint();
+        let now = shared.load().fingerprint().await;
         if now == seen {
             continue;
         }
@@ -341,7 +332,7 @@ pub async fn watch(path: PathBuf, shared: SharedWebConfig, mut shutdown: tokio::
         match loaded {
             Ok(config) => {
                 tracing::info!(file = %path.display(), "web configuration changed; now in force");
-                seen = config.fingerprint();
+                seen = config.fingerprint().await;
                 shared.store(Arc::new(config));
             }
             Err(e) => tracing::error!(error = %e, "web configuration changed but is invalid; keeping the previous one"),

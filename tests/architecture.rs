@@ -17,14 +17,14 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("ids", &[]),
     ("labels", &[]),
     ("listen", &[]),
-    ("watch", &[]),
+    ("file_watch", &[]),
     ("logging", &[]),
     ("aws", &[]),
     ("negotiate", &[]),
     ("connection", &[]),
     // Domain.
     ("accounts", &["ids"]),
-    ("sources", &["aws", "ids"]),
+    ("sources", &["aws", "file_watch", "ids"]),
     ("policy", &["sources"]),
     ("snapshot", &["sources"]),
     ("assess", &["policy", "snapshot", "sources"]),
@@ -34,9 +34,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // Runtime.
     (
         "refresh",
-        &["accounts", "aws", "ids", "labels", "snapshot", "sources", "watch"],
+        &["accounts", "aws", "ids", "labels", "snapshot", "sources", "file_watch"],
     ),
-    ("web_config", &["watch"]),
+    ("web_config", &["file_watch"]),
     ("error", &["sources"]),
     (
         "server",

@@ -26,13 +26,11 @@ use schedule::Schedule;
 
 use crate::accounts::{Accounts, Shard, Target};
 use crate::aws::{self, AwsCallCounters, Clients};
+use crate::file_watch::POLL;
 use crate::snapshot::{Outcome, SnapshotStore};
 use crate::sources::credential_report::{FileRead, ReportFile};
 use crate::sources::source::AccountSource;
 use crate::sources::{AccountData, ErrorReason, SourceError, UserFilter};
-
-/// How often a credential report file is checked for changes.
-const FILE_POLL: Duration = Duration::from_secs(2);
 
 /// Looks at a file being written before a one-off read (the first refresh,
 /// the `report` command) gives up on it.
@@ -140,7 +138,7 @@ impl Refresher {
                         FileRead::Read(result) => break result,
                         FileRead::Changing | FileRead::Unchanged if attempts < FILE_ATTEMPTS => {
                             attempts += 1;
-                            tokio::time::sleep(FILE_POLL).await;
+                            tokio::time::sleep(POLL).await;
                         }
                         FileRead::Changing | FileRead::Unchanged => {
                             break Err(SourceError::new(ErrorReason::Other, still_changing(file)));
@@ -202,7 +200,7 @@ impl Refresher {
         let mut changing_since: Option<Instant> = None;
         loop {
             tokio::select! {
-                _ = tokio::time::sleep_until((Instant::now() + FILE_POLL).min(next).into()) => {}
+                _ = tokio::time::sleep_until((Instant::now() + POLL).min(next).into()) => {}
                 _ = shutdown.changed() => return,
             }
             let Mode::File { file, .. } = &mut self.mode else {

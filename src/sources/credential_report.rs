@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use chrono::{DateTime, Utc};
 
 use super::{is_missing, AccessKey, AccountData, ErrorReason, KeyStatus, SourceError, User, ROOT_USER};
+use crate::file_watch::FileMeta;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("credential report line {line}: {message}")]
@@ -375,29 +376,6 @@ fn parse_time(value: &str) -> Result<Option<DateTime<Utc>>, String> {
 
 fn optional(value: &str) -> Option<String> {
     (!is_missing(value)).then(|| value.to_string())
-}
-
-/// What identifies a file's version without reading it. Inode and device
-/// tell a file renamed into place from the one it replaced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FileMeta {
-    len: u64,
-    modified: Option<SystemTime>,
-    #[cfg(unix)]
-    identity: (u64, u64, i64, i64),
-}
-
-impl FileMeta {
-    fn of(meta: &std::fs::Metadata) -> FileMeta {
-        #[cfg(unix)]
-        use std::os::unix::fs::MetadataExt as _;
-        FileMeta {
-            len: meta.len(),
-            modified: meta.modified().ok(),
-            #[cfg(unix)]
-            identity: (meta.dev(), meta.ino(), meta.ctime(), meta.ctime_nsec()),
-        }
-    }
 }
 
 /// Filesystems stamp modification times coarsely (a second on some): a
