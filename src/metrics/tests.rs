@@ -187,7 +187,7 @@ aws_iam_exporter_build_info{version="1.2.3",revision="abc",rustc_version="1.95.0
 /// active one high risk at any age; users are counted once, root never.
 #[test]
 fn renders_root_keys_and_merged_users_of_a_credential_report() {
-    let header = "user,arn,user_creation_time,password_enabled,password_last_used,password_last_changed,password_next_rotation,mfa_active,access_key_1_active,access_key_1_last_rotated,access_key_1_last_used_date,access_key_1_last_used_region,access_key_1_last_used_service,access_key_2_active,access_key_2_last_rotated,access_key_2_last_used_date,access_key_2_last_used_region,access_key_2_last_used_service,cert_1_active,cert_1_last_rotated,cert_2_active,cert_2_last_rotated";
+    let header = crate::sources::credential_report::TEST_HEADER;
     let report = format!(
         "{header}\n\
 <root_account>,arn:aws:iam::111122223333:root,2011-01-01T00:00:00+00:00,not_supported,N/A,not_supported,not_supported,false,TRUE,2026-11-18T00:00:00+00:00,2026-11-27T00:00:00+00:00,us-east-1,ec2,FALSE,2011-05-01T00:00:00+00:00,N/A,N/A,N/A,false,N/A,false,N/A\n\

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 
 use super::{is_missing, AccessKey, AccountData, ErrorReason, KeyStatus, SourceError, User, ROOT_USER};
 use crate::file_watch::FileMeta;
+use crate::ids::IamArn;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("credential report line {line}: {message}")]
@@ -292,7 +293,11 @@ fn parse_row(record: &csv::StringRecord, columns: &Columns, account_id: &str) ->
         return Err((Some(columns.user), "empty user name".into()));
     }
     let at_arn = |message| (Some(columns.arn), message);
-    let (arn_account, resource) = parse_arn(arn).ok_or_else(|| at_arn(format!("invalid ARN {}", echo(arn))))?;
+    let IamArn {
+        account: arn_account,
+        resource,
+        ..
+    } = IamArn::parse(arn).ok_or_else(|| at_arn(format!("invalid ARN {}", echo(arn))))?;
     if !account_id.is_empty() && account_id != arn_account {
         return Err(at_arn(format!(
             "ARN {} belongs to account {arn_account}, but earlier rows belong to {account_id}",
@@ -341,16 +346,6 @@ fn parse_row(record: &csv::StringRecord, columns: &Columns, account_id: &str) ->
         account_id: arn_account.to_string(),
         keys,
     })
-}
-
-/// `arn:PARTITION:iam::ACCOUNT:RESOURCE` -> (ACCOUNT, RESOURCE).
-fn parse_arn(arn: &str) -> Option<(&str, &str)> {
-    let mut parts = arn.splitn(6, ':');
-    let (scheme, _partition, service, _region) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    let (account, resource) = (parts.next()?, parts.next()?);
-    let valid =
-        scheme == "arn" && service == "iam" && account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());
-    valid.then_some((account, resource))
 }
 
 /// AWS's documentation writes `TRUE`, its reports `true`; one real report
@@ -525,12 +520,16 @@ fn parse_file(bytes: &[u8]) -> Result<AccountData, (ErrorReason, String)> {
     Ok(data)
 }
 
+/// The header row of every credential report, for the tests' reports.
+#[cfg(test)]
+pub(crate) const TEST_HEADER: &str = "user,arn,user_creation_time,password_enabled,password_last_used,password_last_changed,password_next_rotation,mfa_active,access_key_1_active,access_key_1_last_rotated,access_key_1_last_used_date,access_key_1_last_used_region,access_key_1_last_used_service,access_key_2_active,access_key_2_last_rotated,access_key_2_last_used_date,access_key_2_last_used_region,access_key_2_last_used_service,cert_1_active,cert_1_last_rotated,cert_2_active,cert_2_last_rotated";
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::TimeZone;
 
-    const HEADER: &str = "user,arn,user_creation_time,password_enabled,password_last_used,password_last_changed,password_next_rotation,mfa_active,access_key_1_active,access_key_1_last_rotated,access_key_1_last_used_date,access_key_1_last_used_region,access_key_1_last_used_service,access_key_2_active,access_key_2_last_rotated,access_key_2_last_used_date,access_key_2_last_used_region,access_key_2_last_used_service,cert_1_active,cert_1_last_rotated,cert_2_active,cert_2_last_rotated";
+    use super::TEST_HEADER as HEADER;
 
     fn t(y: i32, mo: u32, d: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(y, mo, d, 10, 0, 0).unwrap()
@@ -1130,7 +1129,7 @@ mod properties {
     use super::*;
     use proptest::prelude::*;
 
-    const HEADER: &str = "user,arn,user_creation_time,password_enabled,password_last_used,password_last_changed,password_next_rotation,mfa_active,access_key_1_active,access_key_1_last_rotated,access_key_1_last_used_date,access_key_1_last_used_region,access_key_1_last_used_service,access_key_2_active,access_key_2_last_rotated,access_key_2_last_used_date,access_key_2_last_used_region,access_key_2_last_used_service,cert_1_active,cert_1_last_rotated,cert_2_active,cert_2_last_rotated";
+    use super::TEST_HEADER as HEADER;
 
     /// One key slot: (active, rotated secs, used secs after rotation).
     type Slot = Option<(bool, i64, Option<i64>)>;

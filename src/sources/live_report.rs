@@ -155,8 +155,10 @@ mod tests {
     use aws_smithy_types::retry::RetryConfig;
     use chrono::TimeZone;
 
-    const REPORT: &str = "user,arn,user_creation_time,password_enabled,password_last_used,password_last_changed,password_next_rotation,mfa_active,access_key_1_active,access_key_1_last_rotated,access_key_1_last_used_date,access_key_1_last_used_region,access_key_1_last_used_service,access_key_2_active,access_key_2_last_rotated,access_key_2_last_used_date,access_key_2_last_used_region,access_key_2_last_used_service,cert_1_active,cert_1_last_rotated,cert_2_active,cert_2_last_rotated\n\
-alice,arn:aws:iam::111122223333:user/alice,2020-01-01T10:00:00+00:00,false,N/A,N/A,N/A,false,true,2024-02-01T10:00:00+00:00,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A\n";
+    /// A report of one user, as IAM returns it.
+    fn one_user_report() -> Vec<u8> {
+        format!("{}\nalice,arn:aws:iam::111122223333:user/alice,2020-01-01T10:00:00+00:00,false,N/A,N/A,N/A,false,true,2024-02-01T10:00:00+00:00,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A\n", credential_report::TEST_HEADER).into_bytes()
+    }
 
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).unwrap()
@@ -166,7 +168,7 @@ alice,arn:aws:iam::111122223333:user/alice,2020-01-01T10:00:00+00:00,false,N/A,N
         let generated = aws_smithy_types::DateTime::from_secs((now().timestamp() - age.as_secs() as i64) as _);
         mock!(Client::get_credential_report).then_output(move || {
             GetCredentialReportOutput::builder()
-                .content(aws_smithy_types::Blob::new(REPORT))
+                .content(aws_smithy_types::Blob::new(one_user_report()))
                 .generated_time(generated)
                 .build()
         })
@@ -337,7 +339,7 @@ alice,arn:aws:iam::111122223333:user/alice,2020-01-01T10:00:00+00:00,false,N/A,N
             .times(2)
             .output(|| {
                 GetCredentialReportOutput::builder()
-                    .content(aws_smithy_types::Blob::new(REPORT))
+                    .content(aws_smithy_types::Blob::new(one_user_report()))
                     .generated_time(aws_smithy_types::DateTime::from_secs(now().timestamp()))
                     .build()
             })
