@@ -508,11 +508,30 @@ fn look(path: &Path, taken: Option<&Taken>, settle: impl FnOnce()) -> (FileRead,
     (FileRead::Read(result), Some(version))
 }
 
+/// Why bytes are not a credential report: not text, or not a report.
+#[derive(Debug)]
+pub enum BytesError {
+    NotUtf8(std::str::Utf8Error),
+    Parse(ParseError),
+}
+
+/// A report as AWS or a file hands it over, as bytes; each caller words the
+/// error for its own log line.
+pub fn parse_bytes(bytes: &[u8]) -> Result<AccountData, BytesError> {
+    let text = std::str::from_utf8(bytes).map_err(BytesError::NotUtf8)?;
+    parse(text).map_err(BytesError::Parse)
+}
+
 /// A report file's bytes to its data. The file's modification time stands
 /// for the time the report was generated, which the CSV does not carry.
 fn parse_file(bytes: &[u8]) -> Result<AccountData, (ErrorReason, String)> {
-    let text = std::str::from_utf8(bytes).map_err(|e| (ErrorReason::InvalidResponse, format!("not UTF-8: {e}")))?;
-    let data = parse(text).map_err(|e| (ErrorReason::InvalidResponse, e.to_string()))?;
+    let data = parse_bytes(bytes).map_err(|e| {
+        let message = match e {
+            BytesError::NotUtf8(e) => format!("not UTF-8: {e}"),
+            BytesError::Parse(e) => e.to_string(),
+        };
+        (ErrorReason::InvalidResponse, message)
+    })?;
     if data.account_id.is_empty() {
         let message = "credential report line 1: the report has no rows, so its account is unknown".to_string();
         return Err((ErrorReason::InvalidResponse, message));

@@ -7,7 +7,8 @@ use std::time::Duration;
 use aws_sdk_iam::types::ReportStateType;
 use chrono::{DateTime, Utc};
 
-use super::{credential_report, AccountData, ErrorReason, SourceError};
+use super::credential_report::{self, BytesError};
+use super::{AccountData, ErrorReason, SourceError};
 use crate::aws::classify;
 
 /// AWS regenerates a credential report at most every four hours; a younger
@@ -124,14 +125,13 @@ pub async fn fetch(
 }
 
 fn parse(content: &[u8], generated: Option<DateTime<Utc>>) -> Result<AccountData, SourceError> {
-    let text = std::str::from_utf8(content).map_err(|e| {
-        SourceError::new(
-            ErrorReason::InvalidResponse,
-            format!("credential report is not UTF-8: {e}"),
-        )
+    let mut data = credential_report::parse_bytes(content).map_err(|e| {
+        let message = match e {
+            BytesError::NotUtf8(e) => format!("credential report is not UTF-8: {e}"),
+            BytesError::Parse(e) => format!("GetCredentialReport: {e}"),
+        };
+        SourceError::new(ErrorReason::InvalidResponse, message)
     })?;
-    let mut data = credential_report::parse(text)
-        .map_err(|e| SourceError::new(ErrorReason::InvalidResponse, format!("GetCredentialReport: {e}")))?;
     data.credential_report_generated = generated;
     Ok(data)
 }
