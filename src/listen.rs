@@ -1,5 +1,25 @@
-//! Listen addresses as the flags spell them, parsed for the config's
-//! validation and for binding the listeners.
+//! Listen addresses as the flags spell them, parsed once by the config and
+//! bound by the server; and the file that says where the listeners are.
+
+/// A listen address: how it was spelled (for messages) and its parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenAddress {
+    pub spelled: String,
+    /// Empty: every interface.
+    pub host: String,
+    pub port: u16,
+}
+
+impl ListenAddress {
+    pub fn parse(address: &str) -> Result<ListenAddress, String> {
+        let (host, port) = split_listen_address(address)?;
+        Ok(ListenAddress {
+            spelled: address.to_string(),
+            host,
+            port,
+        })
+    }
+}
 
 /// `:9781` (every interface), `host:port`, `[v6]:port`.
 pub fn split_listen_address(address: &str) -> std::result::Result<(String, u16), String> {

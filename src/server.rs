@@ -21,7 +21,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::connection::{Clock, HttpLimits, Limited, RequestGuard};
 use crate::error::{Error, Result};
-use crate::listen::split_listen_address;
+use crate::listen::ListenAddress;
 use crate::metrics::{BuildInfo, Format, Metrics};
 use crate::report::html::escape as html_escape;
 use crate::snapshot::SnapshotStore;
@@ -391,15 +391,14 @@ pub fn raise_open_files_limit() {
 pub fn raise_open_files_limit() {}
 
 /// Binds every address first, so that a taken port fails the start.
-pub async fn bind(addresses: &[String]) -> Result<Vec<TcpListener>> {
+pub async fn bind(addresses: &[ListenAddress]) -> Result<Vec<TcpListener>> {
     let mut listeners = Vec::with_capacity(addresses.len());
     for address in addresses {
         let fail = |source| Error::Listen {
-            address: address.clone(),
+            address: address.spelled.clone(),
             source,
         };
-        let (host, port) = split_listen_address(address)
-            .map_err(|e| fail(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
+        let (host, port) = (&address.host, address.port);
         let listener = if host.is_empty() {
             // `:port` means every interface: IPv6 and IPv4 where the host has
             // both, IPv4 alone where it has no IPv6.

@@ -13,7 +13,7 @@ use crate::cli::Flags;
 use crate::connection::HttpLimits;
 use crate::error::{Error, Result};
 use crate::labels::Labels;
-use crate::listen::split_listen_address;
+use crate::listen::ListenAddress;
 use crate::logging::{LogFormat, LogLevel};
 use crate::policy::Policy;
 use crate::sources::{SourceKind, UserFilter};
@@ -28,7 +28,7 @@ pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(30 * 60);
 /// Everything the exporter runs with, after merging file and flags.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub listen_addresses: Vec<String>,
+    pub listen_addresses: Vec<ListenAddress>,
     pub telemetry_path: String,
     pub web_config_file: Option<PathBuf>,
     /// Where to write the bound listen addresses (`--web.bound-addresses-file`).
@@ -72,14 +72,16 @@ impl Settings {
         } else if telemetry_path == "/report" {
             problems.push("--web.telemetry-path: \"/report\" is the HTML report's path; choose another".into());
         }
-        let listen_addresses = if flags.listen_addresses.is_empty() {
+        let spelled = if flags.listen_addresses.is_empty() {
             vec![DEFAULT_LISTEN_ADDRESS.to_string()]
         } else {
             flags.listen_addresses.clone()
         };
-        for address in &listen_addresses {
-            if let Err(e) = split_listen_address(address) {
-                problems.push(format!("--web.listen-address: {e}"));
+        let mut listen_addresses = Vec::with_capacity(spelled.len());
+        for address in &spelled {
+            match ListenAddress::parse(address) {
+                Ok(parsed) => listen_addresses.push(parsed),
+                Err(e) => problems.push(format!("--web.listen-address: {e}")),
             }
         }
         let max_concurrent_requests = flags

@@ -4,6 +4,7 @@ use super::*;
 use crate::accounts::{OrganizationAccounts, StaticAccount};
 use crate::ids::role_arn_account;
 use crate::labels::KeyIdLabel;
+use crate::listen::split_listen_address;
 use crate::policy::AgeBuckets;
 
 #[test]
@@ -172,7 +173,8 @@ fn flags_override_the_file() {
     assert_eq!(settings.refresh_interval, Duration::from_secs(60));
     assert_eq!(settings.source, SourceKind::CredentialReport);
     assert_eq!(settings.aws.max_attempts, 5);
-    assert_eq!(settings.listen_addresses, [":9781"]);
+    let spelled: Vec<&str> = settings.listen_addresses.iter().map(|a| a.spelled.as_str()).collect();
+    assert_eq!(spelled, [":9781"]);
     assert_eq!(settings.telemetry_path, "/metrics");
 }
 
