@@ -790,7 +790,7 @@ mod tests {
                 users: vec![user("alice", HOSTILE_TAG), user("bob", "ops")],
                 keys: three_keys(),
                 root_access_key_present: true,
-                credential_report_generated: None,
+                ..AccountData::default()
             }),
             outcome(AccountData {
                 account_id: "444455556666".into(),
@@ -809,7 +809,7 @@ mod tests {
                     })
                     .collect(),
                 root_access_key_present: false,
-                credential_report_generated: None,
+                ..AccountData::default()
             }),
         ])
     }
