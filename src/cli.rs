@@ -119,12 +119,34 @@ pub struct Flags {
     )]
     pub web_config_file: Option<PathBuf>,
 
+    /// Longest a client may take to send a request's headers, the first one
+    /// timed from the connection (TLS handshake included) (default 10s).
+    #[arg(long = "web.read-header-timeout", global = true, env = "AWS_IAM_KEY_EXPORTER_WEB_READ_HEADER_TIMEOUT", value_parser = parse_interval)]
+    pub read_header_timeout: Option<Duration>,
+
+    /// Longest a keep-alive connection may wait for its next request (default 2m).
+    #[arg(long = "web.idle-timeout", global = true, env = "AWS_IAM_KEY_EXPORTER_WEB_IDLE_TIMEOUT", value_parser = parse_interval)]
+    pub idle_timeout: Option<Duration>,
+
+    /// Longest from a request's headers to the last byte of its response;
+    /// a slower reader is cut off (default 1m).
+    #[arg(long = "web.write-timeout", global = true, env = "AWS_IAM_KEY_EXPORTER_WEB_WRITE_TIMEOUT", value_parser = parse_interval)]
+    pub write_timeout: Option<Duration>,
+
+    /// Scrapes in flight at once; more get 503 at once; 0: no limit (default 40).
+    #[arg(
+        long = "web.max-requests",
+        global = true,
+        env = "AWS_IAM_KEY_EXPORTER_WEB_MAX_REQUESTS"
+    )]
+    pub max_requests: Option<usize>,
+
     /// YAML configuration file; flags override it.
     #[arg(long = "config.file", global = true, env = "AWS_IAM_KEY_EXPORTER_CONFIG_FILE")]
     pub config_file: Option<PathBuf>,
 
     /// Time between refreshes, e.g. 90s, 15m, 1h (default 30m).
-    #[arg(long = "refresh.interval", global = true, env = "AWS_IAM_KEY_EXPORTER_REFRESH_INTERVAL", value_parser = parse_duration)]
+    #[arg(long = "refresh.interval", global = true, env = "AWS_IAM_KEY_EXPORTER_REFRESH_INTERVAL", value_parser = parse_interval)]
     pub refresh_interval: Option<Duration>,
 
     /// Where key data comes from (default api).
@@ -156,15 +178,15 @@ pub struct Flags {
     pub max_concurrent_accounts: Option<usize>,
 
     /// Longest wait for AWS to finish a credential report (default 5m).
-    #[arg(long = "credential-report.max-wait", global = true, env = "AWS_IAM_KEY_EXPORTER_CREDENTIAL_REPORT_MAX_WAIT", value_parser = parse_duration)]
+    #[arg(long = "credential-report.max-wait", global = true, env = "AWS_IAM_KEY_EXPORTER_CREDENTIAL_REPORT_MAX_WAIT", value_parser = parse_interval)]
     pub credential_report_max_wait: Option<Duration>,
 
     /// Longest wait for one attempt of an AWS call (default 30s).
-    #[arg(long = "aws.call-timeout", global = true, env = "AWS_IAM_KEY_EXPORTER_AWS_CALL_TIMEOUT", value_parser = parse_duration)]
+    #[arg(long = "aws.call-timeout", global = true, env = "AWS_IAM_KEY_EXPORTER_AWS_CALL_TIMEOUT", value_parser = parse_interval)]
     pub call_timeout: Option<Duration>,
 
     /// Longest time one account's refresh may take (default: the refresh interval, at least 5m).
-    #[arg(long = "aws.refresh-timeout", global = true, env = "AWS_IAM_KEY_EXPORTER_AWS_REFRESH_TIMEOUT", value_parser = parse_duration)]
+    #[arg(long = "aws.refresh-timeout", global = true, env = "AWS_IAM_KEY_EXPORTER_AWS_REFRESH_TIMEOUT", value_parser = parse_interval)]
     pub refresh_timeout: Option<Duration>,
 
     /// Attempts per AWS call, first try included, with standard backoff (default 3).
@@ -198,6 +220,27 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if parsed.is_zero() {
         return Err(format!("invalid duration {text:?}: must be greater than zero"));
     }
+    // Far beyond any key's age, and still exact in f64 seconds and in the
+    // clock's arithmetic.
+    if parsed > MAX_DURATION {
+        return Err(format!("invalid duration {text:?}: must be at most 36500d (100 years)"));
+    }
+    Ok(parsed)
+}
+
+/// The longest interval or timeout: added to the monotonic clock (which
+/// panics on overflow), it must stay far from the clock's limits.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(365 * 86_400);
+const MAX_DURATION: Duration = Duration::from_secs(36_500 * 86_400);
+
+/// A duration that is waited for (an interval, a timeout): at most a year.
+pub fn parse_interval(text: &str) -> Result<Duration, String> {
+    let parsed = parse_duration(text)?;
+    if parsed > MAX_INTERVAL {
+        return Err(format!(
+            "invalid duration {text:?}: an interval or timeout must be at most 365d"
+        ));
+    }
     Ok(parsed)
 }
 
@@ -217,6 +260,32 @@ mod tests {
         assert_eq!(parse_duration("365d"), Ok(Duration::from_secs(365 * 86_400)));
         assert!(parse_duration("0s").unwrap_err().contains("greater than zero"));
         assert!(parse_duration("soon").unwrap_err().contains("\"soon\""));
+        assert!(parse_duration("500000000000y").unwrap_err().contains("at most 36500d"));
+        assert_eq!(parse_interval("365d"), Ok(MAX_INTERVAL));
+        assert!(parse_interval("366d").unwrap_err().contains("at most 365d"));
+        assert!(parse_interval("500000000000y").is_err());
+    }
+
+    #[test]
+    fn web_limit_flags_read_their_environment_variables() {
+        let cli = Cli::try_parse_from(["x", "--web.read-header-timeout", "3s", "--web.max-requests", "7"]).unwrap();
+        assert_eq!(cli.flags.read_header_timeout, Some(Duration::from_secs(3)));
+        assert_eq!(cli.flags.max_requests, Some(7));
+        let err = Cli::try_parse_from(["x", "--web.write-timeout", "500000000000y"]).unwrap_err();
+        assert!(err.to_string().contains("--web.write-timeout"), "{err}");
+        let names: Vec<String> = Cli::command()
+            .get_arguments()
+            .filter(|a| a.get_long().is_some_and(|l| l.starts_with("web.")))
+            .map(|a| a.get_env().unwrap().to_string_lossy().into_owned())
+            .collect();
+        for env in [
+            "AWS_IAM_KEY_EXPORTER_WEB_READ_HEADER_TIMEOUT",
+            "AWS_IAM_KEY_EXPORTER_WEB_IDLE_TIMEOUT",
+            "AWS_IAM_KEY_EXPORTER_WEB_WRITE_TIMEOUT",
+            "AWS_IAM_KEY_EXPORTER_WEB_MAX_REQUESTS",
+        ] {
+            assert!(names.iter().any(|n| n == env), "{env} in {names:?}");
+        }
     }
 
     #[test]

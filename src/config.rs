@@ -9,7 +9,8 @@ use std::time::Duration;
 use serde_norway::{Mapping, Value};
 
 use crate::aws::AwsSettings;
-use crate::cli::{parse_duration, Flags, LogFormat, LogLevel, SourceKind};
+use crate::cli::{parse_duration, parse_interval, Flags, LogFormat, LogLevel, SourceKind};
+use crate::connection::HttpLimits;
 use crate::error::{Error, Result};
 use crate::policy::{AgeBuckets, Policy};
 use crate::sources::UserFilter;
@@ -102,6 +103,7 @@ pub struct Settings {
     pub listen_addresses: Vec<String>,
     pub telemetry_path: String,
     pub web_config_file: Option<PathBuf>,
+    pub http: HttpLimits,
     pub refresh_interval: Duration,
     pub source: SourceKind,
     pub credential_report_file: Option<PathBuf>,
@@ -187,6 +189,15 @@ impl Settings {
             listen_addresses,
             telemetry_path,
             web_config_file: flags.web_config_file.clone(),
+            http: {
+                let default = HttpLimits::default();
+                HttpLimits {
+                    read_header_timeout: flags.read_header_timeout.unwrap_or(default.read_header_timeout),
+                    idle_timeout: flags.idle_timeout.unwrap_or(default.idle_timeout),
+                    write_timeout: flags.write_timeout.unwrap_or(default.write_timeout),
+                    max_requests: flags.max_requests.unwrap_or(default.max_requests),
+                }
+            },
             refresh_interval: flags
                 .refresh_interval
                 .or(file.refresh_interval)
@@ -329,6 +340,12 @@ impl Validator {
         parse_duration(&text).map_err(|e| self.problem(path, e)).ok()
     }
 
+    /// A duration that is waited for: at most a year.
+    fn interval(&mut self, value: Option<&Value>, path: &str) -> Option<Duration> {
+        let text = self.string(value, path)?;
+        parse_interval(&text).map_err(|e| self.problem(path, e)).ok()
+    }
+
     fn integer(&mut self, value: Option<&Value>, path: &str, min: u64) -> Option<u64> {
         match value? {
             Value::Null => None,
@@ -387,7 +404,7 @@ impl Validator {
         let Some(root) = self.mapping(Some(root), "(top level)", &known) else {
             return config;
         };
-        config.refresh_interval = self.duration(root.get("refresh_interval"), "refresh_interval");
+        config.refresh_interval = self.interval(root.get("refresh_interval"), "refresh_interval");
         config.source = self
             .string(root.get("source"), "source")
             .and_then(|s| match s.as_str() {
@@ -414,7 +431,7 @@ impl Validator {
             });
         }
         if let Some(report) = self.mapping(root.get("credential_report"), "credential_report", &["max_wait"]) {
-            config.credential_report_max_wait = self.duration(report.get("max_wait"), "credential_report.max_wait");
+            config.credential_report_max_wait = self.interval(report.get("max_wait"), "credential_report.max_wait");
         }
         let known_aws = [
             "max_concurrent_requests",
@@ -424,8 +441,8 @@ impl Validator {
             "refresh_timeout",
         ];
         if let Some(aws) = self.mapping(root.get("aws"), "aws", &known_aws) {
-            config.call_timeout = self.duration(aws.get("call_timeout"), "aws.call_timeout");
-            config.refresh_timeout = self.duration(aws.get("refresh_timeout"), "aws.refresh_timeout");
+            config.call_timeout = self.interval(aws.get("call_timeout"), "aws.call_timeout");
+            config.refresh_timeout = self.interval(aws.get("refresh_timeout"), "aws.refresh_timeout");
             config.max_concurrent_accounts = self
                 .integer(aws.get("max_concurrent_accounts"), "aws.max_concurrent_accounts", 1)
                 .map(|n| n.min(256) as usize);
@@ -776,6 +793,31 @@ shard: {index: 3, count: 3}
                 "labels.access_key_id: \"partial\" is not one of full, last4, none",
                 "shard.index: 3 must be below shard.count (3)",
             ]
+        );
+    }
+
+    #[test]
+    fn durations_past_the_clock_and_sub_second_buckets_are_refused() {
+        let problems = parse_config(
+            "refresh_interval: 500000000000y\naws: {call_timeout: 400d}\ncredential_report: {max_wait: 2y}\n\
+policy:\n  high_risk: {rotated_more_than: 500000000000y}\n  age_buckets: [500ms, 700ms, 900ms]\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            problems,
+            [
+                "refresh_interval: invalid duration \"500000000000y\": must be at most 36500d (100 years)",
+                "policy.high_risk.rotated_more_than: invalid duration \"500000000000y\": must be at most 36500d (100 years)",
+                "policy.age_buckets: bounds must be whole seconds, as their labels are (500ms is not)",
+                "credential_report.max_wait: invalid duration \"2y\": an interval or timeout must be at most 365d",
+                "aws.call_timeout: invalid duration \"400d\": an interval or timeout must be at most 365d",
+            ]
+        );
+        // Whole seconds are fine, and labelled in their own unit.
+        let config = parse_config("refresh_interval: 365d\npolicy: {age_buckets: [90s, 12h, 30d]}\n").unwrap();
+        assert_eq!(
+            config.policy.age_buckets.labels(),
+            ["0-90s", "90s-12h", "12h-30d", "30d+"]
         );
     }
 

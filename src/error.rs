@@ -29,6 +29,9 @@ pub enum Error {
 
     #[error("cannot write output: {0}")]
     Output(String),
+
+    #[error("the refresh task ended unexpectedly ({0}); exiting rather than serving stale data")]
+    RefreshStopped(&'static str),
 }
 
 impl Error {

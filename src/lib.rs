@@ -8,9 +8,11 @@ pub mod accounts;
 pub mod aws;
 pub mod cli;
 pub mod config;
+pub mod connection;
 pub mod error;
 pub mod logging;
 pub mod metrics;
+pub mod negotiate;
 pub mod policy;
 pub mod refresh;
 pub mod report;
@@ -144,6 +146,7 @@ async fn serve(settings: Settings) -> Result<i32> {
         None => web_config::WebConfig::default(),
     };
     let web: web_config::SharedWebConfig = Arc::new(arc_swap::ArcSwap::from_pointee(web_config));
+    server::raise_open_files_limit();
     let listeners = server::bind(&settings.listen_addresses).await?;
     let exporter = build(&settings).await?;
     let (stop, stopped) = watch::channel(false);
@@ -156,6 +159,7 @@ async fn serve(settings: Settings) -> Result<i32> {
         &settings.telemetry_path,
         web.clone(),
         Arc::new(report::html::Context::from_settings(&settings)),
+        settings.http,
     );
     let refresh = tokio::spawn(exporter.refresher.run(stopped.clone()));
     tokio::spawn(async move {
@@ -163,9 +167,40 @@ async fn serve(settings: Settings) -> Result<i32> {
         tracing::info!("shutting down");
         let _ = stop.send(true);
     });
-    server::serve(listeners, router, web, stopped).await?;
-    let _ = refresh.await;
-    Ok(0)
+    let server = server::serve(listeners, router, web, settings.http, stopped.clone());
+    supervise(server, refresh, stopped).await
+}
+
+/// Serves until shutdown. The refresh task returns only at shutdown: if it
+/// ends before (a panic, a bug), the exporter would go on serving ever older
+/// data while ready, so it exits non-zero instead and lets its supervisor
+/// restart it.
+async fn supervise(
+    server: impl std::future::Future<Output = Result<()>>,
+    mut refresh: tokio::task::JoinHandle<()>,
+    stopped: watch::Receiver<bool>,
+) -> Result<i32> {
+    tokio::pin!(server);
+    tokio::select! {
+        served = &mut server => {
+            served?;
+            let _ = refresh.await;
+            Ok(0)
+        }
+        ended = &mut refresh => {
+            if *stopped.borrow() {
+                server.await?;
+                return Ok(0);
+            }
+            let why = match ended {
+                Err(e) if e.is_panic() => "it panicked",
+                Err(_) => "it was cancelled",
+                Ok(()) => "it returned",
+            };
+            tracing::error!(reason = why, "the refresh task ended unexpectedly; exiting so that the exporter is restarted");
+            Err(Error::RefreshStopped(why))
+        }
+    }
 }
 
 async fn wait_for_signal() {
@@ -222,4 +257,36 @@ async fn report(settings: Settings, args: ReportArgs) -> Result<i32> {
     } else {
         0
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_refresh_task_that_dies_stops_the_exporter() {
+        let (_stop, stopped) = watch::channel(false);
+        let refresh = tokio::spawn(async { panic!("overflow when adding duration to instant") });
+        let result = supervise(futures::future::pending(), refresh, stopped).await;
+        let err = result.unwrap_err();
+        assert!(matches!(err, Error::RefreshStopped("it panicked")), "{err}");
+        assert_eq!(err.exit_code(), 1);
+
+        let (_stop, stopped) = watch::channel(false);
+        let refresh = tokio::spawn(async {});
+        let result = supervise(futures::future::pending(), refresh, stopped).await;
+        assert!(matches!(result, Err(Error::RefreshStopped("it returned"))));
+    }
+
+    #[tokio::test]
+    async fn at_shutdown_the_server_finishes_whatever_the_refresh_task_does() {
+        let (stop, stopped) = watch::channel(false);
+        stop.send(true).unwrap();
+        let refresh = tokio::spawn(async {});
+        let server = async {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            Ok(())
+        };
+        assert_eq!(supervise(server, refresh, stopped).await.unwrap(), 0);
+    }
 }

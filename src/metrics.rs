@@ -26,11 +26,18 @@ pub enum Format {
 }
 
 impl Format {
-    /// OpenMetrics only when the scraper asks for it, as Prometheus does.
+    /// OpenMetrics only when the scraper prefers it to the text format (by
+    /// q-value, as Prometheus asks); the text format otherwise, even when
+    /// neither is acceptable, as Prometheus' own handler does.
     pub fn from_accept(accept: Option<&str>) -> Format {
-        match accept {
-            Some(a) if a.contains("application/openmetrics-text") => Format::OpenMetrics,
-            _ => Format::Text,
+        let Some(accept) = accept else {
+            return Format::Text;
+        };
+        let open_metrics = crate::negotiate::media_quality(accept, "application/openmetrics-text");
+        if open_metrics > 0.0 && open_metrics > crate::negotiate::media_quality(accept, "text/plain") {
+            Format::OpenMetrics
+        } else {
+            Format::Text
         }
     }
 
@@ -769,6 +776,18 @@ two,arn:aws:iam::111122223333:user/ci/two,2020-01-01T00:00:00+00:00,false,N/A,N/
         );
         let prometheus = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
         assert_eq!(Format::from_accept(Some(prometheus)), Format::OpenMetrics);
+        assert_eq!(
+            Format::from_accept(Some("application/openmetrics-text;q=0")),
+            Format::Text
+        );
+        assert_eq!(
+            Format::from_accept(Some("APPLICATION/OPENMETRICS-TEXT; version=1.0.0")),
+            Format::OpenMetrics
+        );
+        assert_eq!(
+            Format::from_accept(Some("text/plain;q=0.9, application/openmetrics-text;q=0.5")),
+            Format::Text
+        );
     }
 
     #[test]

@@ -125,6 +125,14 @@ impl AgeBuckets {
         if bounds[0].is_zero() {
             return Err("bounds must be greater than zero".into());
         }
+        // Labels are in whole d, h, m or s: a fraction would be labelled as
+        // something it is not (500ms as `0d`).
+        if let Some(bound) = bounds.iter().find(|b| b.subsec_nanos() != 0) {
+            return Err(format!(
+                "bounds must be whole seconds, as their labels are ({} is not)",
+                humantime::format_duration(*bound)
+            ));
+        }
         if let Some(pair) = bounds.windows(2).find(|w| w[0] >= w[1]) {
             return Err(format!(
                 "bounds must be strictly increasing ({} is not below {})",

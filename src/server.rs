@@ -1,5 +1,7 @@
 //! The HTTP server: landing page, metrics, health and readiness, on every
-//! listen address, with gzip when the scraper accepts it.
+//! listen address, with gzip when the scraper accepts it; time limits on
+//! every connection (see [`crate::connection`]) and a bound on scrapes in
+//! flight.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,10 +17,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tower_http::compression::CompressionLayer;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::config::split_listen_address;
+use crate::connection::{Clock, HttpLimits, Limited, RequestGuard};
 use crate::error::{Error, Result};
 use crate::metrics::{BuildInfo, Format, Metrics};
 use crate::report::html::escape as html_escape;
@@ -37,6 +39,8 @@ struct AppState {
     telemetry_path: Arc<str>,
     renders: Arc<RenderShare>,
     report: Arc<crate::report::html::Context>,
+    /// Scrapes in flight, up to `--web.max-requests`; `None`: no limit.
+    in_flight: Option<Arc<Semaphore>>,
 }
 
 /// Scrapes that arrive while a rendering is in flight, or within
@@ -109,6 +113,7 @@ pub fn router(
     telemetry_path: &str,
     web: SharedWebConfig,
     report: Arc<crate::report::html::Context>,
+    limits: HttpLimits,
 ) -> Router {
     let state = AppState {
         metrics,
@@ -116,6 +121,7 @@ pub fn router(
         telemetry_path: telemetry_path.into(),
         renders: Arc::default(),
         report,
+        in_flight: (limits.max_requests > 0).then(|| Arc::new(Semaphore::new(limits.max_requests))),
     };
     Router::new()
         .route("/", get(landing_page))
@@ -128,8 +134,27 @@ pub fn router(
         .route("/-/healthy", get(|| async { "Healthy\n" }))
         .route("/-/ready", get(ready))
         .layer(axum::middleware::from_fn_with_state(web, response_headers))
-        .layer(CompressionLayer::new())
         .with_state(state)
+}
+
+/// `user:password` of an `Authorization: Basic` header; the scheme in any
+/// case (RFC 7235).
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let (scheme, b64) = headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .trim()
+        .split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?;
+    let (user, password) = String::from_utf8(raw)
+        .ok()?
+        .split_once(':')
+        .map(|(u, p)| (u.to_string(), p.to_string()))?;
+    Some((user, password))
 }
 
 /// Basic authentication against `basic_auth_users`, when there are any.
@@ -138,22 +163,8 @@ async fn basic_auth(State(web): State<SharedWebConfig>, request: Request, next: 
     if config.users.is_empty() {
         return next.run(request).await;
     }
-    let credentials = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic "))
-        .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok())
-        .and_then(|raw| String::from_utf8(raw).ok())
-        .and_then(|pair| {
-            pair.split_once(':')
-                .map(|(user, password)| (user.to_string(), password.to_string()))
-        });
-    let authorized = match credentials {
-        // bcrypt is slow on purpose: keep it off the async workers.
-        Some((user, password)) => tokio::task::spawn_blocking(move || config.authenticate(&user, &password))
-            .await
-            .unwrap_or(false),
+    let authorized = match basic_credentials(request.headers()) {
+        Some((user, password)) => config.authorize(user, password).await,
         None => false,
     };
     if authorized {
@@ -181,28 +192,46 @@ async fn response_headers(State(web): State<SharedWebConfig>, request: Request, 
 }
 
 async fn metrics_handler(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    // As node_exporter's --web.max-requests: a scrape over the limit is
+    // refused at once rather than queued behind the others. The permit is
+    // held until the body is sent.
+    let permit = match &state.in_flight {
+        Some(limit) => match limit.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Too many scrapes in flight (--web.max-requests); try again\n",
+                )
+                    .into_response()
+            }
+        },
+        None => None,
+    };
     let format = Format::from_accept(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
-    let gzip = headers
+    let coding = headers
         .get(header::ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(accepts_gzip);
+        .and_then(crate::negotiate::gzip_coding);
     // Rendering and compressing run on the blocking pool: they would stall
     // other requests on this worker.
-    match state.renders.get(&state.metrics, format, gzip).await {
+    match state.renders.get(&state.metrics, format, coding.is_some()).await {
         Ok(body) => {
             let mut response = (
-                [(header::CONTENT_TYPE, format.content_type())],
-                axum::body::Body::from(bytes::Bytes::from_owner(SharedBody(body))),
+                [
+                    (header::CONTENT_TYPE, format.content_type()),
+                    (header::VARY, "accept, accept-encoding"),
+                ],
+                axum::body::Body::new(Chunked {
+                    rest: bytes::Bytes::from_owner(SharedBody(body)),
+                    _permit: permit,
+                }),
             )
                 .into_response();
-            if gzip {
-                // Already compressed: the compression layer leaves it alone.
+            if let Some(coding) = coding {
                 response
                     .headers_mut()
-                    .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-                response
-                    .headers_mut()
-                    .insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+                    .insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding));
             }
             response
         }
@@ -213,14 +242,66 @@ async fn metrics_handler(State(state): State<AppState>, headers: HeaderMap) -> R
     }
 }
 
-/// `gzip` listed in Accept-Encoding, and not refused with `q=0`.
-fn accepts_gzip(accept_encoding: &str) -> bool {
-    accept_encoding.split(',').any(|item| {
-        let mut parts = item.split(';').map(str::trim);
-        let coding = parts.next().unwrap_or("");
-        let refused = parts.any(|p| p.strip_prefix("q=").and_then(|q| q.trim().parse::<f32>().ok()) == Some(0.0));
-        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
-    })
+/// A shared body sent a slice at a time: hyper asks for the next slice only
+/// once it has written most of the last, so the body (and the scrape permit
+/// it holds) lives exactly as long as the sending, and a connection cut off
+/// mid-way frees both.
+struct Chunked {
+    rest: bytes::Bytes,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+const CHUNK: usize = 64 * 1024;
+
+impl http_body::Body for Chunked {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        if self.rest.is_empty() {
+            return std::task::Poll::Ready(None);
+        }
+        let n = self.rest.len().min(CHUNK);
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(self.rest.split_to(n)))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.rest.is_empty()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.rest.len() as u64)
+    }
+}
+
+/// Any response body, marking the response sent on the connection's clock
+/// when hyper drops it.
+struct Guarded {
+    inner: axum::body::Body,
+    _guard: RequestGuard,
+}
+
+impl http_body::Body for Guarded {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// A shared body sent without copying it.
@@ -281,6 +362,39 @@ async fn landing_page(State(state): State<AppState>) -> Html<String> {
     ))
 }
 
+/// Raises the soft limit on open files to the hard limit, as Go programs
+/// (and so the Prometheus exporters) do at start: every connection is a
+/// file, and at the common default of 1,024 a burst of connections that
+/// the header timeout has not yet closed would leave none for scrapes.
+#[cfg(unix)]
+pub fn raise_open_files_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: both calls get a valid pointer to an rlimit they fill or read.
+    let raised = unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max && {
+            let before = limit.rlim_cur;
+            limit.rlim_cur = limit.rlim_max;
+            let ok = libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0;
+            if ok {
+                tracing::debug!(from = before, to = limit.rlim_max, "raised the open files limit");
+            }
+            ok
+        }
+    };
+    if !raised && limit.rlim_cur < 4096 {
+        tracing::warn!(
+            limit = limit.rlim_cur,
+            "the open files limit is low and cannot be raised; connections beyond it wait"
+        );
+    }
+}
+
+#[cfg(not(unix))]
+pub fn raise_open_files_limit() {}
+
 /// Binds every address first, so that a taken port fails the start.
 pub async fn bind(addresses: &[String]) -> Result<Vec<TcpListener>> {
     let mut listeners = Vec::with_capacity(addresses.len());
@@ -315,11 +429,12 @@ pub async fn serve(
     listeners: Vec<TcpListener>,
     router: Router,
     web: SharedWebConfig,
+    limits: HttpLimits,
     shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
     let servers = listeners
         .into_iter()
-        .map(|listener| accept_loop(listener, router.clone(), web.clone(), shutdown.clone()));
+        .map(|listener| accept_loop(listener, router.clone(), web.clone(), limits, shutdown.clone()));
     futures::future::try_join_all(servers).await?;
     Ok(())
 }
@@ -328,6 +443,7 @@ async fn accept_loop(
     listener: TcpListener,
     router: Router,
     web: SharedWebConfig,
+    limits: HttpLimits,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -344,7 +460,19 @@ async fn accept_loop(
             },
             _ = shutdown.wait_for(|stop| *stop) => break,
         };
-        let service = TowerToHyperService::new(router.clone());
+        let clock = Clock::new(limits);
+        let stream = Limited::new(stream, clock.clone());
+        let inner = TowerToHyperService::new(router.clone());
+        let service = hyper::service::service_fn(move |request| {
+            let guard = clock.request_started();
+            let response = hyper::service::Service::call(&inner, request);
+            async move {
+                let response = response.await?;
+                Ok::<_, std::convert::Infallible>(
+                    response.map(|inner| axum::body::Body::new(Guarded { inner, _guard: guard })),
+                )
+            }
+        });
         let tls = web.load().tls.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
@@ -387,14 +515,43 @@ async fn accept_loop(
 mod tests {
     use super::*;
 
+    fn authorization(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
     #[test]
-    fn gzip_is_used_when_accepted() {
-        assert!(accepts_gzip("gzip"));
-        assert!(accepts_gzip("identity, gzip;q=0.5"));
-        assert!(accepts_gzip("*"));
-        assert!(!accepts_gzip("gzip;q=0"));
-        assert!(!accepts_gzip("identity"));
-        assert!(!accepts_gzip("br, deflate"));
+    fn the_basic_scheme_is_matched_in_any_case() {
+        let b64 = base64::engine::general_purpose::STANDARD.encode("prometheus:pa:ss");
+        let expected = Some(("prometheus".to_string(), "pa:ss".to_string()));
+        for scheme in ["Basic", "basic", "BASIC", "bAsIc"] {
+            assert_eq!(basic_credentials(&authorization(&format!("{scheme} {b64}"))), expected);
+        }
+        assert_eq!(basic_credentials(&authorization(&format!("Bearer {b64}"))), None);
+        assert_eq!(basic_credentials(&authorization("Basic not-base64!")), None);
+        assert_eq!(basic_credentials(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn a_chunked_body_is_sent_whole_in_slices() {
+        use http_body::Body as _;
+        let data = bytes::Bytes::from((0..200_000u32).map(|i| i as u8).collect::<Vec<u8>>());
+        let mut body = Chunked {
+            rest: data.clone(),
+            _permit: None,
+        };
+        assert_eq!(body.size_hint().exact(), Some(200_000));
+        let waker = futures::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        let mut sent = Vec::new();
+        while let std::task::Poll::Ready(Some(frame)) = std::pin::Pin::new(&mut body).poll_frame(&mut cx) {
+            let chunk = frame.unwrap().into_data().unwrap();
+            assert!(chunk.len() <= CHUNK);
+            sent.extend_from_slice(&chunk);
+        }
+        assert!(body.is_end_stream());
+        assert_eq!(sent, data);
     }
 
     #[test]

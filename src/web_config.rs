@@ -61,6 +61,16 @@ struct RawHttp {
     headers: Option<BTreeMap<String, String>>,
 }
 
+/// Successful password checks remembered, as the exporter-toolkit does: a
+/// scraper sends the same credentials every time and must not pay bcrypt
+/// (tens of milliseconds of CPU, on purpose) for each scrape.
+const AUTH_CACHE_SIZE: usize = 100;
+
+/// bcrypt checks run one at a time, whatever the configuration in force: a
+/// flood of wrong passwords then takes one core, never every core, and
+/// scrapes whose credentials are cached are not slowed by it.
+static BCRYPT_TURN: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
 /// A validated web configuration.
 #[derive(Debug, Default)]
 pub struct WebConfig {
@@ -70,6 +80,14 @@ pub struct WebConfig {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// Files whose change means the configuration must be read again.
     files: Vec<PathBuf>,
+    /// Checked for unknown users, so that they cost what a known user costs
+    /// and user names cannot be told by timing. Made at load with a random
+    /// salt and the highest cost of the configured hashes; also the secret
+    /// mixed into the cache keys.
+    dummy_hash: String,
+    /// SHA-256 of a secret, user and password of the checks that succeeded;
+    /// never a password. A new configuration starts with an empty cache.
+    auth_cache: std::sync::Mutex<std::collections::HashSet<[u8; 32]>>,
 }
 
 impl WebConfig {
@@ -90,10 +108,17 @@ impl WebConfig {
         if let Some(tls) = raw.tls_server_config {
             config.tls = Some(Arc::new(tls_config(tls, base, &mut config.files).map_err(fail)?));
         }
+        let mut highest_cost = None;
         for (user, hash) in raw.basic_auth_users.unwrap_or_default() {
-            hash.parse::<bcrypt::HashParts>()
+            let parts = hash
+                .parse::<bcrypt::HashParts>()
                 .map_err(|e| fail(format!("basic_auth_users.{user}: not a bcrypt hash ({e})")))?;
+            highest_cost = highest_cost.max(Some(parts.get_cost()));
             config.users.insert(user, hash);
+        }
+        if let Some(cost) = highest_cost {
+            config.dummy_hash = bcrypt::hash("a password no user has", cost)
+                .map_err(|e| fail(format!("basic_auth_users: cannot make the dummy hash ({e})")))?;
         }
         let http = raw.http_server_config.unwrap_or_default();
         if http.http2 == Some(false) {
@@ -117,12 +142,71 @@ impl WebConfig {
         Ok(config)
     }
 
-    /// Checks a user name and password; bcrypt is slow on purpose, so call
-    /// it off the async workers.
+    /// Checks a user name and password: from the cache of successful
+    /// checks, else with bcrypt, one check at a time on the blocking pool.
+    pub async fn authorize(self: Arc<Self>, user: String, password: String) -> bool {
+        let key = self.cache_key(&user, &password);
+        if self.cached(&key) {
+            return true;
+        }
+        let Ok(turn) = BCRYPT_TURN.acquire().await else {
+            return false;
+        };
+        // The same credentials may have been checked while this one waited.
+        if self.cached(&key) {
+            return true;
+        }
+        let this = self.clone();
+        // The turn goes with the check, so that a client that hangs up while
+        // it runs does not let the next one start beside it.
+        let ok = tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            this.authenticate(&user, &password)
+        })
+        .await
+        .unwrap_or(false);
+        if ok {
+            self.remember(key);
+        }
+        ok
+    }
+
+    fn remember(&self, key: [u8; 32]) {
+        let mut cache = self.auth_cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= AUTH_CACHE_SIZE {
+            // Any entry: a scraper evicted pays bcrypt once more.
+            if let Some(old) = cache.iter().next().copied() {
+                cache.remove(&old);
+            }
+        }
+        cache.insert(key);
+    }
+
+    /// Checks a user name and password with bcrypt, unknown users against
+    /// the dummy hash; slow on purpose, so call it off the async workers.
     pub fn authenticate(&self, user: &str, password: &str) -> bool {
-        self.users
-            .get(user)
-            .is_some_and(|hash| bcrypt::verify(password, hash).unwrap_or(false))
+        match self.users.get(user) {
+            Some(hash) => bcrypt::verify(password, hash).unwrap_or(false),
+            None => {
+                let _ = bcrypt::verify(password, &self.dummy_hash);
+                false
+            }
+        }
+    }
+
+    fn cached(&self, key: &[u8; 32]) -> bool {
+        self.auth_cache.lock().unwrap_or_else(|e| e.into_inner()).contains(key)
+    }
+
+    fn cache_key(&self, user: &str, password: &str) -> [u8; 32] {
+        use sha2::Digest as _;
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(self.dummy_hash.as_bytes());
+        // The length keeps ("ab", "c") and ("a", "bc") apart.
+        hasher.update((user.len() as u64).to_le_bytes());
+        hasher.update(user.as_bytes());
+        hasher.update(password.as_bytes());
+        hasher.finalize().into()
     }
 
     fn fingerprint(&self) -> Vec<Option<(SystemTime, u64)>> {
@@ -248,7 +332,13 @@ pub async fn watch(path: PathBuf, shared: SharedWebConfig, mut shutdown: tokio::
             continue;
         }
         seen = now;
-        match WebConfig::load(&path) {
+        // Reading files and making the dummy bcrypt hash would stall an async
+        // worker.
+        let reading = path.clone();
+        let loaded = tokio::task::spawn_blocking(move || WebConfig::load(&reading))
+            .await
+            .unwrap_or_else(|e| Err(format!("{}: reading failed: {e}", path.display())));
+        match loaded {
             Ok(config) => {
                 tracing::info!(file = %path.display(), "web configuration changed; now in force");
                 seen = config.fingerprint();
@@ -283,6 +373,36 @@ mod tests {
         assert!(config.authenticate("prometheus", "s3cret"));
         assert!(!config.authenticate("prometheus", "wrong"));
         assert!(!config.authenticate("nobody", "s3cret"));
+    }
+
+    #[test]
+    fn unknown_users_are_checked_against_a_hash_of_the_same_cost() {
+        let (cheap, dear) = (bcrypt::hash("a", 4).unwrap(), bcrypt::hash("b", 6).unwrap());
+        let config = load(&format!("basic_auth_users:\n  a: '{cheap}'\n  b: '{dear}'\n")).unwrap();
+        let dummy: bcrypt::HashParts = config.dummy_hash.parse().unwrap();
+        assert_eq!(dummy.get_cost(), 6);
+        assert!(!config.authenticate("nobody", "a password no user has"));
+        // A new load has a new salt, so cache keys differ between loads.
+        let again = load(&format!("basic_auth_users:\n  a: '{cheap}'\n  b: '{dear}'\n")).unwrap();
+        assert_ne!(config.dummy_hash, again.dummy_hash);
+    }
+
+    #[tokio::test]
+    async fn successful_checks_are_cached_failures_are_not() {
+        let hash = bcrypt::hash("s3cret", 4).unwrap();
+        let config = Arc::new(load(&format!("basic_auth_users:\n  prometheus: '{hash}'\n")).unwrap());
+        assert!(!config.clone().authorize("prometheus".into(), "wrong".into()).await);
+        assert!(config.auth_cache.lock().unwrap().is_empty());
+        assert!(config.clone().authorize("prometheus".into(), "s3cret".into()).await);
+        let key = config.cache_key("prometheus", "s3cret");
+        assert!(config.cached(&key));
+        assert_ne!(key, config.cache_key("prometheu", "ss3cret"));
+        // Bounded: old entries make way.
+        for i in 0..AUTH_CACHE_SIZE + 10 {
+            config.remember(config.cache_key(&format!("u{i}"), "p"));
+        }
+        assert_eq!(config.auth_cache.lock().unwrap().len(), AUTH_CACHE_SIZE);
+        assert!(config.cached(&config.cache_key(&format!("u{}", AUTH_CACHE_SIZE + 9), "p")));
     }
 
     #[test]

@@ -137,7 +137,21 @@ impl Exporter {
     }
 
     pub fn spawn(args: &[&str], env: &[(String, String)]) -> Exporter {
-        let mut child = Command::new(BIN)
+        Exporter::spawn_wrapped(&[], args, env)
+    }
+
+    /// Started through `wrapper` (a program and its arguments, e.g.
+    /// `prlimit`), which runs the binary with `args`.
+    pub fn spawn_wrapped(wrapper: &[&str], args: &[&str], env: &[(String, String)]) -> Exporter {
+        let mut command = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        let mut child = command
             .args(args)
             .envs(env.iter().cloned())
             .env_remove("AWS_PROFILE")
