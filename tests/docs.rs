@@ -330,6 +330,8 @@ fn every_relative_link_in_the_readme_and_docs_resolves() {
 #[test]
 fn the_link_check_catches_a_missing_file_a_missing_anchor_and_a_link_out() {
     let root = repo_path("").canonicalize().unwrap();
+    // Inside the repository, so that its links can stay inside it.
+    std::fs::create_dir_all(repo_path("target")).unwrap();
     let dir = tempfile::tempdir_in(repo_path("target")).unwrap();
     let page = dir.path().join("page.md");
     std::fs::write(
