@@ -189,10 +189,11 @@ def python_exporter(report, port, families):
 # Measuring.
 
 
-def curl(url, gzip_wanted, output=None):
-    """One GET as Prometheus sends it, by curl: (seconds, bytes, content
+def curl(url, gzip_wanted, output=None, accept=PROMETHEUS_ACCEPT):
+    """One GET as Prometheus sends it (or with no Accept header, the text
+    format, when `accept` is None), by curl: (seconds, bytes, content
     encoding, content type); the body goes to `output` when given."""
-    headers = ["-H", f"Accept: {PROMETHEUS_ACCEPT}"]
+    headers = ["-H", f"Accept: {accept}"] if accept else []
     if gzip_wanted:
         headers += ["-H", "Accept-Encoding: gzip"]
     out = subprocess.run(
@@ -364,13 +365,15 @@ def measure(args, keys, extra):
             wait_port(static_port, 30, static)
             static_url = f"http://127.0.0.1:{static_port}/metrics"
             curl(static_url, False)
-            runs = {"exporter_identity": [], "static_identity": [], "exporter_gzip": [], "static_gzip": []}
+            runs = {"exporter_identity": [], "static_identity": [], "exporter_gzip": [], "static_gzip": [],
+                    "exporter_text_identity": []}
             # Interleaved: both servers see the same noise from the other builds.
             for _ in range(args.scrapes):
                 runs["exporter_identity"].append(curl(url, False)[0])
                 runs["static_identity"].append(curl(static_url, False)[0])
                 runs["exporter_gzip"].append(curl(url, True)[0])
                 runs["static_gzip"].append(curl(static_url, True)[0])
+                runs["exporter_text_identity"].append(curl(url, False, accept=None)[0])
         finally:
             stop(static)
         for name, values in runs.items():
@@ -390,6 +393,8 @@ def measure(args, keys, extra):
                     py_counts = families_of(f.read())
                 py_runs = [first[0]] + [curl(py_url, False)[0] for _ in range(args.python_scrapes - 1)]
                 result["python_identity_ms"] = median_ms(py_runs)
+                result["python_text_identity_ms"] = median_ms(
+                    [curl(py_url, False, accept=None)[0] for _ in range(args.python_scrapes)])
                 result["python_samples"] = sum(py_counts.values())
                 result["python_peak_rss_mib"] = peak_rss_mib(py.pid)
             finally:
@@ -442,10 +447,14 @@ def table(results, extra, prometheus_scrapes):
         lambda r: f"{r['exporter_peak_rss_mib']:.0f} MiB ({r['exporter_peak_rss_mib'] * 1024 / r['keys']:.2f} "
                   "KiB per key)")
     if "python_identity_ms" in results[0]:
-        row("identity scrape vs a Python exporter (prometheus_client) on the same data",
+        row("identity scrape vs a Python exporter (prometheus_client) on the same data, OpenMetrics "
+            "as Prometheus asks",
             lambda r: f"{r['exporter_identity_ms']:.0f} ms vs {r['python_identity_ms'] / 1000:.2f} s "
                       f"({r['python_identity_ms'] / r['exporter_identity_ms']:.1f}x faster; Python: "
                       f"{r['python_samples']:,} samples, peak RSS {r['python_peak_rss_mib']:.0f} MiB)")
+        row("the same in the text format 0.0.4 (no Accept header)",
+            lambda r: f"{r['exporter_text_identity_ms']:.0f} ms vs {r['python_text_identity_ms'] / 1000:.2f} s "
+                      f"({r['python_text_identity_ms'] / r['exporter_text_identity_ms']:.1f}x faster)")
     lines += ["", "| family | " + " | ".join(f"{r['keys']:,} keys: samples (per key)" for r in results) + " |",
               "|---|" + "---:|" * len(results)]
     names = sorted({n for r in results for n in r["families"]}, key=lambda n: -results[-1]["families"].get(n, 0))
