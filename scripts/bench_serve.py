@@ -12,6 +12,7 @@ import contextlib
 import datetime as dt
 import gzip
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -46,6 +47,15 @@ def write_report(path, keys):
                           ts(n % 40) if used else "N/A", "eu-west-1" if used else "N/A", "s3" if used else "N/A"]
             cells += ["false", "N/A", "false", "N/A"]
             f.write(",".join(cells) + "\n")
+
+
+def free_port():
+    """A port that was free a moment ago, for a server that cannot say which
+    port it bound (bench_cost.py's Prometheus and comparison servers). The
+    exporter needs none: `serving` starts it on port 0."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @contextlib.contextmanager
