@@ -558,7 +558,12 @@ fn record(store: &SnapshotStore, metrics: &Metrics, key_ids: crate::config::KeyI
             metrics.count_refresh_error(account_id, e.reason.as_str());
         }
     }
-    store.publish(store.load().with_outcomes(std::slice::from_ref(outcome)));
+    let mut next = store.load().with_outcomes(std::slice::from_ref(outcome));
+    // The landing page shows the error: redacted as the log line above.
+    if let Some(e) = next.accounts.get_mut(account_id).and_then(|s| s.last_error.as_mut()) {
+        e.message = key_ids.redact(&e.message).into_owned();
+    }
+    store.publish(next);
 }
 
 /// What reading a credential report worked around, logged once per report:
