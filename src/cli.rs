@@ -250,7 +250,17 @@ impl ServeFlags {
     /// environment (which both read).
     fn overlay(&mut self, after: ServeFlags, matches: &ArgMatches) {
         let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
-        let ServeFlags {
+        // Destructured whole: a field added to ServeFlags and not here does
+        // not compile.
+        macro_rules! take_given {
+            ($($field:ident),*) => {{
+                let ServeFlags { $($field),* } = after;
+                $(if given(stringify!($field)) {
+                    self.$field = $field;
+                })*
+            }};
+        }
+        take_given!(
             listen_addresses,
             telemetry_path,
             web_config_file,
@@ -258,32 +268,8 @@ impl ServeFlags {
             idle_timeout,
             write_timeout,
             max_requests,
-            refresh_interval,
-        } = after;
-        if given("listen_addresses") {
-            self.listen_addresses = listen_addresses;
-        }
-        if given("telemetry_path") {
-            self.telemetry_path = telemetry_path;
-        }
-        if given("web_config_file") {
-            self.web_config_file = web_config_file;
-        }
-        if given("read_header_timeout") {
-            self.read_header_timeout = read_header_timeout;
-        }
-        if given("idle_timeout") {
-            self.idle_timeout = idle_timeout;
-        }
-        if given("write_timeout") {
-            self.write_timeout = write_timeout;
-        }
-        if given("max_requests") {
-            self.max_requests = max_requests;
-        }
-        if given("refresh_interval") {
-            self.refresh_interval = refresh_interval;
-        }
+            refresh_interval
+        );
     }
 
     /// Into the skipped fields of `flags`.

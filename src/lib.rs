@@ -19,6 +19,7 @@ pub mod report;
 pub mod server;
 pub mod snapshot;
 pub mod sources;
+pub mod status_page;
 pub mod web_config;
 
 use std::io::Write as _;
@@ -163,6 +164,7 @@ async fn serve(settings: Settings) -> Result<i32> {
         &settings.telemetry_path,
         web.clone(),
         Arc::new(report::html::Context::from_settings(&settings)),
+        settings.refresh_interval,
         settings.http,
     );
     let refresh = tokio::spawn(exporter.refresher.run(stopped.clone()));

@@ -661,3 +661,29 @@ fn a_serve_flag_on_the_command_line_wins_over_its_variable_in_either_position() 
     assert_eq!(out.status.code(), Some(1), "the variable alone is used");
     assert!(String::from_utf8_lossy(&out.stderr).contains("Address already in use"));
 }
+
+/// AWS writes `N/A` as the region of a key last used with a global service
+/// (IAM); the exporter writes an empty label value, Prometheus' "none", in
+/// the metrics and the report alike, as docs/metrics.md says.
+#[test]
+fn a_global_service_has_an_empty_region() {
+    let (code, out, err) = run(&["report", "--format", "json", "--credential-report.file", &sample()]);
+    assert_eq!(code, 0, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let iam: Vec<&serde_json::Value> = json["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["last_used_service"] == "iam")
+        .collect();
+    assert!(!iam.is_empty(), "the sample has keys last used with IAM");
+    assert!(iam.iter().all(|k| k["last_used_region"] == ""), "{iam:?}");
+
+    let exporter = Exporter::start(&["--credential-report.file", &sample()], &[]);
+    exporter.wait_ready();
+    let samples = parse_metrics(&exporter.scrape());
+    let info = find(&samples, "aws_iam_access_key_info", &[("last_used_service", "iam")]);
+    assert_eq!(info.len(), iam.len());
+    assert!(info.iter().all(|s| s.labels["last_used_region"].is_empty()), "{info:?}");
+    assert!(find(&samples, "aws_iam_access_key_info", &[("last_used_region", "N/A")]).is_empty());
+}
