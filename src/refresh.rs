@@ -588,6 +588,32 @@ fn log_report_warnings(store: &SnapshotStore, data: &AccountData) {
 mod tests {
     use super::*;
 
+    /// The error kept for the landing page hides key ids as the log line does.
+    #[test]
+    fn a_failure_is_kept_with_key_ids_redacted() {
+        let store = Arc::new(SnapshotStore::default());
+        let metrics = Metrics::new(
+            store.clone(),
+            crate::policy::Policy::default(),
+            crate::config::Labels::default(),
+            crate::metrics::BuildInfo::CURRENT,
+        );
+        let outcome = Outcome {
+            previous_id: Some("111122223333".into()),
+            result: Err(SourceError::new(
+                ErrorReason::AccessDenied,
+                "key AKIAIOSFODNN7EXAMPLE is not allowed",
+            )),
+            finished: Utc::now(),
+            duration: Duration::from_secs(1),
+        };
+        record(&store, &metrics, crate::config::KeyIdLabel::Last4, &outcome);
+        let snapshot = store.load();
+        let error = snapshot.accounts["111122223333"].last_error.as_ref().unwrap();
+        assert_eq!(error.message, "key ****MPLE is not allowed");
+        assert_eq!(error.reason, ErrorReason::AccessDenied);
+    }
+
     #[test]
     fn phases_spread_accounts_over_the_interval_and_stay_put() {
         let interval = Duration::from_secs(1800);
