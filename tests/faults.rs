@@ -140,3 +140,50 @@ fn throttling_for_a_while_then_success_is_retried_and_counted() {
     assert_eq!(key_series(&exporter.scrape()), before);
     assert_eq!(moto.command("stats")["ok"]["throttled"], 2);
 }
+
+/// Every error counter of a healthy account exists at 0 from its first
+/// refresh, so that `increase()` and the alerts see the first failure; the
+/// AWS call counters exist for every operation the source calls.
+#[test]
+fn a_healthy_accounts_error_counters_start_at_zero() {
+    let moto = Moto::start();
+    let exporter = exporter(&moto, &[]);
+    let samples = parse_metrics(&exporter.scrape());
+    // Sorted: a family's series come in no fixed order.
+    let reasons: std::collections::BTreeMap<&str, f64> = find(
+        &samples,
+        "aws_iam_exporter_refresh_errors_total",
+        &[("account_id", ACCOUNT)],
+    )
+    .iter()
+    .map(|s| (s.labels["reason"].as_str(), s.value))
+    .collect();
+    let expected = [
+        "access_denied",
+        "credentials",
+        "invalid_response",
+        "network",
+        "other",
+        "throttled",
+        "timeout",
+    ];
+    assert_eq!(reasons, expected.map(|reason| (reason, 0.0)).into());
+    for (service, operation) in [
+        ("sts", "GetCallerIdentity"),
+        ("iam", "GetAccountSummary"),
+        ("iam", "ListUsers"),
+        ("iam", "ListAccessKeys"),
+        ("iam", "GetAccessKeyLastUsed"),
+    ] {
+        assert_eq!(
+            find(
+                &samples,
+                "aws_iam_exporter_aws_requests_total",
+                &[("service", service), ("operation", operation)]
+            )
+            .len(),
+            1,
+            "{service} {operation}"
+        );
+    }
+}

@@ -11,7 +11,10 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 /// `aws_iam_exporter_refresh_errors_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AwsErrorKind {
+    /// No credentials found, or expired, or not valid.
+    Credentials,
     Throttled,
+    Timeout,
     AccessDenied,
     Network,
     InvalidResponse,

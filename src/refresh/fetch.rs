@@ -59,6 +59,10 @@ pub(super) async fn discover(
     match result {
         Ok(targets) => {
             let ids: BTreeSet<String> = targets.iter().map(|t| t.account_id.clone()).collect();
+            // Before their first refresh, so that its failure is an increase.
+            for id in &ids {
+                metrics.start_at_zero(id);
+            }
             state.access.retain(|id, _| ids.contains(id));
             if targets != state.targets {
                 tracing::info!(accounts = targets.len(), "accounts discovered");

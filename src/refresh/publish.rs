@@ -32,6 +32,17 @@ impl RefreshMetrics {
         );
     }
 
+    /// Starts the counter of every reason at 0 for `account_id`, so that
+    /// `increase()` and the alerts see its first failure.
+    pub fn start_at_zero(&self, account_id: &str) {
+        for reason in ErrorReason::ALL {
+            drop(self.errors.get_or_create(&RefreshErrorLabels {
+                account_id: account_id.to_string(),
+                reason: reason.as_str(),
+            }));
+        }
+    }
+
     /// One failed refresh of `account_id` (empty: discovery, before any account).
     pub fn count(&self, account_id: &str, reason: ErrorReason) {
         self.errors
@@ -47,6 +58,11 @@ impl RefreshMetrics {
 /// failure once, with its AWS error code.
 pub(super) fn record(store: &SnapshotStore, metrics: &RefreshMetrics, key_ids: KeyIdLabel, outcome: &Outcome) {
     let account_id = outcome.account_id();
+    if !account_id.is_empty() {
+        // Accounts of the file mode (known only from their report) and any
+        // the discovery did not list yet.
+        metrics.start_at_zero(account_id);
+    }
     match &outcome.result {
         Ok(data) => {
             log_report_warnings(store, data);
