@@ -82,7 +82,7 @@ fn survives(fault: &str, reason: &str, extra: &[&str]) {
 
 #[test]
 fn answers_that_hang_time_out() {
-    survives(&format!("hang {ACCOUNT} forever"), "network", &[]);
+    survives(&format!("hang {ACCOUNT} forever"), "timeout", &[]);
 }
 
 #[test]
@@ -185,5 +185,56 @@ fn a_healthy_accounts_error_counters_start_at_zero() {
             1,
             "{service} {operation}"
         );
+    }
+}
+
+/// No credentials anywhere (empty environment and HOME, instance metadata
+/// off): the failure is counted as `credentials`, not `network`, and logged
+/// as one short line that names the sources tried, without Debug output.
+#[test]
+fn no_credentials_at_all_is_a_credentials_error_in_one_short_line() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().to_string_lossy().to_string();
+    let env = [
+        ("PATH".to_string(), dir.clone()),
+        ("HOME".to_string(), dir),
+        ("AWS_EC2_METADATA_DISABLED".to_string(), "true".to_string()),
+    ];
+    let exporter = Exporter::start_in_empty_environment(&["--refresh.interval", "1h"], &env);
+    exporter.wait_ready();
+    let samples = parse_metrics(&exporter.scrape());
+    assert!(
+        value(
+            &samples,
+            "aws_iam_exporter_refresh_errors_total",
+            &[("account_id", ""), ("reason", "credentials")]
+        ) >= 1.0
+    );
+    assert!(find(
+        &samples,
+        "aws_iam_exporter_refresh_errors_total",
+        &[("reason", "network")]
+    )
+    .is_empty());
+    let lines = exporter.log_lines();
+    let failed: Vec<&String> = lines.iter().filter(|l| l.contains("level=error")).collect();
+    assert!(!failed.is_empty(), "no error logged: {lines:?}");
+    for line in failed {
+        assert!(line.len() < 600, "{} characters: {line}", line.len());
+        assert!(line.contains("reason=credentials"), "{line}");
+        assert!(
+            line.contains("GetCallerIdentity: no AWS credentials found (tried Environment"),
+            "{line}"
+        );
+        for debug in [
+            "DispatchFailure",
+            "ConnectorError",
+            "ProviderChainError",
+            "attempts:",
+            " { ",
+            "Some(",
+        ] {
+            assert!(!line.contains(debug), "{debug} in {line}");
+        }
     }
 }

@@ -226,10 +226,19 @@ fn one_failing_account_never_affects_the_others() {
     }
     let stats = moto.command("stats");
     assert_eq!(stats["ok"]["throttled"], 2);
-    assert!(exporter
-        .log_lines()
+    let lines = exporter.log_lines();
+    let line = lines
         .iter()
-        .any(|l| l.contains("refresh failed") && l.contains(&denied) && l.contains("code=AccessDenied")));
+        .find(|l| l.contains("refresh failed") && l.contains(&denied) && l.contains("code=AccessDenied"))
+        .unwrap_or_else(|| panic!("no refresh failure of {denied} logged: {lines:?}"));
+    // One readable line: the reason, AWS's message and where the fix is,
+    // and none of the SDK's Debug output.
+    assert!(line.contains("reason=access_denied"), "{line}");
+    assert!(line.contains("is not authorized to perform: sts:AssumeRole"), "{line}");
+    assert!(line.contains("deploy/iam"), "{line}");
+    for debug in ["ServiceError {", "{ source:", "raw: Response", "Some("] {
+        assert!(!line.contains(debug), "{debug} in {line}");
+    }
 }
 
 /// The landing page, where an operator looks first, says which account is

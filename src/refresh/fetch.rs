@@ -145,8 +145,11 @@ pub(super) fn start_refresh(
         let work = refresh_account(&target, &mut access, &sdk, &base, &settings, &aws_calls);
         let result = tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
             Err(SourceError::new(
-                ErrorReason::Network,
-                format!("the refresh did not finish within {}s", limit.as_secs()),
+                ErrorReason::Timeout,
+                format!(
+                    "the refresh did not finish within {}s (--aws.refresh-timeout); check the network path to AWS, or raise it",
+                    limit.as_secs()
+                ),
             ))
         });
         let outcome = Outcome {
