@@ -20,6 +20,7 @@ pub mod logging;
 pub mod metrics;
 pub mod negotiate;
 pub mod policy;
+pub mod process;
 pub mod refresh;
 pub mod report;
 pub mod server;
@@ -95,8 +96,10 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
+    /// With the `process_*` metrics of this process, which the clocked
+    /// variant leaves out so that its output stays the same run to run.
     pub fn new(store: Arc<SnapshotStore>, policy: Policy, labels: labels::Labels, build: BuildInfo) -> Telemetry {
-        Telemetry::with_clock(store, policy, labels, build, chrono::Utc::now)
+        Telemetry::assemble(store, policy, labels, build, chrono::Utc::now, true)
     }
 
     /// As [`Telemetry::new`], with ages computed against `clock` (for tests and benchmarks).
@@ -107,13 +110,27 @@ impl Telemetry {
         build: BuildInfo,
         clock: fn() -> chrono::DateTime<chrono::Utc>,
     ) -> Telemetry {
+        Telemetry::assemble(store, policy, labels, build, clock, false)
+    }
+
+    fn assemble(
+        store: Arc<SnapshotStore>,
+        policy: Policy,
+        labels: labels::Labels,
+        build: BuildInfo,
+        clock: fn() -> chrono::DateTime<chrono::Utc>,
+        process: bool,
+    ) -> Telemetry {
         // Registration order is exposition order: refresh errors, AWS calls,
-        // then the snapshot's families.
+        // the process, then the snapshot's families.
         let mut registry = prometheus_client::registry::Registry::default();
         let refresh = RefreshMetrics::default();
         refresh.register(&mut registry);
         let aws_calls = AwsCallCounters::default();
         aws_calls.register(&mut registry);
+        if process {
+            registry.register_collector(Box::new(process::ProcessCollector));
+        }
         let metrics = Arc::new(Metrics::new(
             registry,
             assess::Assessor::with_clock(store, policy, clock),

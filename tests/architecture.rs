@@ -19,6 +19,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("listen", &[]),
     ("watch", &[]),
     ("logging", &[]),
+    ("process", &[]),
     ("aws", &[]),
     ("negotiate", &[]),
     ("connection", &[]),

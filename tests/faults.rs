@@ -143,12 +143,32 @@ fn throttling_for_a_while_then_success_is_retried_and_counted() {
 
 /// Every error counter of a healthy account exists at 0 from its first
 /// refresh, so that `increase()` and the alerts see the first failure; the
-/// AWS call counters exist for every operation the source calls.
+/// AWS call counters exist for every operation the source calls; the
+/// process metrics are there, and the whole exposition is promtool-clean.
 #[test]
 fn a_healthy_accounts_error_counters_start_at_zero() {
     let moto = Moto::start();
     let exporter = exporter(&moto, &[]);
-    let samples = parse_metrics(&exporter.scrape());
+    let text = exporter.scrape();
+    assert_eq!(promtool_check_metrics(&text), "");
+    let samples = parse_metrics(&text);
+    for name in [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_virtual_memory_bytes",
+        "process_open_fds",
+        "process_max_fds",
+        "process_start_time_seconds",
+    ] {
+        assert!(
+            value(&samples, name, &[]) > 0.0 || name == "process_cpu_seconds_total",
+            "{name}"
+        );
+        assert!(
+            text.contains(&format!("# HELP {}", name.trim_end_matches("_total"))),
+            "{name}"
+        );
+    }
     // Sorted: a family's series come in no fixed order.
     let reasons: std::collections::BTreeMap<&str, f64> = find(
         &samples,
