@@ -96,22 +96,21 @@ pub fn parse_max_open_files(text: &str) -> Option<f64> {
 }
 
 fn clock_ticks() -> f64 {
-    // SAFETY: sysconf has no preconditions; -1 (unknown) falls back to 100.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if ticks > 0 {
-        ticks as f64
-    } else {
-        100.0
-    }
+    sysconf_or(libc::_SC_CLK_TCK, 100.0)
 }
 
 fn page_size() -> f64 {
-    // SAFETY: as above.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if size > 0 {
-        size as f64
+    sysconf_or(libc::_SC_PAGESIZE, 4096.0)
+}
+
+/// `sysconf(name)`, or `fallback` when the system does not say (-1).
+fn sysconf_or(name: libc::c_int, fallback: f64) -> f64 {
+    // SAFETY: sysconf has no preconditions; an unknown name returns -1.
+    let value = unsafe { libc::sysconf(name) };
+    if value > 0 {
+        value as f64
     } else {
-        4096.0
+        fallback
     }
 }
 
