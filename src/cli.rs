@@ -5,7 +5,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::logging::{LogFormat, LogLevel};
 use crate::report::{ReportFormat, ReportTable};
@@ -21,6 +22,11 @@ pub struct Cli {
     #[command(flatten)]
     pub flags: Flags,
 
+    /// The serve-only flags given before any subcommand; moved into `flags`
+    /// by [`Cli::try_parse_args_from`], empty after it.
+    #[command(flatten)]
+    pub serve: ServeFlags,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -28,7 +34,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve /metrics and refresh in the background (the default).
-    Serve,
+    Serve(ServeFlags),
     /// Refresh once and print the details, high-risk and summary tables.
     Report(ReportArgs),
     /// Validate the configuration and exit 0, or print every problem and exit 2.
@@ -40,6 +46,7 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
+    /// Output format: a text table, JSON, CSV, or one HTML document.
     #[arg(long, value_enum, default_value_t = ReportFormat::Table, env = "AWS_IAM_KEY_EXPORTER_REPORT_FORMAT")]
     pub format: ReportFormat,
     /// Which table to print; `all` prints details, high-risk and summary.
@@ -53,72 +60,15 @@ pub struct ReportArgs {
     pub output: Option<PathBuf>,
 }
 
+/// Every setting the command line gives, for [`crate::config`]. These flags
+/// apply to every command and are global; the serve-only ones are parsed as
+/// [`ServeFlags`] and copied into the skipped fields by
+/// [`Cli::try_parse_args_from`].
 #[derive(Debug, Default, Args)]
 pub struct Flags {
-    /// Address to serve on; may be given more than once (default :9781).
-    #[arg(
-        long = "web.listen-address",
-        global = true,
-        env = "AWS_IAM_KEY_EXPORTER_WEB_LISTEN_ADDRESS",
-        value_delimiter = ','
-    )]
-    pub listen_addresses: Vec<String>,
-
-    /// Path under which metrics are served (default /metrics).
-    #[arg(
-        long = "web.telemetry-path",
-        global = true,
-        env = "AWS_IAM_KEY_EXPORTER_WEB_TELEMETRY_PATH"
-    )]
-    pub telemetry_path: Option<String>,
-
-    /// TLS / basic-auth file in the Prometheus exporter-toolkit format.
-    #[arg(
-        long = "web.config.file",
-        global = true,
-        env = "AWS_IAM_KEY_EXPORTER_WEB_CONFIG_FILE"
-    )]
-    pub web_config_file: Option<PathBuf>,
-
-    /// Longest a client may take to send a request's headers, the first one
-    /// timed from the connection (TLS handshake included) (default 10s).
-    #[arg(long = "web.read-header-timeout", global = true, env = "AWS_IAM_KEY_EXPORTER_WEB_READ_HEADER_TIMEOUT", value_parser = parse_interval)]
-    pub read_header_timeout: Option<Duration>,
-
-    /// Longest a keep-alive connection may wait for its next request (default 2m).
-    #[arg(long = "web.idle-timeout", global = true, env = "AWS_IAM_KEY_EXPORTER_WEB_IDLE_TIMEOUT", value_parser = parse_interval)]
-    pub idle_timeout: Option<Duration>,
-
-    /// Longest from a request's headers to the last byte of its response;
-    /// a slower reader is cut off (default 1m).
-    #[arg(long = "web.write-timeout", global = true, env = "AWS_IAM_KEY_EXPORTER_WEB_WRITE_TIMEOUT", value_parser = parse_interval)]
-    pub write_timeout: Option<Duration>,
-
-    /// Scrapes in flight at once; more get 503 at once; 0: no limit (default 40).
-    #[arg(
-        long = "web.max-requests",
-        global = true,
-        env = "AWS_IAM_KEY_EXPORTER_WEB_MAX_REQUESTS"
-    )]
-    pub max_requests: Option<usize>,
-
-    /// Once listening, write the bound addresses here, one a line: for a
-    /// supervisor or test that starts the exporter on port 0.
-    #[arg(
-        long = "web.bound-addresses-file",
-        global = true,
-        hide = true,
-        env = "AWS_IAM_KEY_EXPORTER_WEB_BOUND_ADDRESSES_FILE"
-    )]
-    pub bound_addresses_file: Option<PathBuf>,
-
     /// YAML configuration file; flags override it.
     #[arg(long = "config.file", global = true, env = "AWS_IAM_KEY_EXPORTER_CONFIG_FILE")]
     pub config_file: Option<PathBuf>,
-
-    /// Time between refreshes, e.g. 90s, 15m, 1h (default 30m).
-    #[arg(long = "refresh.interval", global = true, env = "AWS_IAM_KEY_EXPORTER_REFRESH_INTERVAL", value_parser = parse_interval)]
-    pub refresh_interval: Option<Duration>,
 
     /// Where key data comes from (default api).
     #[arg(long = "source", global = true, value_enum, env = "AWS_IAM_KEY_EXPORTER_SOURCE")]
@@ -176,13 +126,188 @@ pub struct Flags {
     #[arg(long = "shard.count", global = true, env = "AWS_IAM_KEY_EXPORTER_SHARD_COUNT")]
     pub shard_count: Option<u32>,
 
-    /// Log level.
-    #[arg(long = "log.level", global = true, value_enum, default_value_t = LogLevel::Info, env = "AWS_IAM_KEY_EXPORTER_LOG_LEVEL")]
+    /// Log level (default info; warn for report).
+    #[arg(long = "log.level", global = true, value_enum, default_value_t = LogLevel::Info, hide_default_value = true, env = "AWS_IAM_KEY_EXPORTER_LOG_LEVEL")]
     pub log_level: LogLevel,
 
     /// Log format.
     #[arg(long = "log.format", global = true, value_enum, default_value_t = LogFormat::Logfmt, env = "AWS_IAM_KEY_EXPORTER_LOG_FORMAT")]
     pub log_format: LogFormat,
+
+    // The serve-only settings, from `ServeFlags`.
+    #[arg(skip)]
+    pub listen_addresses: Vec<String>,
+    #[arg(skip)]
+    pub telemetry_path: Option<String>,
+    #[arg(skip)]
+    pub web_config_file: Option<PathBuf>,
+    #[arg(skip)]
+    pub read_header_timeout: Option<Duration>,
+    #[arg(skip)]
+    pub idle_timeout: Option<Duration>,
+    #[arg(skip)]
+    pub write_timeout: Option<Duration>,
+    #[arg(skip)]
+    pub max_requests: Option<usize>,
+    #[arg(skip)]
+    pub bound_addresses_file: Option<PathBuf>,
+    #[arg(skip)]
+    pub refresh_interval: Option<Duration>,
+}
+
+/// The flags only `serve` uses: given before any subcommand (`serve` is the
+/// default) or after `serve`; `report` and `check-config` neither list nor
+/// accept them.
+#[derive(Debug, Clone, Default, PartialEq, Args)]
+pub struct ServeFlags {
+    /// Address to serve on; may be given more than once (default :9781).
+    #[arg(
+        long = "web.listen-address",
+        env = "AWS_IAM_KEY_EXPORTER_WEB_LISTEN_ADDRESS",
+        value_delimiter = ','
+    )]
+    pub listen_addresses: Vec<String>,
+
+    /// Path under which metrics are served (default /metrics).
+    #[arg(long = "web.telemetry-path", env = "AWS_IAM_KEY_EXPORTER_WEB_TELEMETRY_PATH")]
+    pub telemetry_path: Option<String>,
+
+    /// TLS / basic-auth file in the Prometheus exporter-toolkit format.
+    #[arg(long = "web.config.file", env = "AWS_IAM_KEY_EXPORTER_WEB_CONFIG_FILE")]
+    pub web_config_file: Option<PathBuf>,
+
+    /// Longest a client may take to send a request's headers, the first one
+    /// timed from the connection (TLS handshake included) (default 10s).
+    #[arg(long = "web.read-header-timeout", env = "AWS_IAM_KEY_EXPORTER_WEB_READ_HEADER_TIMEOUT", value_parser = parse_interval)]
+    pub read_header_timeout: Option<Duration>,
+
+    /// Longest a keep-alive connection may wait for its next request (default 2m).
+    #[arg(long = "web.idle-timeout", env = "AWS_IAM_KEY_EXPORTER_WEB_IDLE_TIMEOUT", value_parser = parse_interval)]
+    pub idle_timeout: Option<Duration>,
+
+    /// Longest from a request's headers to the last byte of its response;
+    /// a slower reader is cut off (default 1m).
+    #[arg(long = "web.write-timeout", env = "AWS_IAM_KEY_EXPORTER_WEB_WRITE_TIMEOUT", value_parser = parse_interval)]
+    pub write_timeout: Option<Duration>,
+
+    /// Scrapes in flight at once; more get 503 at once; 0: no limit (default 40).
+    #[arg(long = "web.max-requests", env = "AWS_IAM_KEY_EXPORTER_WEB_MAX_REQUESTS")]
+    pub max_requests: Option<usize>,
+
+    /// Once listening, write the bound addresses here, one a line: for a
+    /// supervisor or test that starts the exporter on port 0.
+    #[arg(
+        long = "web.bound-addresses-file",
+        hide = true,
+        env = "AWS_IAM_KEY_EXPORTER_WEB_BOUND_ADDRESSES_FILE"
+    )]
+    pub bound_addresses_file: Option<PathBuf>,
+
+    /// Time between refreshes, e.g. 90s, 15m, 1h (default 30m).
+    #[arg(long = "refresh.interval", env = "AWS_IAM_KEY_EXPORTER_REFRESH_INTERVAL", value_parser = parse_interval)]
+    pub refresh_interval: Option<Duration>,
+}
+
+impl ServeFlags {
+    /// The arguments' ids, as in [`ArgMatches`].
+    fn ids() -> Vec<String> {
+        ServeFlags::augment_args(clap::Command::new("serve"))
+            .get_arguments()
+            .map(|a| a.get_id().to_string())
+            .collect()
+    }
+
+    /// Takes from `after` (the flags after `serve`) those given on its command
+    /// line: they win over the same flag before `serve`, which wins over the
+    /// environment (which both read).
+    fn overlay(&mut self, after: ServeFlags, matches: &ArgMatches) {
+        let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+        // Destructured whole: a field added to ServeFlags and not here does
+        // not compile.
+        macro_rules! take_given {
+            ($($field:ident),*) => {{
+                let ServeFlags { $($field),* } = after;
+                $(if given(stringify!($field)) {
+                    self.$field = $field;
+                })*
+            }};
+        }
+        take_given!(
+            listen_addresses,
+            telemetry_path,
+            web_config_file,
+            read_header_timeout,
+            idle_timeout,
+            write_timeout,
+            max_requests,
+            bound_addresses_file,
+            refresh_interval
+        );
+    }
+
+    /// Into the skipped fields of `flags`.
+    fn apply_to(self, flags: &mut Flags) {
+        flags.listen_addresses = self.listen_addresses;
+        flags.telemetry_path = self.telemetry_path;
+        flags.web_config_file = self.web_config_file;
+        flags.read_header_timeout = self.read_header_timeout;
+        flags.idle_timeout = self.idle_timeout;
+        flags.write_timeout = self.write_timeout;
+        flags.max_requests = self.max_requests;
+        flags.bound_addresses_file = self.bound_addresses_file;
+        flags.refresh_interval = self.refresh_interval;
+    }
+}
+
+impl Cli {
+    /// Parses the process's arguments, exiting as clap does (status 2) on a
+    /// usage error. Use this, not `Cli::parse`: see [`Cli::try_parse_args_from`].
+    pub fn parse_args() -> Cli {
+        Cli::try_parse_args_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    }
+
+    /// Parses `args` and settles what the derive alone cannot: the serve-only
+    /// flags (before `serve`, after it, or from the environment) land in
+    /// `flags`; given on the command line to another command they are a
+    /// usage error; `report` logs at warn unless `--log.level` says otherwise.
+    pub fn try_parse_args_from<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let mut command = Cli::command();
+        let matches = command.try_get_matches_from_mut(args)?;
+        let mut cli = Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut command))?;
+        let mut serve = std::mem::take(&mut cli.serve);
+        match (&mut cli.command, matches.subcommand()) {
+            (None, _) => {}
+            (Some(Command::Serve(after)), Some((_, sub))) => serve.overlay(std::mem::take(after), sub),
+            (Some(_), Some((name, _))) => {
+                if let Some(id) = ServeFlags::ids()
+                    .iter()
+                    .find(|id| matches.value_source(id) == Some(ValueSource::CommandLine))
+                {
+                    let long = command
+                        .get_arguments()
+                        .find(|a| a.get_id() == id)
+                        .and_then(|a| a.get_long())
+                        .unwrap_or(id);
+                    let message = format!("--{long} applies to serve only, not to {name}");
+                    return Err(command.error(clap::error::ErrorKind::ArgumentConflict, message));
+                }
+                // What the environment says for serve does not concern the others.
+                serve = ServeFlags::default();
+            }
+            (Some(_), None) => unreachable!("a command is a subcommand"),
+        }
+        serve.apply_to(&mut cli.flags);
+        if matches!(cli.command, Some(Command::Report(_)))
+            && matches.value_source("log_level") == Some(ValueSource::DefaultValue)
+        {
+            cli.flags.log_level = LogLevel::Warn;
+        }
+        Ok(cli)
+    }
 }
 
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -239,10 +364,11 @@ mod tests {
 
     #[test]
     fn web_limit_flags_read_their_environment_variables() {
-        let cli = Cli::try_parse_from(["x", "--web.read-header-timeout", "3s", "--web.max-requests", "7"]).unwrap();
+        let cli =
+            Cli::try_parse_args_from(["x", "--web.read-header-timeout", "3s", "--web.max-requests", "7"]).unwrap();
         assert_eq!(cli.flags.read_header_timeout, Some(Duration::from_secs(3)));
         assert_eq!(cli.flags.max_requests, Some(7));
-        let err = Cli::try_parse_from(["x", "--web.write-timeout", "500000000000y"]).unwrap_err();
+        let err = Cli::try_parse_args_from(["x", "--web.write-timeout", "500000000000y"]).unwrap_err();
         assert!(err.to_string().contains("--web.write-timeout"), "{err}");
         let names: Vec<String> = Cli::command()
             .get_arguments()
@@ -260,18 +386,9 @@ mod tests {
     }
 
     #[test]
-    fn flags_are_global_and_repeatable() {
-        let cli = Cli::try_parse_from([
-            "x",
-            "report",
-            "--web.listen-address",
-            "127.0.0.1:1",
-            "--web.listen-address=[::1]:2",
-            "--format",
-            "json",
-        ])
-        .unwrap();
-        assert_eq!(cli.flags.listen_addresses, ["127.0.0.1:1", "[::1]:2"]);
+    fn common_flags_are_global_and_serve_flags_repeatable() {
+        let cli = Cli::try_parse_args_from(["x", "report", "--config.file", "c.yaml", "--format", "json"]).unwrap();
+        assert_eq!(cli.flags.config_file, Some(PathBuf::from("c.yaml")));
         assert!(matches!(
             cli.command,
             Some(Command::Report(ReportArgs {
@@ -279,5 +396,72 @@ mod tests {
                 ..
             }))
         ));
+        let cli = Cli::try_parse_args_from([
+            "x",
+            "--web.listen-address",
+            "127.0.0.1:1",
+            "--web.listen-address=[::1]:2",
+        ])
+        .unwrap();
+        assert_eq!(cli.flags.listen_addresses, ["127.0.0.1:1", "[::1]:2"]);
+    }
+
+    /// Each serve-only flag, with two valid values.
+    const SERVE_VALUES: [(&str, &str, &str); 9] = [
+        ("web.listen-address", "127.0.0.1:1", "127.0.0.1:2"),
+        ("web.telemetry-path", "/a", "/b"),
+        ("web.config.file", "a.yml", "b.yml"),
+        ("web.read-header-timeout", "1s", "2s"),
+        ("web.idle-timeout", "1s", "2s"),
+        ("web.write-timeout", "1s", "2s"),
+        ("web.max-requests", "1", "2"),
+        ("web.bound-addresses-file", "a.txt", "b.txt"),
+        ("refresh.interval", "1s", "2s"),
+    ];
+
+    /// A serve flag works before any subcommand, before `serve` and after it
+    /// (after wins); `report` and `check-config` refuse it in any position.
+    #[test]
+    fn serve_flags_apply_to_serve_in_every_position_and_to_nothing_else() {
+        let command = ServeFlags::augment_args(clap::Command::new("x"));
+        let longs: Vec<&str> = command.get_arguments().filter_map(|a| a.get_long()).collect();
+        assert_eq!(longs, SERVE_VALUES.map(|(long, ..)| long), "every serve flag is tried");
+        let flags = |args: &[&str]| {
+            let cli = Cli::try_parse_args_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            format!("{:?}", cli.flags)
+        };
+        for (long, a, b) in SERVE_VALUES {
+            let flag = format!("--{long}");
+            let only_b = flags(&["x", &flag, b]);
+            assert_ne!(only_b, flags(&["x"]), "{long} is applied");
+            assert_eq!(flags(&["x", "serve", &flag, b]), only_b, "{long} after serve");
+            assert_eq!(flags(&["x", &flag, b, "serve"]), only_b, "{long} before serve");
+            assert_eq!(
+                flags(&["x", &flag, a, "serve", &flag, b]),
+                only_b,
+                "{long}: after serve wins"
+            );
+            let err = Cli::try_parse_args_from(["x", &flag, a, "report"]).unwrap_err();
+            assert_eq!(err.exit_code(), 2);
+            assert!(
+                err.to_string()
+                    .contains(&format!("{flag} applies to serve only, not to report")),
+                "{err}"
+            );
+            let err = Cli::try_parse_args_from(["x", "report", &flag, a]).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{err}");
+            let err = Cli::try_parse_args_from(["x", "check-config", &flag, a]).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{err}");
+        }
+    }
+
+    #[test]
+    fn report_logs_at_warn_unless_asked() {
+        let level = |args: &[&str]| Cli::try_parse_args_from(args).unwrap().flags.log_level;
+        assert_eq!(level(&["x", "report"]), LogLevel::Warn);
+        assert_eq!(level(&["x", "report", "--log.level", "info"]), LogLevel::Info);
+        assert_eq!(level(&["x", "--log.level", "debug", "report"]), LogLevel::Debug);
+        assert_eq!(level(&["x"]), LogLevel::Info);
+        assert_eq!(level(&["x", "serve"]), LogLevel::Info);
     }
 }

@@ -17,15 +17,16 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    #[error("cannot listen on {address}: {source}")]
+    #[error("cannot listen on {address}: {source}{}", listen_hint(.source))]
     Listen {
         address: String,
         #[source]
         source: std::io::Error,
     },
 
-    #[error("refresh failed: {0}")]
-    Refresh(#[from] crate::sources::SourceError),
+    /// `report` could not read every account: one entry per failure.
+    #[error("refresh failed, no report written: {}", .0.join("; "))]
+    ReportIncomplete(Vec<String>),
 
     #[error("cannot write output: {0}")]
     Output(String),
@@ -36,12 +37,24 @@ pub enum Error {
 
 impl Error {
     /// Exit code for the process: 2 for anything the user must fix in flags or
-    /// configuration (as clap does for usage errors), 1 for the rest.
+    /// configuration (as clap does for usage errors; a config file that cannot
+    /// be read is one), 1 for failures at run time (a port taken, AWS or the
+    /// report file failing, output that cannot be written).
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Config(_) => 2,
-            _ => 1,
+            Error::Config(_) | Error::ReadFile { .. } => 2,
+            Error::Listen { .. } | Error::ReportIncomplete(_) | Error::Output(_) | Error::RefreshStopped(_) => 1,
         }
+    }
+}
+
+/// What to do about the common bind failure.
+fn listen_hint(error: &std::io::Error) -> &'static str {
+    match error.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            "; another process listens there: stop it, or choose another address with --web.listen-address"
+        }
+        _ => "",
     }
 }
 

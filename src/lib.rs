@@ -21,11 +21,13 @@ pub mod logging;
 pub mod metrics;
 pub mod negotiate;
 pub mod policy;
+pub mod process;
 pub mod refresh;
 pub mod report;
 pub mod server;
 pub mod snapshot;
 pub mod sources;
+pub mod status_page;
 pub mod web_config;
 
 use std::io::Write as _;
@@ -55,9 +57,13 @@ pub async fn run(cli: Cli) -> Result<i32> {
         return Ok(check_config(file.as_ref().or(cli.flags.config_file.as_ref())));
     }
     let settings = Settings::load(&cli.flags)?;
-    logging::init(settings.log_level, settings.log_format);
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(settings).await,
+    if matches!(cli.command, Some(Command::Report(_))) {
+        logging::init_for_report(settings.log_level, settings.log_format);
+    } else {
+        logging::init(settings.log_level, settings.log_format);
+    }
+    match cli.command.unwrap_or(Command::Serve(Default::default())) {
+        Command::Serve(_) => serve(settings).await,
         Command::Report(args) => report(settings, args).await,
         Command::CheckConfig { .. } => unreachable!("handled above"),
     }
@@ -91,8 +97,10 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
+    /// With the `process_*` metrics of this process, which the clocked
+    /// variant leaves out so that its output stays the same run to run.
     pub fn new(store: Arc<SnapshotStore>, policy: Policy, labels: labels::Labels, build: BuildInfo) -> Telemetry {
-        Telemetry::with_clock(store, policy, labels, build, chrono::Utc::now)
+        Telemetry::assemble(store, policy, labels, build, chrono::Utc::now, true)
     }
 
     /// As [`Telemetry::new`], with ages computed against `clock` (for tests and benchmarks).
@@ -103,13 +111,27 @@ impl Telemetry {
         build: BuildInfo,
         clock: fn() -> chrono::DateTime<chrono::Utc>,
     ) -> Telemetry {
+        Telemetry::assemble(store, policy, labels, build, clock, false)
+    }
+
+    fn assemble(
+        store: Arc<SnapshotStore>,
+        policy: Policy,
+        labels: labels::Labels,
+        build: BuildInfo,
+        clock: fn() -> chrono::DateTime<chrono::Utc>,
+        process: bool,
+    ) -> Telemetry {
         // Registration order is exposition order: refresh errors, AWS calls,
-        // then the snapshot's families.
+        // the process, then the snapshot's families.
         let mut registry = prometheus_client::registry::Registry::default();
         let refresh = RefreshMetrics::default();
         refresh.register(&mut registry);
         let aws_calls = AwsCallCounters::default();
         aws_calls.register(&mut registry);
+        if process {
+            registry.register_collector(Box::new(process::ProcessCollector));
+        }
         let metrics = Arc::new(Metrics::new(
             registry,
             assess::Assessor::with_clock(store, policy, clock),
@@ -277,6 +299,7 @@ async fn serve(settings: Settings) -> Result<i32> {
             assessor: assess::Assessor::new(exporter.store.clone(), settings.policy.clone()),
             context: report_context(&settings),
         }),
+        settings.refresh_interval,
         settings.http,
     );
     let refresh = tokio::spawn(exporter.refresher.run(stopped.clone()));
@@ -345,7 +368,17 @@ async fn wait_for_signal() {
 async fn report(settings: Settings, args: ReportArgs) -> Result<i32> {
     let mut exporter = build(&settings).await?;
     let errors = exporter.refresher.refresh_all().await;
-    let assessed = assess::assess(exporter.store.load(), &settings.policy, chrono::Utc::now());
+    let snapshot = exporter.store.load();
+    if !errors.is_empty() {
+        // Incomplete data must neither pass a gate nor look like a report:
+        // nothing is written, and the error says which accounts failed.
+        return Err(Error::ReportIncomplete(report_failures(
+            &snapshot,
+            &errors,
+            settings.labels.access_key_id,
+        )));
+    }
+    let assessed = assess::assess(snapshot, &settings.policy, chrono::Utc::now());
     let report = report::Report::build(&assessed, settings.labels.access_key_id);
     let text = report.render(args.format, args.table, &report_context(&settings));
     match &args.output {
@@ -355,17 +388,42 @@ async fn report(settings: Settings, args: ReportArgs) -> Result<i32> {
             .write_all(text.as_bytes())
             .map_err(|e| Error::Output(e.to_string()))?,
     }
-    if let Some(mut first) = errors.into_iter().next() {
-        first.message = settings.labels.access_key_id.redact(&first.message).into_owned();
-        // The tables above hold the accounts that could be read; the log
-        // names every failure. Incomplete data must not pass a gate.
-        return Err(Error::Refresh(first));
-    }
     Ok(if args.fail_on_high_risk && report.has_high_risk() {
         EXIT_HIGH_RISK
     } else {
         0
     })
+}
+
+/// One entry per account that could not be read, `account ID: reason: message`,
+/// from the snapshot, where the message is already redacted; the refresh's
+/// own errors (redacted here) when the snapshot has none.
+fn report_failures(
+    snapshot: &snapshot::Snapshot,
+    errors: &[sources::SourceError],
+    key_ids: labels::KeyIdLabel,
+) -> Vec<String> {
+    let one_line = |reason: &str, message: &str| format!("{reason}: {}", message.replace(['\n', '\r'], " "));
+    let failed: Vec<String> = snapshot
+        .accounts
+        .iter()
+        .filter_map(|(id, state)| {
+            let e = state.last_error.as_ref()?;
+            let line = one_line(e.reason.as_str(), &e.message);
+            Some(if id.is_empty() {
+                line
+            } else {
+                format!("account {id}: {line}")
+            })
+        })
+        .collect();
+    if !failed.is_empty() {
+        return failed;
+    }
+    errors
+        .iter()
+        .map(|e| one_line(e.reason.as_str(), &key_ids.redact(&e.message)))
+        .collect()
 }
 
 #[cfg(test)]

@@ -23,6 +23,19 @@ pub enum LogFormat {
 }
 
 pub fn init(level: LogLevel, format: LogFormat) {
+    init_dropping(level, format, false)
+}
+
+/// For `report`, which prints every refresh failure itself, one line each, as
+/// its error: at `warn` and `error` (its default is `warn`) the refresher's
+/// error line for the same failure (target `aws_iam_key_exporter::refresh`,
+/// level error) is left out, so that a failure reads once. Asked for `info`
+/// or more, every line is logged.
+pub fn init_for_report(level: LogLevel, format: LogFormat) {
+    init_dropping(level, format, matches!(level, LogLevel::Error | LogLevel::Warn))
+}
+
+fn init_dropping(level: LogLevel, format: LogFormat, drop_refresh_failures: bool) {
     let level = match level {
         LogLevel::Error => "error",
         LogLevel::Warn => "warn",
@@ -31,7 +44,12 @@ pub fn init(level: LogLevel, format: LogFormat) {
         LogLevel::Trace => "trace",
     };
     let filter = EnvFilter::new(format!("warn,aws_iam_key_exporter={level}"));
-    let registry = tracing_subscriber::registry().with(filter);
+    let drop = drop_refresh_failures.then(|| {
+        tracing_subscriber::filter::filter_fn(|meta| {
+            !(*meta.level() == tracing::Level::ERROR && meta.target().starts_with("aws_iam_key_exporter::refresh"))
+        })
+    });
+    let registry = tracing_subscriber::registry().with(filter).with(drop);
     // A second init (tests calling run twice) keeps the first subscriber.
     let _ = match format {
         LogFormat::Logfmt => registry

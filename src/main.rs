@@ -1,8 +1,6 @@
-use clap::Parser;
-
 #[tokio::main]
 async fn main() {
-    let cli = aws_iam_key_exporter::cli::Cli::parse();
+    let cli = aws_iam_key_exporter::cli::Cli::parse_args();
     let code = match aws_iam_key_exporter::run(cli).await {
         Ok(code) => code,
         Err(e) => {

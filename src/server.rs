@@ -23,7 +23,6 @@ use crate::connection::{Clock, HttpLimits, Limited, RequestGuard};
 use crate::error::{Error, Result};
 use crate::listen::ListenAddress;
 use crate::metrics::{BuildInfo, Format, Metrics};
-use crate::report::html::escape as html_escape;
 use crate::snapshot::SnapshotStore;
 use crate::web_config::SharedWebConfig;
 
@@ -39,6 +38,7 @@ struct AppState {
     telemetry_path: Arc<str>,
     renders: Arc<RenderShare>,
     report: Arc<crate::report::Page>,
+    refresh_interval: std::time::Duration,
     /// Scrapes in flight, up to `--web.max-requests`; `None`: no limit.
     in_flight: Option<Arc<Semaphore>>,
 }
@@ -113,6 +113,7 @@ pub fn router(
     telemetry_path: &str,
     web: SharedWebConfig,
     report: Arc<crate::report::Page>,
+    refresh_interval: std::time::Duration,
     limits: HttpLimits,
 ) -> Router {
     let state = AppState {
@@ -121,6 +122,7 @@ pub fn router(
         telemetry_path: telemetry_path.into(),
         renders: Arc::default(),
         report,
+        refresh_interval,
         in_flight: (limits.max_requests > 0).then(|| Arc::new(Semaphore::new(limits.max_requests))),
     };
     Router::new()
@@ -334,27 +336,37 @@ async fn report_page(State(state): State<AppState>) -> Response {
         return ready(State(state)).await;
     }
     let page = state.report.clone();
-    let rendered = tokio::task::spawn_blocking(move || page.render()).await;
-    match rendered {
+    render_page("the report", move || page.render()).await
+}
+
+/// An HTML page rendered on the blocking pool, or a 500 naming `what`.
+async fn render_page(what: &'static str, render: impl FnOnce() -> String + Send + 'static) -> Response {
+    match tokio::task::spawn_blocking(render).await {
         Ok(page) => Html(page).into_response(),
         Err(e) => {
-            tracing::error!(error = %e, "rendering the report failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, "rendering the report failed\n").into_response()
+            tracing::error!(error = %e, "rendering {what} failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, format!("rendering {what} failed\n")).into_response()
         }
     }
 }
 
-async fn landing_page(State(state): State<AppState>) -> Html<String> {
-    let build = BuildInfo::CURRENT;
-    let path = html_escape(&state.telemetry_path);
-    Html(format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head><meta charset=\"utf-8\"><title>AWS IAM key exporter</title></head>\n<body>\n\
-<h1>AWS IAM key exporter</h1>\n<p>Version {} (revision {}).</p>\n<ul>\n\
-<li><a href=\"{path}\">Metrics</a></li>\n<li><a href=\"/report\">Report</a></li>\n<li><a href=\"/-/healthy\">Health</a></li>\n<li><a href=\"/-/ready\">Readiness</a></li>\n\
-</ul>\n</body>\n</html>\n",
-        html_escape(build.version),
-        html_escape(build.revision),
-    ))
+/// The landing page (see [`crate::status_page`]), rendered on the blocking
+/// pool: it assesses every key.
+async fn landing_page(State(state): State<AppState>) -> Response {
+    let ready = state.store.is_ready();
+    render_page("the landing page", move || {
+        let report = &state.report.context;
+        let context = crate::status_page::Context {
+            build: BuildInfo::CURRENT,
+            telemetry_path: &state.telemetry_path,
+            source: &report.source,
+            scope: &report.scope,
+            refresh_interval: state.refresh_interval,
+            ready,
+        };
+        crate::status_page::render(&state.report.assessor.assess(), &context)
+    })
+    .await
 }
 
 /// Raises the soft limit on open files to the hard limit, as Go programs

@@ -25,6 +25,11 @@ pub struct AccountState {
     pub up: bool,
     pub last_success: Option<DateTime<Utc>>,
     pub last_duration: Duration,
+    /// When the latest refresh finished, whatever its outcome.
+    pub last_refresh: Option<DateTime<Utc>>,
+    /// Why the latest refresh failed, its message redacted as the logs are
+    /// (see `refresh::record`); `None` once a refresh succeeds.
+    pub last_error: Option<SourceError>,
 }
 
 /// The result of refreshing one account.
@@ -64,13 +69,18 @@ impl Snapshot {
             }
             let state = next.accounts.entry(id).or_default();
             state.last_duration = outcome.duration;
+            state.last_refresh = Some(outcome.finished);
             match &outcome.result {
                 Ok(data) => {
                     state.data = Some(Arc::new(data.clone()));
                     state.up = true;
                     state.last_success = Some(outcome.finished);
+                    state.last_error = None;
                 }
-                Err(_) => state.up = false,
+                Err(e) => {
+                    state.up = false;
+                    state.last_error = Some(e.clone());
+                }
             }
         }
         // A placeholder for an account that failed before its id was known is
@@ -161,8 +171,14 @@ mod tests {
         assert_eq!(state.data.as_ref().unwrap().users.len(), 3);
         assert_eq!(state.last_success, DateTime::from_timestamp(1_000, 0));
         assert_eq!(state.last_duration, Duration::from_secs(5));
+        assert_eq!(state.last_refresh, DateTime::from_timestamp(2_000, 0));
+        assert_eq!(state.last_error.as_ref().map(|e| e.message.as_str()), Some("down"));
         let third = second.with_outcomes(&[ok("111111111111", 1)]);
         assert!(third.accounts["111111111111"].up);
+        assert_eq!(
+            third.accounts["111111111111"].last_error, None,
+            "the error of the latest refresh only"
+        );
         assert_eq!(third.accounts["111111111111"].data.as_ref().unwrap().users.len(), 1);
     }
 

@@ -19,6 +19,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("listen", &[]),
     ("file_watch", &[]),
     ("logging", &[]),
+    ("process", &[]),
     ("aws", &[]),
     ("negotiate", &[]),
     ("connection", &[]),
@@ -31,6 +32,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // Outputs: render the assessed model, compute nothing.
     ("metrics", &["assess", "labels", "negotiate", "snapshot", "sources"]),
     ("report", &["assess", "labels", "sources"]),
+    // The landing page: the assessed model and each account's refresh state,
+    // with the report's HTML helpers and the build info of the metrics.
+    ("status_page", &["assess", "metrics", "report", "snapshot"]),
     // Runtime.
     (
         "refresh",
@@ -49,6 +53,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "negotiate",
             "report",
             "snapshot",
+            "status_page",
             "web_config",
         ],
     ),
@@ -535,7 +540,7 @@ fn the_table_is_acyclic_and_keeps_the_rules_of_issue_13() {
             "{module}: only the root and config (which merges the flags) read cli"
         );
     }
-    for output in ["metrics", "report"] {
+    for output in ["metrics", "report", "status_page"] {
         assert!(
             !may(output).contains(&"policy"),
             "{output} renders the assessed model; it does not assess"

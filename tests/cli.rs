@@ -450,10 +450,14 @@ fn endpoints_formats_and_several_listen_addresses() {
 }
 
 /// Ages move between two scrapes; everything else must be identical.
+/// Without the values that change between two scrapes: ages, and the
+/// process's own figures (CPU, memory, descriptors).
 fn strip_ages(text: &str) -> Vec<&str> {
     text.lines()
         .filter(|l| {
-            !l.starts_with("aws_iam_access_key_age_seconds") && !l.starts_with("aws_iam_access_key_unused_seconds")
+            !l.starts_with("aws_iam_access_key_age_seconds")
+                && !l.starts_with("aws_iam_access_key_unused_seconds")
+                && !l.starts_with("process_")
         })
         .collect()
 }
@@ -494,4 +498,190 @@ fn not_ready_until_the_first_refresh_finishes() {
     );
     assert!(!text.contains("aws_iam_access_key_age_seconds{"));
     drop(silent);
+}
+
+/// A report that cannot be made writes nothing a script could take for one:
+/// empty stdout, no `--output` file, exit 1, and one line on stderr that says
+/// why (the refresher's own log line for the same failure left out).
+#[test]
+fn a_failed_report_prints_nothing_and_one_line_of_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.csv");
+    let output = dir.path().join("report.html");
+    for extra in [&[][..], &["--format", "html", "--output", output.to_str().unwrap()][..]] {
+        let mut args = vec!["report", "--credential-report.file", missing.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let (code, out, err) = run(&args);
+        assert_eq!(code, 1, "a runtime failure: {err}");
+        assert_eq!(out, "", "nothing on stdout");
+        assert_eq!(err.lines().count(), 1, "one line: {err:?}");
+        assert!(
+            err.starts_with("aws-iam-key-exporter: refresh failed, no report written: other: ")
+                && err.contains(&format!(
+                    "{}: cannot read: No such file or directory",
+                    missing.display()
+                )),
+            "{err}"
+        );
+        assert!(!output.exists(), "no --output file");
+    }
+    // Asked for logs, the refresher's lines are there too.
+    let (code, _, err) = run(&[
+        "report",
+        "--log.level",
+        "info",
+        "--credential-report.file",
+        missing.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("level=error") && err.contains("refresh failed"), "{err}");
+}
+
+/// A report that works logs nothing at its default level: stdout is the
+/// report, stderr is empty; `--log.level info` brings the info lines back.
+#[test]
+fn a_report_logs_nothing_unless_asked() {
+    let (code, out, err) = run(&["report", "--format", "json", "--credential-report.file", &sample()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(err, "", "no log lines at report's default level");
+    serde_json::from_str::<serde_json::Value>(&out).expect("stdout is the JSON report alone");
+    let (code, _, err) = run(&["report", "--log.level", "info", "--credential-report.file", &sample()]);
+    assert_eq!(code, 0);
+    assert!(err.contains("refresh succeeded"), "{err}");
+}
+
+/// `report --help` lists what a report uses, each flag described, and none of
+/// serve's flags; those are refused for a report, with status 2.
+#[test]
+fn report_help_lists_only_what_applies_to_a_report() {
+    let (code, help, _) = run(&["report", "--help"]);
+    assert_eq!(code, 0);
+    for flag in [
+        "--format",
+        "--table",
+        "--output",
+        "--fail-on-high-risk",
+        "--config.file",
+        "--credential-report.file",
+        "--source",
+        "--log.level",
+    ] {
+        assert!(help.contains(flag), "{flag} in: {help}");
+    }
+    for flag in ["--web.", "--refresh.interval"] {
+        assert!(!help.contains(flag), "{flag} not in: {help}");
+    }
+    assert!(
+        help.contains("--format <FORMAT>\n          Output format: "),
+        "--format is described: {help}"
+    );
+    let (code, _, err) = run(&["--refresh.interval", "1h", "report"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--refresh.interval applies to serve only, not to report"),
+        "{err}"
+    );
+    // `serve --help` still has them all.
+    let (_, help, _) = run(&["serve", "--help"]);
+    assert!(
+        help.contains("--web.listen-address") && help.contains("--refresh.interval"),
+        "{help}"
+    );
+}
+
+/// Exit codes as docs/configuration.md lists them: 2 for a configuration
+/// file that is not there, whatever the command; 1 for a port taken, with
+/// what to do.
+#[test]
+fn exit_codes_say_usage_or_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.yaml");
+    let missing = missing.to_str().unwrap();
+    for args in [
+        vec!["--config.file", missing, "--web.listen-address", "127.0.0.1:0"],
+        vec!["check-config", "--config.file", missing],
+        vec!["check-config", missing],
+        vec!["report", "--config.file", missing],
+    ] {
+        let (code, out, err) = run(&args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert_eq!(out, "");
+        assert!(err.contains(&format!("cannot read {missing}")), "{args:?}: {err}");
+    }
+
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let (code, _, err) = run(&["--web.listen-address", &address, "--credential-report.file", &sample()]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!("cannot listen on {address}: "))
+            && err.contains("choose another address with --web.listen-address"),
+        "{err}"
+    );
+}
+
+/// Serve's flags keep their environment variables, and a flag on the command
+/// line wins over its variable whether it comes before `serve` or after.
+#[test]
+fn a_serve_flag_on_the_command_line_wins_over_its_variable_in_either_position() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let env = [(
+        "AWS_IAM_KEY_EXPORTER_WEB_LISTEN_ADDRESS".to_string(),
+        taken.local_addr().unwrap().to_string(),
+    )];
+    let report = sample();
+    for args in [
+        [
+            "--web.listen-address",
+            "127.0.0.1:0",
+            "serve",
+            "--credential-report.file",
+            &report,
+        ],
+        [
+            "serve",
+            "--web.listen-address",
+            "127.0.0.1:0",
+            "--credential-report.file",
+            &report,
+        ],
+    ] {
+        // Listening at all shows the flag won: the variable's port is taken.
+        let exporter = Exporter::spawn(&args, &env);
+        assert_eq!(get(&exporter.url("/-/healthy")).0, 200, "{args:?}");
+    }
+    let out = Command::new(BIN)
+        .args(["serve", "--credential-report.file", &report])
+        .envs(env.iter().cloned())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "the variable alone is used");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Address already in use"));
+}
+
+/// AWS writes `N/A` as the region of a key last used with a global service
+/// (IAM); the exporter writes an empty label value, Prometheus' "none", in
+/// the metrics and the report alike, as docs/metrics.md says.
+#[test]
+fn a_global_service_has_an_empty_region() {
+    let (code, out, err) = run(&["report", "--format", "json", "--credential-report.file", &sample()]);
+    assert_eq!(code, 0, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let iam: Vec<&serde_json::Value> = json["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["last_used_service"] == "iam")
+        .collect();
+    assert!(!iam.is_empty(), "the sample has keys last used with IAM");
+    assert!(iam.iter().all(|k| k["last_used_region"] == ""), "{iam:?}");
+
+    let exporter = Exporter::start(&["--credential-report.file", &sample()], &[]);
+    exporter.wait_ready();
+    let samples = parse_metrics(&exporter.scrape());
+    let info = find(&samples, "aws_iam_access_key_info", &[("last_used_service", "iam")]);
+    assert_eq!(info.len(), iam.len());
+    assert!(info.iter().all(|s| s.labels["last_used_region"].is_empty()), "{info:?}");
+    assert!(find(&samples, "aws_iam_access_key_info", &[("last_used_region", "N/A")]).is_empty());
 }

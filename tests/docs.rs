@@ -40,13 +40,18 @@ struct Documented {
 /// The rows `| `name` | type | labels | value | absent |` of docs/metrics.md.
 fn documented_families(text: &str) -> BTreeMap<String, Documented> {
     let mut families = BTreeMap::new();
-    for line in text.lines().filter(|l| l.starts_with("| `aws_iam_")) {
+    // The exporter's own families, and the standard process ones.
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("| `aws_iam_") || l.starts_with("| `process_"))
+    {
         let cells: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
         assert_eq!(cells.len(), 5, "{METRICS_DOC}: a metric row has five cells: {line}");
         let name = cells[0].trim_matches('`').to_string();
         let mut labels = BTreeSet::new();
         let mut optional_prefixes = Vec::new();
-        for label in cells[2].split(", ") {
+        // An empty cell: a family without labels.
+        for label in cells[2].split(", ").filter(|l| !l.is_empty()) {
             let label = label.trim_matches('`').trim_end_matches("...").trim_matches('`');
             match label.split_once("<") {
                 Some((prefix, _)) => optional_prefixes.push(prefix.to_string()),

@@ -82,7 +82,7 @@ fn survives(fault: &str, reason: &str, extra: &[&str]) {
 
 #[test]
 fn answers_that_hang_time_out() {
-    survives(&format!("hang {ACCOUNT} forever"), "network", &[]);
+    survives(&format!("hang {ACCOUNT} forever"), "timeout", &[]);
 }
 
 #[test]
@@ -139,4 +139,122 @@ fn throttling_for_a_while_then_success_is_retried_and_counted() {
     assert_eq!(up(&exporter), 1.0);
     assert_eq!(key_series(&exporter.scrape()), before);
     assert_eq!(moto.command("stats")["ok"]["throttled"], 2);
+}
+
+/// Every error counter of a healthy account exists at 0 from its first
+/// refresh, so that `increase()` and the alerts see the first failure; the
+/// AWS call counters exist for every operation the source calls; the
+/// process metrics are there, and the whole exposition is promtool-clean.
+#[test]
+fn a_healthy_accounts_error_counters_start_at_zero() {
+    let moto = Moto::start();
+    let exporter = exporter(&moto, &[]);
+    let text = exporter.scrape();
+    assert_eq!(promtool_check_metrics(&text), "");
+    let samples = parse_metrics(&text);
+    for name in [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_virtual_memory_bytes",
+        "process_open_fds",
+        "process_max_fds",
+        "process_start_time_seconds",
+    ] {
+        assert!(
+            value(&samples, name, &[]) > 0.0 || name == "process_cpu_seconds_total",
+            "{name}"
+        );
+        assert!(
+            text.contains(&format!("# HELP {}", name.trim_end_matches("_total"))),
+            "{name}"
+        );
+    }
+    // Sorted: a family's series come in no fixed order.
+    let reasons: std::collections::BTreeMap<&str, f64> = find(
+        &samples,
+        "aws_iam_exporter_refresh_errors_total",
+        &[("account_id", ACCOUNT)],
+    )
+    .iter()
+    .map(|s| (s.labels["reason"].as_str(), s.value))
+    .collect();
+    let expected = [
+        "access_denied",
+        "credentials",
+        "invalid_response",
+        "network",
+        "other",
+        "throttled",
+        "timeout",
+    ];
+    assert_eq!(reasons, expected.map(|reason| (reason, 0.0)).into());
+    for (service, operation) in [
+        ("sts", "GetCallerIdentity"),
+        ("iam", "GetAccountSummary"),
+        ("iam", "ListUsers"),
+        ("iam", "ListAccessKeys"),
+        ("iam", "GetAccessKeyLastUsed"),
+    ] {
+        assert_eq!(
+            find(
+                &samples,
+                "aws_iam_exporter_aws_requests_total",
+                &[("service", service), ("operation", operation)]
+            )
+            .len(),
+            1,
+            "{service} {operation}"
+        );
+    }
+}
+
+/// No credentials anywhere (empty environment and HOME, instance metadata
+/// off): the failure is counted as `credentials`, not `network`, and logged
+/// as one short line that names the sources tried, without Debug output.
+#[test]
+fn no_credentials_at_all_is_a_credentials_error_in_one_short_line() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().to_string_lossy().to_string();
+    let env = [
+        ("PATH".to_string(), dir.clone()),
+        ("HOME".to_string(), dir),
+        ("AWS_EC2_METADATA_DISABLED".to_string(), "true".to_string()),
+    ];
+    let exporter = Exporter::start_in_empty_environment(&["--refresh.interval", "1h"], &env);
+    exporter.wait_ready();
+    let samples = parse_metrics(&exporter.scrape());
+    assert!(
+        value(
+            &samples,
+            "aws_iam_exporter_refresh_errors_total",
+            &[("account_id", ""), ("reason", "credentials")]
+        ) >= 1.0
+    );
+    assert!(find(
+        &samples,
+        "aws_iam_exporter_refresh_errors_total",
+        &[("reason", "network")]
+    )
+    .is_empty());
+    let lines = exporter.log_lines();
+    let failed: Vec<&String> = lines.iter().filter(|l| l.contains("level=error")).collect();
+    assert!(!failed.is_empty(), "no error logged: {lines:?}");
+    for line in failed {
+        assert!(line.len() < 600, "{} characters: {line}", line.len());
+        assert!(line.contains("reason=credentials"), "{line}");
+        assert!(
+            line.contains("GetCallerIdentity: no AWS credentials found (tried Environment"),
+            "{line}"
+        );
+        for debug in [
+            "DispatchFailure",
+            "ConnectorError",
+            "ProviderChainError",
+            "attempts:",
+            " { ",
+            "Some(",
+        ] {
+            assert!(!line.contains(debug), "{debug} in {line}");
+        }
+    }
 }

@@ -226,10 +226,70 @@ fn one_failing_account_never_affects_the_others() {
     }
     let stats = moto.command("stats");
     assert_eq!(stats["ok"]["throttled"], 2);
-    assert!(exporter
-        .log_lines()
+    let lines = exporter.log_lines();
+    let line = lines
         .iter()
-        .any(|l| l.contains("refresh failed") && l.contains(&denied) && l.contains("code=AccessDenied")));
+        .find(|l| l.contains("refresh failed") && l.contains(&denied) && l.contains("code=AccessDenied"))
+        .unwrap_or_else(|| panic!("no refresh failure of {denied} logged: {lines:?}"));
+    // One readable line: the reason, AWS's message and where the fix is,
+    // and none of the SDK's Debug output.
+    assert!(line.contains("reason=access_denied"), "{line}");
+    assert!(line.contains("is not authorized to perform: sts:AssumeRole"), "{line}");
+    assert!(line.contains("deploy/iam"), "{line}");
+    for debug in ["ServiceError {", "{ source:", "raw: Response", "Some("] {
+        assert!(!line.contains(debug), "{debug} in {line}");
+    }
+}
+
+/// The landing page, where an operator looks first, says which account is
+/// down and why, next to the healthy ones with their keys.
+#[test]
+fn the_landing_page_shows_a_failing_and_a_healthy_account() {
+    let mut moto = org();
+    let seeded = accounts(&moto);
+    let denied = seeded[1]["account_id"].as_str().unwrap().to_string();
+    moto.command(&format!("fault deny-assume-role {denied}"));
+    let (exporter, _dir) = start(&moto, ORG, &[], true);
+    let (status, page) = get(&exporter.url("/"));
+    assert_eq!(status, 200);
+    let row = |id: &str| -> String {
+        let start = format!("<tr><td>{id}</td>");
+        page.lines()
+            .find(|l| l.starts_with(&start))
+            .unwrap_or_else(|| panic!("a row for {id} in {page}"))
+            .to_string()
+    };
+    let down = row(&denied);
+    assert!(down.contains("<td class=\"down\">down</td><td>never</td>"), "{down}");
+    assert!(
+        down.contains("<code>access_denied</code>: ") && down.contains("AssumeRole"),
+        "the reason and AWS's message: {down}"
+    );
+    let healthy = &seeded[0];
+    let id = healthy["account_id"].as_str().unwrap();
+    let keys = healthy["keys"].as_array().unwrap();
+    let high_risk = keys.iter().filter(|k| k["high_risk"].as_bool().unwrap()).count();
+    let up = row(id);
+    assert!(up.contains("<td class=\"up\">up</td>"), "{up}");
+    assert!(
+        up.ends_with(&format!(
+            "<td class=\"num\">{}</td><td class=\"num\">{high_risk}</td><td></td></tr>",
+            keys.len()
+        )),
+        "keys, high-risk keys, no error: {up}"
+    );
+    assert!(
+        page.contains(&format!(
+            "<dt>Accounts up</dt><dd>{} of {}</dd>",
+            seeded.len() - 1,
+            seeded.len()
+        )),
+        "{page}"
+    );
+    assert!(page.contains("<dt>Refresh interval</dt><dd>30m</dd>"), "{page}");
+    for link in ["/metrics", "/report", "/-/healthy", "/-/ready"] {
+        assert!(page.contains(&format!("href=\"{link}\"")), "{link} in {page}");
+    }
 }
 
 #[test]

@@ -175,6 +175,9 @@ http_server_config:\n  headers:\n    X-Frame-Options: deny\n"
     );
     assert_eq!(curl(d, &url("/metrics"), &[]), 401);
     assert_eq!(curl(d, &url("/"), &["-u", "nobody:right"]), 401);
+    // The landing page names accounts and their errors: the same guard.
+    assert_eq!(curl(d, &url("/"), &[]), 401);
+    assert_eq!(curl(d, &url("/"), &["-u", "prometheus:right"]), 200);
     // The report tells as much as the metrics: the same guard.
     assert_eq!(curl(d, &url("/report"), &[]), 401);
     assert_eq!(curl(d, &url("/report"), &["-u", "prometheus:right"]), 200);

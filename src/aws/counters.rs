@@ -49,6 +49,20 @@ impl AwsCallCounters {
         );
     }
 
+    /// Starts `aws_iam_exporter_aws_requests_total` at 0 for each
+    /// `(service, operation)` the exporter will call, so that the first call
+    /// and its rate are seen. The error counter is by AWS error code, an open
+    /// set: its series appear with the first failure of each code (the
+    /// dashboard adds the requests times 0 for the operations without one).
+    pub fn start_at_zero(&self, operations: &[(&str, &str)]) {
+        for (service, operation) in operations {
+            drop(self.requests.get_or_create(&AwsCallLabels {
+                service: service.to_string(),
+                operation: operation.to_string(),
+            }));
+        }
+    }
+
     pub fn record(&self, service: &str, operation: &str, error_code: Option<&str>) {
         let call = AwsCallLabels {
             service: service.to_string(),

@@ -3,15 +3,19 @@
 //! sources map it to their own `SourceError`; this module knows nothing of
 //! them, so that the dependency points one way.
 
+use aws_config::meta::ProviderChainError;
+use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_iam::error::ProvideErrorMetadata;
 use aws_smithy_runtime_api::client::result::SdkError;
-use aws_smithy_types::error::display::DisplayErrorContext;
 
 /// The kinds of failure, one to one with the `reason` label of
 /// `aws_iam_exporter_refresh_errors_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AwsErrorKind {
+    /// No credentials found, or expired, or not valid.
+    Credentials,
     Throttled,
+    Timeout,
     AccessDenied,
     Network,
     InvalidResponse,
@@ -27,30 +31,155 @@ pub struct AwsError {
     pub message: String,
 }
 
-/// Turns an SDK error into its kind, code and a message naming `operation`.
+/// Longest message kept: one log line, a landing page cell.
+const MAX_MESSAGE: usize = 400;
+
+/// Turns an SDK error into its kind, code and one readable line: what
+/// failed, the AWS error code and message when there is one, and what to do
+/// when that is clear. Never the SDK's Debug output.
 pub fn classify<E, R>(operation: &str, err: &SdkError<E, R>) -> AwsError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
     let code = err.code().map(str::to_string);
-    let kind = match err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => AwsErrorKind::Network,
-        SdkError::ResponseError(_) => AwsErrorKind::InvalidResponse,
+    let (kind, message) = match err {
+        SdkError::DispatchFailure(failure) => match credentials_error(err) {
+            Some(problem) => (AwsErrorKind::Credentials, format!("{operation}: {problem}")),
+            None => {
+                let cause = causes(err);
+                match failure.as_connector_error() {
+                    Some(c) if c.is_timeout() => (
+                        AwsErrorKind::Timeout,
+                        format!("{operation}: no answer from AWS in time ({cause}); check the network path to AWS, or raise --aws.call-timeout"),
+                    ),
+                    Some(c) if c.is_io() => (
+                        AwsErrorKind::Network,
+                        format!("{operation}: could not reach AWS ({cause}); check DNS, proxies (HTTPS_PROXY) and the network path to the AWS endpoints"),
+                    ),
+                    _ => (AwsErrorKind::Network, format!("{operation}: the request could not be sent: {cause}")),
+                }
+            }
+        },
+        SdkError::TimeoutError(_) => (
+            AwsErrorKind::Timeout,
+            format!(
+                "{operation}: no answer from AWS within --aws.call-timeout; check the network path to AWS, or raise it"
+            ),
+        ),
+        SdkError::ResponseError(_) => (
+            AwsErrorKind::InvalidResponse,
+            format!("{operation}: the answer could not be read: {}", causes(err)),
+        ),
         // An error answer without an AWS error code is one the SDK could not
         // read (not XML, not JSON, cut off).
-        SdkError::ServiceError(_) => code.as_deref().map_or(AwsErrorKind::InvalidResponse, kind_for_code),
-        _ => AwsErrorKind::Other,
+        SdkError::ServiceError(_) => {
+            let kind = code.as_deref().map_or(AwsErrorKind::InvalidResponse, kind_for_code);
+            let aws = match (code.as_deref(), err.message()) {
+                (Some(code), Some(message)) => format!("{code}: {}", one_line(message)),
+                (Some(code), None) => code.to_string(),
+                (None, _) => format!("an error answer without an AWS error code: {}", causes(err)),
+            };
+            let hint = hint(kind, code.as_deref().unwrap_or(""), operation);
+            (kind, format!("{operation}: {aws}{hint}"))
+        }
+        _ => (AwsErrorKind::Other, format!("{operation}: {}", causes(err))),
     };
     AwsError {
         kind,
         code,
-        message: format!("{operation}: {}", DisplayErrorContext(err)),
+        message: cut(message),
     }
+}
+
+/// What to do about an error answer, when it is clear; `""` otherwise.
+fn hint(kind: AwsErrorKind, code: &str, operation: &str) -> String {
+    match (kind, code) {
+        (AwsErrorKind::Credentials, "ExpiredToken" | "ExpiredTokenException") => {
+            "; the credentials have expired: renew them (e.g. aws sso login, or a new session)".to_string()
+        }
+        (AwsErrorKind::Credentials, _) => {
+            "; the access key or its secret is not valid: check the credentials the exporter runs with".to_string()
+        }
+        (AwsErrorKind::AccessDenied, _) if operation == "AssumeRole" => "; the exporter needs sts:AssumeRole on the role, and the trust policy of the role must allow the exporter (deploy/iam has both)".to_string(),
+        (AwsErrorKind::AccessDenied, _) => format!(
+            "; the exporter needs {}:{operation}, which the policy in deploy/iam grants",
+            service_of(operation)
+        ),
+        (AwsErrorKind::Throttled, _) => {
+            "; AWS throttled the calls beyond the retries: lower --aws.max-concurrent-requests or raise --aws.max-attempts".to_string()
+        }
+        _ => String::new(),
+    }
+}
+
+/// The IAM action prefix of an operation the exporter calls.
+fn service_of(operation: &str) -> &'static str {
+    match operation {
+        "GetCallerIdentity" | "AssumeRole" => "sts",
+        "ListAccounts" | "DescribeOrganization" => "organizations",
+        _ => "iam",
+    }
+}
+
+/// No credentials, or credentials that could not be loaded: the SDK reports
+/// it as a dispatch failure whose source chain holds a `CredentialsError`.
+fn credentials_error(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    const GIVE: &str = "give the exporter credentials: environment variables, a profile (AWS_PROFILE), web identity, or a role of the instance or task";
+    let chain = || std::iter::successors(err.source(), |e| e.source());
+    // The default chain wraps the attempts of each provider: name them.
+    if let Some(tried) = chain().find_map(|e| e.downcast_ref::<ProviderChainError<CredentialsError>>()) {
+        let names: Vec<&str> = tried.attempts().iter().map(|a| a.name()).collect();
+        return Some(format!("no AWS credentials found (tried {}); {GIVE}", names.join(", ")));
+    }
+    let e = chain().find_map(|e| e.downcast_ref::<CredentialsError>())?;
+    Some(match e {
+        CredentialsError::CredentialsNotLoaded(_) => format!("no AWS credentials found ({}); {GIVE}", causes(e)),
+        CredentialsError::ProviderTimedOut(_) => {
+            "loading AWS credentials timed out; check the instance metadata or container credentials endpoint"
+                .to_string()
+        }
+        _ => format!("loading AWS credentials failed: {}", causes(e)),
+    })
+}
+
+/// An error and its sources, each once, on one line: `a: b: c`.
+fn causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = next {
+        let text = one_line(&e.to_string());
+        // Wrappers repeat their source in their own text; keep it once.
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn cut(text: String) -> String {
+    if text.chars().count() <= MAX_MESSAGE {
+        return text;
+    }
+    let mut cut: String = text.chars().take(MAX_MESSAGE - 3).collect();
+    cut.push_str("...");
+    cut
 }
 
 pub fn kind_for_code(code: &str) -> AwsErrorKind {
     match code {
+        "ExpiredToken"
+        | "ExpiredTokenException"
+        | "InvalidClientTokenId"
+        | "UnrecognizedClientException"
+        | "SignatureDoesNotMatch"
+        | "InvalidAccessKeyId"
+        | "IncompleteSignature" => AwsErrorKind::Credentials,
         "Throttling"
         | "ThrottlingException"
         | "ThrottledException"
@@ -61,15 +190,9 @@ pub fn kind_for_code(code: &str) -> AwsErrorKind {
         | "SlowDown"
         | "LimitExceeded"
         | "LimitExceededException" => AwsErrorKind::Throttled,
-        "AccessDenied"
-        | "AccessDeniedException"
-        | "UnauthorizedOperation"
-        | "UnrecognizedClientException"
-        | "InvalidClientTokenId"
-        | "SignatureDoesNotMatch"
-        | "ExpiredToken"
-        | "ExpiredTokenException"
-        | "AWSOrganizationsNotInUseException" => AwsErrorKind::AccessDenied,
+        "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" | "AWSOrganizationsNotInUseException" => {
+            AwsErrorKind::AccessDenied
+        }
         _ => AwsErrorKind::Other,
     }
 }
@@ -125,11 +248,87 @@ mod tests {
         assert_eq!(error_code_from_response(None, b"<html>Bad gateway</html>"), "Unknown");
     }
 
+    fn service_error(code: &str, message: &str) -> SdkError<aws_sdk_iam::operation::list_users::ListUsersError, ()> {
+        let meta = aws_smithy_types::error::ErrorMetadata::builder()
+            .code(code)
+            .message(message)
+            .build();
+        SdkError::service_error(aws_sdk_iam::operation::list_users::ListUsersError::generic(meta), ())
+    }
+
+    fn dispatch(error: ConnectorError) -> SdkError<aws_sdk_iam::operation::list_users::ListUsersError, ()> {
+        SdkError::dispatch_failure(error)
+    }
+
+    use aws_smithy_runtime_api::client::result::ConnectorError;
+
+    /// Each failure is one line with the operation, the code and message of
+    /// AWS and the hint, and the kind the metrics count it under.
+    #[test]
+    fn errors_are_classified_and_told_in_one_line() {
+        let e = classify(
+            "ListUsers",
+            &service_error("ExpiredToken", "The security token included in the request is expired"),
+        );
+        assert_eq!(e.kind, AwsErrorKind::Credentials);
+        assert_eq!(e.code.as_deref(), Some("ExpiredToken"));
+        assert!(e.message.starts_with("ListUsers: ExpiredToken: The security token included in the request is expired; the credentials have expired"), "{}", e.message);
+
+        let e = classify("ListUsers", &service_error("AccessDenied", "User x is not\nauthorized"));
+        assert_eq!(e.kind, AwsErrorKind::AccessDenied);
+        assert_eq!(
+            e.message,
+            "ListUsers: AccessDenied: User x is not authorized; the exporter needs iam:ListUsers, which the policy in deploy/iam grants"
+        );
+
+        let e = classify("ListUsers", &service_error("Throttling", "Rate exceeded"));
+        assert_eq!(e.kind, AwsErrorKind::Throttled);
+        assert!(e.message.contains("--aws.max-concurrent-requests"), "{}", e.message);
+
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        let e = classify("ListUsers", &dispatch(ConnectorError::io(Box::new(io))));
+        assert_eq!(e.kind, AwsErrorKind::Network);
+        assert!(
+            e.message.starts_with("ListUsers: could not reach AWS ("),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("connection refused"), "{}", e.message);
+
+        let slow = std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out");
+        let e = classify("ListUsers", &dispatch(ConnectorError::timeout(Box::new(slow))));
+        assert_eq!(e.kind, AwsErrorKind::Timeout);
+
+        let missing = CredentialsError::not_loaded("no credentials in the environment");
+        let e = classify("ListUsers", &dispatch(ConnectorError::other(Box::new(missing), None)));
+        assert_eq!(e.kind, AwsErrorKind::Credentials);
+        assert!(
+            e.message.starts_with("ListUsers: no AWS credentials found ("),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("no credentials in the environment"), "{}", e.message);
+        assert!(
+            !e.message.contains("DispatchFailure") && !e.message.contains('{'),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn long_messages_are_cut() {
+        let e = classify("ListUsers", &service_error("Other", &"x".repeat(2000)));
+        assert_eq!(e.message.chars().count(), MAX_MESSAGE);
+        assert!(e.message.ends_with("..."));
+    }
+
     #[test]
     fn codes_map_to_reasons() {
         assert_eq!(kind_for_code("Throttling"), AwsErrorKind::Throttled);
         assert_eq!(kind_for_code("AccessDenied"), AwsErrorKind::AccessDenied);
-        assert_eq!(kind_for_code("InvalidClientTokenId"), AwsErrorKind::AccessDenied);
+        assert_eq!(kind_for_code("InvalidClientTokenId"), AwsErrorKind::Credentials);
+        assert_eq!(kind_for_code("ExpiredToken"), AwsErrorKind::Credentials);
+        assert_eq!(kind_for_code("UnrecognizedClientException"), AwsErrorKind::Credentials);
         assert_eq!(kind_for_code("NoSuchEntity"), AwsErrorKind::Other);
     }
 }

@@ -59,6 +59,10 @@ pub(super) async fn discover(
     match result {
         Ok(targets) => {
             let ids: BTreeSet<String> = targets.iter().map(|t| t.account_id.clone()).collect();
+            // Before their first refresh, so that its failure is an increase.
+            for id in &ids {
+                metrics.start_at_zero(id);
+            }
             state.access.retain(|id, _| ids.contains(id));
             if targets != state.targets {
                 tracing::info!(accounts = targets.len(), "accounts discovered");
@@ -141,8 +145,11 @@ pub(super) fn start_refresh(
         let work = refresh_account(&target, &mut access, &sdk, &base, &settings, &aws_calls);
         let result = tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
             Err(SourceError::new(
-                ErrorReason::Network,
-                format!("the refresh did not finish within {}s", limit.as_secs()),
+                ErrorReason::Timeout,
+                format!(
+                    "the refresh did not finish within {}s (--aws.refresh-timeout); check the network path to AWS, or raise it",
+                    limit.as_secs()
+                ),
             ))
         });
         let outcome = Outcome {

@@ -110,6 +110,7 @@ impl Refresher {
     ) -> Refresher {
         let base = Clients::new(&sdk, &aws_calls);
         let organizations = aws::organizations_client(&sdk, &aws_calls);
+        aws_calls.start_at_zero(&operations(&settings));
         Refresher {
             mode: Mode::Aws(Box::new(AwsState {
                 sdk,
@@ -327,4 +328,91 @@ fn finish_refresh(
 /// never less than five minutes, which a large account needs.
 pub fn default_refresh_timeout(interval: Duration) -> Duration {
     interval.max(Duration::from_secs(300))
+}
+
+/// Every AWS operation the refresh will call with these settings: who the
+/// credentials are, the Organizations members, the roles, and the source's.
+fn operations(settings: &RefreshSettings) -> Vec<(&'static str, &'static str)> {
+    let mut operations = vec![("sts", "GetCallerIdentity")];
+    if crate::accounts::uses_organization(&settings.accounts) {
+        operations.push(("organizations", "ListAccounts"));
+    }
+    if settings.accounts.organization.is_some() || !settings.accounts.static_accounts.is_empty() {
+        operations.push(("sts", "AssumeRole"));
+    }
+    operations.extend(settings.source.operations(&settings.users));
+    operations
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accounts::OrganizationAccounts;
+    use crate::sources::api::ApiOptions;
+    use crate::sources::SourceKind;
+
+    fn settings(kind: SourceKind, accounts: Accounts, tags: Vec<String>) -> RefreshSettings {
+        RefreshSettings {
+            interval: Duration::from_secs(60),
+            source: AccountSource::new(
+                kind,
+                ApiOptions {
+                    max_concurrent_requests: 1,
+                    user_tags: tags,
+                },
+                Default::default(),
+            ),
+            users: UserFilter::default(),
+            accounts,
+            shard: Shard { index: 0, count: 1 },
+            max_concurrent_accounts: 1,
+            key_ids: crate::labels::KeyIdLabel::Last4,
+            refresh_timeout: Duration::from_secs(60),
+        }
+    }
+
+    fn names(settings: &RefreshSettings) -> Vec<String> {
+        operations(settings)
+            .iter()
+            .map(|(service, operation)| format!("{service}:{operation}"))
+            .collect()
+    }
+
+    /// The AWS call counters start at 0 for every operation a refresh will
+    /// call, and only those: roles add AssumeRole, Organizations ListAccounts,
+    /// user tags ListUserTags, the credential report source its own two.
+    #[test]
+    fn the_operations_started_at_zero_follow_the_settings() {
+        assert_eq!(
+            names(&settings(SourceKind::Api, Accounts::default(), vec![])),
+            [
+                "sts:GetCallerIdentity",
+                "iam:GetAccountSummary",
+                "iam:ListUsers",
+                "iam:ListAccessKeys",
+                "iam:GetAccessKeyLastUsed",
+                "iam:ListAccountAliases"
+            ]
+        );
+        let org = Accounts {
+            organization: Some(OrganizationAccounts {
+                role_name: "R".into(),
+                external_id: None,
+            }),
+            ..Accounts::default()
+        };
+        assert_eq!(
+            names(&settings(SourceKind::CredentialReport, org, vec![])),
+            [
+                "sts:GetCallerIdentity",
+                "organizations:ListAccounts",
+                "sts:AssumeRole",
+                "iam:GenerateCredentialReport",
+                "iam:GetCredentialReport",
+                "iam:ListAccountAliases"
+            ]
+        );
+        let tags = names(&settings(SourceKind::Api, Accounts::default(), vec!["team".into()]));
+        assert!(tags.contains(&"iam:ListUserTags".to_string()), "{tags:?}");
+    }
 }

@@ -32,6 +32,17 @@ impl RefreshMetrics {
         );
     }
 
+    /// Starts the counter of every reason at 0 for `account_id`, so that
+    /// `increase()` and the alerts see its first failure.
+    pub fn start_at_zero(&self, account_id: &str) {
+        for reason in ErrorReason::ALL {
+            drop(self.errors.get_or_create(&RefreshErrorLabels {
+                account_id: account_id.to_string(),
+                reason: reason.as_str(),
+            }));
+        }
+    }
+
     /// One failed refresh of `account_id` (empty: discovery, before any account).
     pub fn count(&self, account_id: &str, reason: ErrorReason) {
         self.errors
@@ -47,6 +58,11 @@ impl RefreshMetrics {
 /// failure once, with its AWS error code.
 pub(super) fn record(store: &SnapshotStore, metrics: &RefreshMetrics, key_ids: KeyIdLabel, outcome: &Outcome) {
     let account_id = outcome.account_id();
+    if !account_id.is_empty() {
+        // Accounts of the file mode (known only from their report) and any
+        // the discovery did not list yet.
+        metrics.start_at_zero(account_id);
+    }
     match &outcome.result {
         Ok(data) => {
             log_report_warnings(store, data);
@@ -69,7 +85,12 @@ pub(super) fn record(store: &SnapshotStore, metrics: &RefreshMetrics, key_ids: K
             metrics.count(account_id, e.reason);
         }
     }
-    store.publish(store.load().with_outcomes(std::slice::from_ref(outcome)));
+    let mut next = store.load().with_outcomes(std::slice::from_ref(outcome));
+    // The landing page shows the error: redacted as the log line above.
+    if let Some(e) = next.accounts.get_mut(account_id).and_then(|s| s.last_error.as_mut()) {
+        e.message = key_ids.redact(&e.message).into_owned();
+    }
+    store.publish(next);
 }
 
 /// What reading a credential report worked around, logged once per report:
@@ -87,5 +108,36 @@ fn log_report_warnings(store: &SnapshotStore, data: &AccountData) {
     }
     for warning in &data.credential_report_warnings {
         tracing::warn!(account_id = %data.account_id, "{warning}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use chrono::Utc;
+
+    use super::*;
+    use crate::sources::SourceError;
+
+    /// The error kept for the landing page hides key ids as the log line does.
+    #[test]
+    fn a_failure_is_kept_with_key_ids_redacted() {
+        let store = SnapshotStore::default();
+        let metrics = RefreshMetrics::default();
+        let outcome = Outcome {
+            previous_id: Some("111122223333".into()),
+            result: Err(SourceError::new(
+                ErrorReason::AccessDenied,
+                "key AKIAIOSFODNN7EXAMPLE is not allowed",
+            )),
+            finished: Utc::now(),
+            duration: Duration::from_secs(1),
+        };
+        record(&store, &metrics, KeyIdLabel::Last4, &outcome);
+        let snapshot = store.load();
+        let error = snapshot.accounts["111122223333"].last_error.as_ref().unwrap();
+        assert_eq!(error.message, "key ****MPLE is not allowed");
+        assert_eq!(error.reason, ErrorReason::AccessDenied);
     }
 }

@@ -128,7 +128,7 @@ document.querySelectorAll("table.sortable").forEach(function (table) {
 "#;
 
 /// `'sha256-…'` of an inline element's text, for the Content-Security-Policy.
-fn csp_hash(text: &str) -> String {
+pub(crate) fn csp_hash(text: &str) -> String {
     let digest = sha2::Sha256::digest(text.as_bytes());
     format!("'sha256-{}'", base64::engine::general_purpose::STANDARD.encode(digest))
 }

@@ -25,6 +25,32 @@ impl AccountSource {
         }
     }
 
+    /// The `(service, operation)` pairs this source calls for an account
+    /// (`filter` decides whether user tags are read), as the SDK names them
+    /// in `aws_iam_exporter_aws_requests_total`.
+    pub fn operations(&self, filter: &UserFilter) -> Vec<(&'static str, &'static str)> {
+        let mut operations = match self {
+            AccountSource::Api(options) => {
+                let mut ops = vec![
+                    ("iam", "GetAccountSummary"),
+                    ("iam", "ListUsers"),
+                    ("iam", "ListAccessKeys"),
+                    ("iam", "GetAccessKeyLastUsed"),
+                ];
+                if !options.user_tags.is_empty() || !filter.exclude_tags.is_empty() {
+                    ops.push(("iam", "ListUserTags"));
+                }
+                ops
+            }
+            AccountSource::CredentialReport(_) => {
+                vec![("iam", "GenerateCredentialReport"), ("iam", "GetCredentialReport")]
+            }
+        };
+        // For an account without a configured or Organizations name.
+        operations.push(("iam", "ListAccountAliases"));
+        operations
+    }
+
     /// Reads account `account_id` completely, without the users `filter`
     /// excludes. `name` is its name from Organizations or the config; the
     /// account alias otherwise.

@@ -150,6 +150,18 @@ impl Exporter {
     /// come from `--web.bound-addresses-file`, not from the log, so that
     /// tests depend on neither the log format nor a port picked in advance.
     pub fn spawn_wrapped(wrapper: &[&str], args: &[&str], env: &[(String, String)]) -> Exporter {
+        Exporter::spawn_inner(wrapper, args, env, false)
+    }
+
+    /// With no environment but `env` (not even PATH or HOME): for what an
+    /// exporter without any credentials does.
+    pub fn start_in_empty_environment(args: &[&str], env: &[(String, String)]) -> Exporter {
+        let mut all = vec!["--web.listen-address", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        Exporter::spawn_inner(&[], &all, env, true)
+    }
+
+    fn spawn_inner(wrapper: &[&str], args: &[&str], env: &[(String, String)], clear: bool) -> Exporter {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("bound-addresses");
         let mut command = match wrapper.split_first() {
@@ -160,6 +172,9 @@ impl Exporter {
             }
             None => Command::new(BIN),
         };
+        if clear {
+            command.env_clear();
+        }
         let mut child = command
             .args(args)
             .arg("--web.bound-addresses-file")
