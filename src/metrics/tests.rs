@@ -397,3 +397,108 @@ fn a_key_series_set_leaves_out_exactly_the_other_families() {
         assert!(info_only.contains("aws_iam_access_key_info{") && !info_only.contains("aws_iam_access_key_age"));
     }
 }
+
+/// A gzip body is one gzip member (a reader of the first member only reads
+/// it all) that decompresses to the plain text, byte for byte, in both
+/// formats and for any set; the ages are compressed in several parts once
+/// they are large enough to be split, and joined.
+#[test]
+fn a_gzip_body_is_one_member_that_decompresses_to_the_text() {
+    use crate::key_series::KeySeriesSet;
+    use std::io::Read as _;
+    for series in [KeySeriesSet::all(), KeySeriesSet::lean()] {
+        let m = crate::Telemetry::with_series_and_clock(
+            sample_store(),
+            Policy::default(),
+            Labels::default(),
+            series,
+            BUILD,
+            now,
+        )
+        .metrics;
+        for format in [Format::Text, Format::OpenMetrics] {
+            let body = m.body(format, true);
+            let gz: Vec<u8> = body.parts.iter().flat_map(|p| p.iter().copied()).collect();
+            let mut plain = String::new();
+            // A single-member reader: it would stop after a first member.
+            flate2::read::GzDecoder::new(&gz[..])
+                .read_to_string(&mut plain)
+                .unwrap();
+            assert_eq!(plain, m.render(format), "{series:?} {format:?}");
+        }
+    }
+    let text = "aws_iam_access_key_age_seconds{user=\"u\"} 1.0\n".repeat(200_000);
+    let parts = gzip::deflate_parallel(text.as_bytes());
+    assert!(parts.len() > 1 || std::thread::available_parallelism().unwrap().get() == 1);
+    let mut gz = gzip::HEADER.to_vec();
+    for part in &parts {
+        gz.extend_from_slice(&part.data);
+    }
+    gz.extend_from_slice(&gzip::trailer(&parts));
+    let mut plain = String::new();
+    // The decoder checks the combined CRC-32 and length at the trailer.
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_string(&mut plain)
+        .unwrap();
+    assert_eq!(plain, text);
+    let mut empty = String::new();
+    flate2::read::GzDecoder::new(&compress(b"")[..])
+        .read_to_string(&mut empty)
+        .unwrap();
+    assert_eq!(empty, "");
+}
+
+/// The parts that do not vary are rendered once per snapshot and reused
+/// (the same bytes, not a copy) until a refresh publishes another snapshot
+/// or the clock reaches a threshold of the policy, where a key's verdict or
+/// bucket changes and they are rendered again.
+#[test]
+fn the_parts_that_do_not_vary_are_kept_until_the_snapshot_or_a_verdict_changes() {
+    use crate::key_series::KeySeriesSet;
+    use std::sync::atomic::{AtomicI64, Ordering};
+    static CLOCK: AtomicI64 = AtomicI64::new(0);
+    fn clock() -> DateTime<Utc> {
+        now() + chrono::Duration::milliseconds(CLOCK.load(Ordering::Relaxed))
+    }
+    let store = sample_store();
+    let m = crate::Telemetry::with_series_and_clock(
+        store.clone(),
+        Policy::default(),
+        Labels::default(),
+        KeySeriesSet::lean(),
+        BUILD,
+        clock,
+    )
+    .metrics;
+    let rest = |m: &Metrics| m.body(Format::Text, false).parts.last().unwrap().clone();
+    let first = rest(&m);
+    CLOCK.store(60_000, Ordering::Relaxed);
+    assert_eq!(
+        rest(&m).as_ptr(),
+        first.as_ptr(),
+        "same snapshot, no verdict changed: kept"
+    );
+
+    // alice's key 2, ten days old, enters the 30-90d bucket in 20 days.
+    let until = m.snapshot.assessor.stable_until(&store.load(), clock()).unwrap();
+    assert_eq!(until, now() + chrono::Duration::days(20));
+    let before = m.render(Format::Text);
+    CLOCK.store((until - now()).num_milliseconds() - 1, Ordering::Relaxed);
+    assert_eq!(rest(&m).as_ptr(), first.as_ptr(), "just before the threshold: kept");
+    CLOCK.store((until - now()).num_milliseconds(), Ordering::Relaxed);
+    let again = rest(&m);
+    assert_ne!(
+        again.as_ptr(),
+        first.as_ptr(),
+        "the threshold was reached: rendered again"
+    );
+    let after = m.render(Format::Text);
+    assert_ne!(after, before);
+    assert!(
+        after.contains("aws_iam_access_keys{account_id=\"111122223333\",status=\"Active\",age_bucket=\"30-90d\"} 1"),
+        "{after}"
+    );
+
+    store.publish((*store.load()).clone());
+    assert_ne!(rest(&m).as_ptr(), again.as_ptr(), "a new snapshot: rendered again");
+}
