@@ -12,6 +12,7 @@ import contextlib
 import datetime as dt
 import gzip
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -46,6 +47,14 @@ def write_report(path, keys):
                           ts(n % 40) if used else "N/A", "eu-west-1" if used else "N/A", "s3" if used else "N/A"]
             cells += ["false", "N/A", "false", "N/A"]
             f.write(",".join(cells) + "\n")
+
+
+def free_port():
+    """A free loopback port, for a server of the benchmark's own (the
+    exporter itself binds port 0 instead, see `serving`)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @contextlib.contextmanager
