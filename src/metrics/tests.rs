@@ -41,6 +41,15 @@ fn metrics(labels: Labels) -> crate::Telemetry {
     crate::Telemetry::with_clock(sample_store(), Policy::default(), labels, BUILD, now)
 }
 
+/// The sample's metrics, exporting `series`, with ages against `clock`.
+fn sample_metrics(
+    store: Arc<SnapshotStore>,
+    series: crate::key_series::KeySeriesSet,
+    clock: fn() -> DateTime<Utc>,
+) -> Arc<Metrics> {
+    crate::Telemetry::with_series_and_clock(store, Policy::default(), Labels::default(), series, BUILD, clock).metrics
+}
+
 /// Three keys of one account, one never used.
 fn sample_store() -> Arc<SnapshotStore> {
     let store = Arc::new(SnapshotStore::default());
@@ -351,18 +360,7 @@ mod properties {
 #[test]
 fn a_key_series_set_leaves_out_exactly_the_other_families() {
     use crate::key_series::{KeySeries, KeySeriesSet};
-    let render = |series: KeySeriesSet, format: Format| {
-        crate::Telemetry::with_series_and_clock(
-            sample_store(),
-            Policy::default(),
-            Labels::default(),
-            series,
-            BUILD,
-            now,
-        )
-        .metrics
-        .render(format)
-    };
+    let render = |series: KeySeriesSet, format: Format| sample_metrics(sample_store(), series, now).render(format);
     let dropped = [
         "aws_iam_access_key_age_seconds",
         "aws_iam_access_key_unused_seconds",
@@ -407,15 +405,7 @@ fn a_gzip_body_is_one_member_that_decompresses_to_the_text() {
     use crate::key_series::KeySeriesSet;
     use std::io::Read as _;
     for series in [KeySeriesSet::all(), KeySeriesSet::lean()] {
-        let m = crate::Telemetry::with_series_and_clock(
-            sample_store(),
-            Policy::default(),
-            Labels::default(),
-            series,
-            BUILD,
-            now,
-        )
-        .metrics;
+        let m = sample_metrics(sample_store(), series, now);
         for format in [Format::Text, Format::OpenMetrics] {
             let body = m.body(format, true);
             let gz: Vec<u8> = body.parts.iter().flat_map(|p| p.iter().copied()).collect();
@@ -461,15 +451,7 @@ fn the_parts_that_do_not_vary_are_kept_until_the_snapshot_or_a_verdict_changes()
         now() + chrono::Duration::milliseconds(CLOCK.load(Ordering::Relaxed))
     }
     let store = sample_store();
-    let m = crate::Telemetry::with_series_and_clock(
-        store.clone(),
-        Policy::default(),
-        Labels::default(),
-        KeySeriesSet::lean(),
-        BUILD,
-        clock,
-    )
-    .metrics;
+    let m = sample_metrics(store.clone(), KeySeriesSet::lean(), clock);
     let rest = |m: &Metrics| m.body(Format::Text, false).parts.last().unwrap().clone();
     let first = rest(&m);
     CLOCK.store(60_000, Ordering::Relaxed);
