@@ -3,6 +3,7 @@
 //! at scrape time (so ages are exact between refreshes), in parts so that
 //! what does not vary is rendered (and compressed) once.
 
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -213,16 +214,32 @@ impl Metrics {
         // The previous parts are dropped first: they may be as large as the new ones.
         let previous_sizes = slot.take().map(|k| (k.timestamps.data.len(), k.rest.data.len()));
         let (timestamps_size, rest_size) = if gzip { (0, 0) } else { previous_sizes.unwrap_or((0, 0)) };
-        let timestamps = self.render_part(Part::Timestamps, format, snapshot.clone(), now, timestamps_size);
-        let mut rest = self.render_part(Part::Rest, format, snapshot.clone(), now, rest_size);
-        if format == Format::OpenMetrics {
-            rest.push_str("# EOF\n");
-        }
+        let (timestamps, rest) = if gzip {
+            // Deflated as rendered: the text is never held whole.
+            let mut timestamps = gzip::DeflateWriter::new();
+            self.render_part_into(Part::Timestamps, format, snapshot.clone(), now, &mut timestamps);
+            let mut rest = gzip::DeflateWriter::new();
+            self.render_part_into(Part::Rest, format, snapshot.clone(), now, &mut rest);
+            if format == Format::OpenMetrics {
+                rest.write_str("# EOF\n").expect("deflate into memory");
+            }
+            (timestamps.finish(), rest.finish())
+        } else {
+            let timestamps = self.render_part(Part::Timestamps, format, snapshot.clone(), now, timestamps_size);
+            let mut rest = self.render_part(Part::Rest, format, snapshot.clone(), now, rest_size);
+            if format == Format::OpenMetrics {
+                rest.push_str("# EOF\n");
+            }
+            (
+                Deflated::plain(timestamps.into_bytes()),
+                Deflated::plain(rest.into_bytes()),
+            )
+        };
         let kept = Arc::new(Kept {
             snapshot: snapshot.clone(),
             until: self.snapshot.assessor.stable_until(snapshot, now),
-            timestamps: encode_part(timestamps.into_bytes(), gzip),
-            rest: encode_part(rest.into_bytes(), gzip),
+            timestamps,
+            rest,
         });
         *slot = Some(kept.clone());
         kept
@@ -236,6 +253,19 @@ impl Metrics {
         now: DateTime<Utc>,
         size: usize,
     ) -> String {
+        let mut out = String::with_capacity(size + 4096);
+        self.render_part_into(part, format, snapshot, now, &mut out);
+        out
+    }
+
+    fn render_part_into(
+        &self,
+        part: Part,
+        format: Format,
+        snapshot: Arc<Snapshot>,
+        now: DateTime<Utc>,
+        out: &mut impl std::fmt::Write,
+    ) {
         let mut registry = Registry::default();
         registry.register_collector(Box::new(PartCollector {
             shared: self.snapshot.clone(),
@@ -243,20 +273,24 @@ impl Metrics {
             now,
             part,
         }));
-        self.encode(format, &registry, size + 4096)
+        encode_into(format, &registry, out);
     }
 
     /// The registry's families, without `# EOF`: the caller ends the whole.
     fn encode(&self, format: Format, registry: &Registry, capacity: usize) -> String {
         let mut out = String::with_capacity(capacity);
-        let result = match format {
-            Format::Text => prometheus_client::encoding::prometheus_text::encode(&mut out, registry),
-            Format::OpenMetrics => prometheus_client::encoding::text::encode_registry(&mut out, registry),
-        };
-        // Writing to a String cannot fail, and no encoder here returns errors.
-        result.expect("encoding into a String is infallible");
+        encode_into(format, registry, &mut out);
         out
     }
+}
+
+fn encode_into(format: Format, registry: &Registry, out: &mut impl std::fmt::Write) {
+    let result = match format {
+        Format::Text => prometheus_client::encoding::prometheus_text::encode(out, registry),
+        Format::OpenMetrics => prometheus_client::encoding::text::encode_registry(out, registry),
+    };
+    // Writing to memory cannot fail, and no encoder here returns errors.
+    result.expect("encoding into memory is infallible");
 }
 
 fn encode_part(plain: Vec<u8>, gzip: bool) -> Deflated {

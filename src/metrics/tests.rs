@@ -431,6 +431,20 @@ fn a_gzip_body_is_one_member_that_decompresses_to_the_text() {
         .read_to_string(&mut plain)
         .unwrap();
     assert_eq!(plain, text);
+    // Written a line at a time, deflated a slice at a time as it comes.
+    let mut writer = gzip::DeflateWriter::new();
+    for line in text.split_inclusive('\n') {
+        std::fmt::Write::write_str(&mut writer, line).unwrap();
+    }
+    let part = writer.finish();
+    let mut gz = gzip::HEADER.to_vec();
+    gz.extend_from_slice(&part.data);
+    gz.extend_from_slice(&gzip::trailer([&part]));
+    let mut plain = String::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_string(&mut plain)
+        .unwrap();
+    assert_eq!(plain, text);
     let mut empty = String::new();
     flate2::read::GzDecoder::new(&compress(b"")[..])
         .read_to_string(&mut empty)
