@@ -34,6 +34,37 @@ impl Assessor {
     pub fn assess(&self) -> Assessed {
         assess(self.store.load(), &self.policy, (self.clock)())
     }
+
+    /// The current snapshot and the instant to assess it at, for outputs
+    /// that render it in parts and must agree on both.
+    pub fn current(&self) -> (Arc<Snapshot>, DateTime<Utc>) {
+        (self.store.load(), (self.clock)())
+    }
+
+    pub fn assess_at(&self, snapshot: Arc<Snapshot>, now: DateTime<Utc>) -> Assessed {
+        assess(snapshot, &self.policy, now)
+    }
+
+    /// Until when every assessment of `snapshot` made at `now` stays the
+    /// same but for its ages (`None`: for ever); see [`Policy::stable_until`].
+    pub fn stable_until(&self, snapshot: &Snapshot, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        snapshot
+            .accounts
+            .values()
+            .filter_map(|state| state.data.as_ref())
+            .flat_map(|data| &data.keys)
+            .filter_map(|key| self.policy.stable_until(key, now))
+            .min()
+    }
+}
+
+/// A key's age and time unused at `now`, in seconds, as its assessment
+/// says them, without the rest of the assessment.
+pub fn key_ages(key: &AccessKey, now: DateTime<Utc>) -> (f64, f64) {
+    (
+        crate::policy::seconds_since(key.created, now),
+        crate::policy::seconds_since(key.last_used.unwrap_or(key.created), now),
+    )
 }
 
 /// A snapshot with its keys assessed.

@@ -153,6 +153,8 @@ pub struct Flags {
     pub bound_addresses_file: Option<PathBuf>,
     #[arg(skip)]
     pub refresh_interval: Option<Duration>,
+    #[arg(skip)]
+    pub key_series: Option<String>,
 }
 
 /// The flags only `serve` uses: given before any subcommand (`serve` is the
@@ -206,6 +208,12 @@ pub struct ServeFlags {
     /// Time between refreshes, e.g. 90s, 15m, 1h (default 30m).
     #[arg(long = "refresh.interval", env = "AWS_IAM_KEY_EXPORTER_REFRESH_INTERVAL", value_parser = parse_interval)]
     pub refresh_interval: Option<Duration>,
+
+    /// Per-key families to export, comma-separated, among created,
+    /// last_used, age, unused, never_used, high_risk, info (default all);
+    /// `created,last_used,high_risk` halves what Prometheus holds.
+    #[arg(long = "metrics.key-series", env = "AWS_IAM_KEY_EXPORTER_METRICS_KEY_SERIES")]
+    pub key_series: Option<String>,
 }
 
 impl ServeFlags {
@@ -241,7 +249,8 @@ impl ServeFlags {
             write_timeout,
             max_requests,
             bound_addresses_file,
-            refresh_interval
+            refresh_interval,
+            key_series
         );
     }
 
@@ -256,6 +265,7 @@ impl ServeFlags {
         flags.max_requests = self.max_requests;
         flags.bound_addresses_file = self.bound_addresses_file;
         flags.refresh_interval = self.refresh_interval;
+        flags.key_series = self.key_series;
     }
 }
 

@@ -15,6 +15,7 @@ pub mod connection;
 pub mod error;
 pub mod file_watch;
 pub mod ids;
+pub mod key_series;
 pub mod labels;
 pub mod listen;
 pub mod logging;
@@ -98,9 +99,15 @@ pub struct Telemetry {
 
 impl Telemetry {
     /// With the `process_*` metrics of this process, which the clocked
-    /// variant leaves out so that its output stays the same run to run.
-    pub fn new(store: Arc<SnapshotStore>, policy: Policy, labels: labels::Labels, build: BuildInfo) -> Telemetry {
-        Telemetry::assemble(store, policy, labels, build, chrono::Utc::now, true)
+    /// variants leave out so that their output stays the same run to run.
+    pub fn new(
+        store: Arc<SnapshotStore>,
+        policy: Policy,
+        labels: labels::Labels,
+        series: key_series::KeySeriesSet,
+        build: BuildInfo,
+    ) -> Telemetry {
+        Telemetry::assemble(store, policy, labels, series, build, chrono::Utc::now, true)
     }
 
     /// As [`Telemetry::new`], with ages computed against `clock` (for tests and benchmarks).
@@ -111,13 +118,27 @@ impl Telemetry {
         build: BuildInfo,
         clock: fn() -> chrono::DateTime<chrono::Utc>,
     ) -> Telemetry {
-        Telemetry::assemble(store, policy, labels, build, clock, false)
+        let all = key_series::KeySeriesSet::all();
+        Telemetry::assemble(store, policy, labels, all, build, clock, false)
+    }
+
+    /// As [`Telemetry::with_clock`], exporting only the per-key families in `series`.
+    pub fn with_series_and_clock(
+        store: Arc<SnapshotStore>,
+        policy: Policy,
+        labels: labels::Labels,
+        series: key_series::KeySeriesSet,
+        build: BuildInfo,
+        clock: fn() -> chrono::DateTime<chrono::Utc>,
+    ) -> Telemetry {
+        Telemetry::assemble(store, policy, labels, series, build, clock, false)
     }
 
     fn assemble(
         store: Arc<SnapshotStore>,
         policy: Policy,
         labels: labels::Labels,
+        series: key_series::KeySeriesSet,
         build: BuildInfo,
         clock: fn() -> chrono::DateTime<chrono::Utc>,
         process: bool,
@@ -136,6 +157,7 @@ impl Telemetry {
             registry,
             assess::Assessor::with_clock(store, policy, clock),
             labels,
+            series,
             build,
         ));
         Telemetry {
@@ -159,6 +181,7 @@ async fn build(settings: &Settings) -> Result<Exporter> {
         store.clone(),
         settings.policy.clone(),
         settings.labels.clone(),
+        settings.key_series,
         BuildInfo::CURRENT,
     );
     let refresh = RefreshSettings {

@@ -114,7 +114,37 @@ impl Policy {
 
 /// Clamped at zero: a timestamp slightly in the future (clock skew between AWS
 /// and this host) must not produce a negative age.
-fn seconds_since(then: DateTime<Utc>, now: DateTime<Utc>) -> f64 {
+impl Policy {
+    /// The first instant after `now` at which the key's assessment may
+    /// change other than in its ages (its bucket, or a risk reason
+    /// appearing), or `None` if it never will: until then an output of it
+    /// rendered at `now` stays right. Each threshold counts both at its
+    /// instant and a millisecond later (`>` and `>=` comparisons on whole
+    /// milliseconds), which is conservative: an early candidate only costs
+    /// one more rendering.
+    pub fn stable_until(&self, key: &AccessKey, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let mut thresholds: Vec<(DateTime<Utc>, Duration)> = self
+            .age_buckets
+            .bounds
+            .iter()
+            .map(|b| (key.created, Duration::from_secs_f64(*b)))
+            .collect();
+        thresholds.push((key.created, self.rotated_more_than));
+        match (key.last_used, self.unused_more_than) {
+            (None, _) => thresholds.push((key.created, self.never_used_after)),
+            (Some(used), Some(limit)) => thresholds.push((used, limit)),
+            (Some(_), None) => {}
+        }
+        thresholds
+            .into_iter()
+            .filter_map(|(from, after)| from.checked_add_signed(chrono::Duration::from_std(after).ok()?))
+            .flat_map(|at| [at, at + chrono::Duration::milliseconds(1)])
+            .filter(|at| *at > now)
+            .min()
+    }
+}
+
+pub fn seconds_since(then: DateTime<Utc>, now: DateTime<Utc>) -> f64 {
     let millis = (now - then).num_milliseconds().max(0);
     millis as f64 / 1000.0
 }

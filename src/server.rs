@@ -22,7 +22,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use crate::connection::{Clock, HttpLimits, Limited, RequestGuard};
 use crate::error::{Error, Result};
 use crate::listen::ListenAddress;
-use crate::metrics::{BuildInfo, Format, Metrics};
+use crate::metrics::{Body, BuildInfo, Format, Metrics};
 use crate::snapshot::SnapshotStore;
 use crate::web_config::SharedWebConfig;
 
@@ -45,9 +45,10 @@ struct AppState {
 
 /// Scrapes that arrive while a rendering is in flight, or within
 /// `SHARE_FOR` of one, get that rendering instead of making their own: at
-/// 100,000 keys a rendering is 100 MB and half a second of CPU, and a gzip
-/// compression of it a second more; many scrapers at once must cost neither
-/// memory nor CPU in proportion.
+/// 100,000 keys the parts rendered per scrape (the ages) are tens of MB and
+/// a fraction of a second of CPU; many scrapers at once must cost neither
+/// memory nor CPU in proportion. The parts that do not vary are kept by
+/// [`Metrics`] itself.
 #[derive(Default)]
 struct RenderShare {
     /// Per format, plain and gzip: the latest body, kept only while a
@@ -56,34 +57,19 @@ struct RenderShare {
 }
 
 /// A body and when it was made.
-type Shared = (std::time::Instant, std::sync::Weak<Vec<u8>>);
+type Shared = (std::time::Instant, std::sync::Weak<Body>);
 
 const SHARE_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl RenderShare {
+    /// One rendering per slot at a time; the callers that wait share it.
     async fn get(
         &self,
         metrics: &Arc<Metrics>,
         format: Format,
         gzip: bool,
-    ) -> Result<Arc<Vec<u8>>, tokio::task::JoinError> {
-        if !gzip {
-            let metrics = metrics.clone();
-            return self
-                .shared(format.slot() * 2, move || metrics.render(format).into_bytes())
-                .await;
-        }
-        let plain = Box::pin(self.get(metrics, format, false)).await?;
-        self.shared(format.slot() * 2 + 1, move || compress(&plain)).await
-    }
-
-    /// One computation per slot at a time; the callers that wait share it.
-    async fn shared(
-        &self,
-        slot: usize,
-        make: impl FnOnce() -> Vec<u8> + Send + 'static,
-    ) -> Result<Arc<Vec<u8>>, tokio::task::JoinError> {
-        let mut slot = self.slots[slot].lock().await;
+    ) -> Result<Arc<Body>, tokio::task::JoinError> {
+        let mut slot = self.slots[format.slot() * 2 + gzip as usize].lock().await;
         if let Some((at, weak)) = slot.as_ref() {
             if at.elapsed() < SHARE_FOR {
                 if let Some(body) = weak.upgrade() {
@@ -91,20 +77,11 @@ impl RenderShare {
                 }
             }
         }
-        let body = Arc::new(tokio::task::spawn_blocking(make).await?);
+        let metrics = metrics.clone();
+        let body = Arc::new(tokio::task::spawn_blocking(move || metrics.body(format, gzip)).await?);
         *slot = Some((std::time::Instant::now(), Arc::downgrade(&body)));
         Ok(body)
     }
-}
-
-/// gzip at the fastest level: scrapes are frequent and the text compresses
-/// about thirty times even so.
-fn compress(body: &[u8]) -> Vec<u8> {
-    use std::io::Write as _;
-    let mut encoder = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 20), flate2::Compression::fast());
-    // Writing into a Vec cannot fail.
-    encoder.write_all(body).expect("gzip into memory");
-    encoder.finish().expect("gzip into memory")
 }
 
 pub fn router(
@@ -224,10 +201,7 @@ async fn metrics_handler(State(state): State<AppState>, headers: HeaderMap) -> R
                     (header::CONTENT_TYPE, format.content_type()),
                     (header::VARY, "accept, accept-encoding"),
                 ],
-                axum::body::Body::new(Chunked {
-                    rest: bytes::Bytes::from_owner(SharedBody(body)),
-                    _permit: permit,
-                }),
+                axum::body::Body::new(Chunked::new(&body, permit)),
             )
                 .into_response();
             if let Some(coding) = coding {
@@ -247,10 +221,22 @@ async fn metrics_handler(State(state): State<AppState>, headers: HeaderMap) -> R
 /// A shared body sent a slice at a time: hyper asks for the next slice only
 /// once it has written most of the last, so the body (and the scrape permit
 /// it holds) lives exactly as long as the sending, and a connection cut off
-/// mid-way frees both.
+/// mid-way frees both. The parts are reference-counted, not copied.
 struct Chunked {
-    rest: bytes::Bytes,
+    /// The parts still to send, last first.
+    rest: Vec<bytes::Bytes>,
+    left: usize,
     _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Chunked {
+    fn new(body: &Body, permit: Option<OwnedSemaphorePermit>) -> Chunked {
+        Chunked {
+            rest: body.parts.iter().rev().filter(|p| !p.is_empty()).cloned().collect(),
+            left: body.len(),
+            _permit: permit,
+        }
+    }
 }
 
 const CHUNK: usize = 64 * 1024;
@@ -263,11 +249,16 @@ impl http_body::Body for Chunked {
         mut self: std::pin::Pin<&mut Self>,
         _: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
-        if self.rest.is_empty() {
+        let Some(part) = self.rest.last_mut() else {
             return std::task::Poll::Ready(None);
+        };
+        let n = part.len().min(CHUNK);
+        let chunk = part.split_to(n);
+        if part.is_empty() {
+            self.rest.pop();
         }
-        let n = self.rest.len().min(CHUNK);
-        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(self.rest.split_to(n)))))
+        self.left -= n;
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(chunk))))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -275,7 +266,7 @@ impl http_body::Body for Chunked {
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
-        http_body::SizeHint::with_exact(self.rest.len() as u64)
+        http_body::SizeHint::with_exact(self.left as u64)
     }
 }
 
@@ -303,15 +294,6 @@ impl http_body::Body for Guarded {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
-    }
-}
-
-/// A shared body sent without copying it.
-struct SharedBody(Arc<Vec<u8>>);
-
-impl AsRef<[u8]> for SharedBody {
-    fn as_ref(&self) -> &[u8] {
-        &self.0
     }
 }
 
@@ -543,10 +525,12 @@ mod tests {
     fn a_chunked_body_is_sent_whole_in_slices() {
         use http_body::Body as _;
         let data = bytes::Bytes::from((0..200_000u32).map(|i| i as u8).collect::<Vec<u8>>());
-        let mut body = Chunked {
-            rest: data.clone(),
-            _permit: None,
+        // Parts of every size around a chunk, an empty one among them.
+        let cuts = [0, 10, 10, CHUNK + 10, 2 * CHUNK + 11, 200_000];
+        let body = Body {
+            parts: cuts.windows(2).map(|w| data.slice(w[0]..w[1])).collect(),
         };
+        let mut body = Chunked::new(&body, None);
         assert_eq!(body.size_hint().exact(), Some(200_000));
         let waker = futures::task::noop_waker();
         let mut cx = std::task::Context::from_waker(&waker);
@@ -565,7 +549,7 @@ mod tests {
         let text = "aws_iam_users{account_id=\"111122223333\"} 3\n".repeat(1000);
         let mut plain = String::new();
         use std::io::Read as _;
-        flate2::read::GzDecoder::new(&compress(text.as_bytes())[..])
+        flate2::read::GzDecoder::new(&crate::metrics::compress(text.as_bytes())[..])
             .read_to_string(&mut plain)
             .unwrap();
         assert_eq!(plain, text);

@@ -16,6 +16,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // Leaves: import nothing of the crate.
     ("ids", &[]),
     ("labels", &[]),
+    ("key_series", &[]),
     ("listen", &[]),
     ("file_watch", &[]),
     ("logging", &[]),
@@ -30,7 +31,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("snapshot", &["sources"]),
     ("assess", &["policy", "snapshot", "sources"]),
     // Outputs: render the assessed model, compute nothing.
-    ("metrics", &["assess", "labels", "negotiate", "snapshot", "sources"]),
+    (
+        "metrics",
+        &["assess", "key_series", "labels", "negotiate", "snapshot", "sources"],
+    ),
     ("report", &["assess", "labels", "sources"]),
     // The landing page: the assessed model and each account's refresh state,
     // with the report's HTML helpers and the build info of the metrics.
@@ -68,6 +72,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "connection",
             "error",
             "ids",
+            "key_series",
             "labels",
             "listen",
             "logging",
@@ -86,11 +91,7 @@ const KNOWN: &[(&str, &str)] = &[];
 const MAX_LINES: usize = 400;
 const SIZE_REASON: &str = "Longer than 400 lines:";
 /// Files over the limit today, split step by step; shrinks like `KNOWN`.
-const KNOWN_LARGE: &[&str] = &[
-    "src/report/html.rs",
-    "src/server.rs",
-    "src/sources/credential_report.rs",
-];
+const KNOWN_LARGE: &[&str] = &["src/report/html.rs", "src/sources/credential_report.rs"];
 
 struct Source {
     /// Relative to the crate, with `/` separators: `src/sources/api.rs`.

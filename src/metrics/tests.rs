@@ -38,6 +38,20 @@ fn key(user: &str, position: u8, id: &str, status: KeyStatus, age_days: i64, use
 }
 
 fn metrics(labels: Labels) -> crate::Telemetry {
+    crate::Telemetry::with_clock(sample_store(), Policy::default(), labels, BUILD, now)
+}
+
+/// The sample's metrics, exporting `series`, with ages against `clock`.
+fn sample_metrics(
+    store: Arc<SnapshotStore>,
+    series: crate::key_series::KeySeriesSet,
+    clock: fn() -> DateTime<Utc>,
+) -> Arc<Metrics> {
+    crate::Telemetry::with_series_and_clock(store, Policy::default(), Labels::default(), series, BUILD, clock).metrics
+}
+
+/// Three keys of one account, one never used.
+fn sample_store() -> Arc<SnapshotStore> {
     let store = Arc::new(SnapshotStore::default());
     let data = AccountData {
         account_id: "111122223333".into(),
@@ -75,7 +89,7 @@ fn metrics(labels: Labels) -> crate::Telemetry {
         finished: now() - chrono::Duration::seconds(60),
         duration: Duration::from_millis(1500),
     }]));
-    crate::Telemetry::with_clock(store, Policy::default(), labels, BUILD, now)
+    store
 }
 
 #[test]
@@ -207,6 +221,7 @@ two,arn:aws:iam::111122223333:user/ci/two,2020-01-01T00:00:00+00:00,false,N/A,N/
         Registry::default(),
         Assessor::with_clock(store, Policy::default(), now),
         Labels::default(),
+        KeySeriesSet::all(),
         BUILD,
     )
     .render(Format::Text);
@@ -267,6 +282,7 @@ fn an_account_without_data_only_has_health_series() {
         Registry::default(),
         Assessor::with_clock(store, Policy::default(), now),
         Labels::default(),
+        KeySeriesSet::all(),
         BUILD,
     )
     .render(Format::Text);
@@ -327,7 +343,7 @@ mod properties {
                 DateTime::from_timestamp(2_000_000_000, 0).unwrap()
             }
             let build = BuildInfo { version: "v", revision: "r", rustc_version: "c" };
-            let text = Metrics::new(Registry::default(), Assessor::with_clock(store, Policy::default(), fixed), Labels::default(), build).render(Format::Text);
+            let text = Metrics::new(Registry::default(), Assessor::with_clock(store, Policy::default(), fixed), Labels::default(), KeySeriesSet::all(), build).render(Format::Text);
             let counts: Vec<f64> = text
                 .lines()
                 .filter(|l| l.starts_with("aws_iam_access_keys{"))
@@ -337,4 +353,148 @@ mod properties {
             prop_assert_eq!(counts.iter().sum::<f64>(), keys.len() as f64);
         }
     }
+}
+
+/// A chosen set drops the other per-key families whole (HELP, TYPE and
+/// samples) and changes nothing else, in either format.
+#[test]
+fn a_key_series_set_leaves_out_exactly_the_other_families() {
+    use crate::key_series::{KeySeries, KeySeriesSet};
+    let render = |series: KeySeriesSet, format: Format| sample_metrics(sample_store(), series, now).render(format);
+    let dropped = [
+        "aws_iam_access_key_age_seconds",
+        "aws_iam_access_key_unused_seconds",
+        "aws_iam_access_key_never_used",
+        "aws_iam_access_key_info",
+    ];
+    for format in [Format::Text, Format::OpenMetrics] {
+        let all = render(KeySeriesSet::all(), format);
+        let lean = render(KeySeriesSet::lean(), format);
+        let family = |line: &str| {
+            let name = line
+                .trim_start_matches("# HELP ")
+                .trim_start_matches("# TYPE ")
+                .trim_start_matches("# UNIT ");
+            name.split([' ', '{']).next().unwrap().to_string()
+        };
+        let expected: Vec<&str> = all
+            .lines()
+            .filter(|l| {
+                !dropped
+                    .iter()
+                    .any(|d| family(l) == *d || family(l) == d.trim_end_matches("_seconds"))
+            })
+            .collect();
+        assert_eq!(lean.lines().collect::<Vec<_>>(), expected, "{format:?}");
+        assert!(lean.contains("aws_iam_access_key_high_risk{"));
+        assert!(lean.contains("aws_iam_access_key_last_used_timestamp_seconds{"));
+        let none = render(KeySeriesSet::of(&[]), format);
+        assert!(!none.contains("aws_iam_access_key_"), "{none}");
+        assert!(none.contains("aws_iam_access_keys{"));
+        let info_only = render(KeySeriesSet::of(&[KeySeries::Info]), format);
+        assert!(info_only.contains("aws_iam_access_key_info{") && !info_only.contains("aws_iam_access_key_age"));
+    }
+}
+
+/// A gzip body is one gzip member (a reader of the first member only reads
+/// it all) that decompresses to the plain text, byte for byte, in both
+/// formats and for any set; the ages are compressed in several parts once
+/// they are large enough to be split, and joined.
+#[test]
+fn a_gzip_body_is_one_member_that_decompresses_to_the_text() {
+    use crate::key_series::KeySeriesSet;
+    use std::io::Read as _;
+    for series in [KeySeriesSet::all(), KeySeriesSet::lean()] {
+        let m = sample_metrics(sample_store(), series, now);
+        for format in [Format::Text, Format::OpenMetrics] {
+            let body = m.body(format, true);
+            let gz: Vec<u8> = body.parts.iter().flat_map(|p| p.iter().copied()).collect();
+            let mut plain = String::new();
+            // A single-member reader: it would stop after a first member.
+            flate2::read::GzDecoder::new(&gz[..])
+                .read_to_string(&mut plain)
+                .unwrap();
+            assert_eq!(plain, m.render(format), "{series:?} {format:?}");
+        }
+    }
+    let text = "aws_iam_access_key_age_seconds{user=\"u\"} 1.0\n".repeat(200_000);
+    let parts = gzip::deflate_parallel(text.as_bytes());
+    assert!(parts.len() > 1 || std::thread::available_parallelism().unwrap().get() == 1);
+    let mut gz = gzip::HEADER.to_vec();
+    for part in &parts {
+        gz.extend_from_slice(&part.data);
+    }
+    gz.extend_from_slice(&gzip::trailer(&parts));
+    let mut plain = String::new();
+    // The decoder checks the combined CRC-32 and length at the trailer.
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_string(&mut plain)
+        .unwrap();
+    assert_eq!(plain, text);
+    // Written a line at a time, deflated a slice at a time as it comes.
+    let mut writer = gzip::DeflateWriter::new();
+    for line in text.split_inclusive('\n') {
+        std::fmt::Write::write_str(&mut writer, line).unwrap();
+    }
+    let part = writer.finish();
+    let mut gz = gzip::HEADER.to_vec();
+    gz.extend_from_slice(&part.data);
+    gz.extend_from_slice(&gzip::trailer([&part]));
+    let mut plain = String::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_string(&mut plain)
+        .unwrap();
+    assert_eq!(plain, text);
+    let mut empty = String::new();
+    flate2::read::GzDecoder::new(&compress(b"")[..])
+        .read_to_string(&mut empty)
+        .unwrap();
+    assert_eq!(empty, "");
+}
+
+/// The parts that do not vary are rendered once per snapshot and reused
+/// (the same bytes, not a copy) until a refresh publishes another snapshot
+/// or the clock reaches a threshold of the policy, where a key's verdict or
+/// bucket changes and they are rendered again.
+#[test]
+fn the_parts_that_do_not_vary_are_kept_until_the_snapshot_or_a_verdict_changes() {
+    use crate::key_series::KeySeriesSet;
+    use std::sync::atomic::{AtomicI64, Ordering};
+    static CLOCK: AtomicI64 = AtomicI64::new(0);
+    fn clock() -> DateTime<Utc> {
+        now() + chrono::Duration::milliseconds(CLOCK.load(Ordering::Relaxed))
+    }
+    let store = sample_store();
+    let m = sample_metrics(store.clone(), KeySeriesSet::lean(), clock);
+    let rest = |m: &Metrics| m.body(Format::Text, false).parts.last().unwrap().clone();
+    let first = rest(&m);
+    CLOCK.store(60_000, Ordering::Relaxed);
+    assert_eq!(
+        rest(&m).as_ptr(),
+        first.as_ptr(),
+        "same snapshot, no verdict changed: kept"
+    );
+
+    // alice's key 2, ten days old, enters the 30-90d bucket in 20 days.
+    let until = m.snapshot.assessor.stable_until(&store.load(), clock()).unwrap();
+    assert_eq!(until, now() + chrono::Duration::days(20));
+    let before = m.render(Format::Text);
+    CLOCK.store((until - now()).num_milliseconds() - 1, Ordering::Relaxed);
+    assert_eq!(rest(&m).as_ptr(), first.as_ptr(), "just before the threshold: kept");
+    CLOCK.store((until - now()).num_milliseconds(), Ordering::Relaxed);
+    let again = rest(&m);
+    assert_ne!(
+        again.as_ptr(),
+        first.as_ptr(),
+        "the threshold was reached: rendered again"
+    );
+    let after = m.render(Format::Text);
+    assert_ne!(after, before);
+    assert!(
+        after.contains("aws_iam_access_keys{account_id=\"111122223333\",status=\"Active\",age_bucket=\"30-90d\"} 1"),
+        "{after}"
+    );
+
+    store.publish((*store.load()).clone());
+    assert_ne!(rest(&m).as_ptr(), again.as_ptr(), "a new snapshot: rendered again");
 }

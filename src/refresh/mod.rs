@@ -174,9 +174,14 @@ impl Refresher {
         };
         if let Ok(data) = &outcome.result {
             *known_id = Some(data.account_id.clone());
-            self.store.mark_ready();
         }
         record(&self.store, &self.metrics, self.settings.key_ids, &outcome);
+        // Ready only once the data is published: a scrape that follows a
+        // ready answer must see it (at 100,000 keys publishing takes long
+        // enough for a scrape to come in between).
+        if outcome.result.is_ok() {
+            self.store.mark_ready();
+        }
         outcome.result.err()
     }
 
