@@ -1,6 +1,6 @@
 # The two commands of the README's quick start, and the checks CI runs.
 
-.PHONY: run-sample test lint lint-deploy deny bench bench-serve bench-refresh bench-load fuzz
+.PHONY: run-sample test lint lint-deploy deny bench bench-serve bench-refresh bench-load bench-cost fuzz
 
 # Serve the bundled sample report on http://localhost:9781/metrics
 run-sample:
@@ -46,6 +46,15 @@ bench-refresh:
 bench-load:
 	cargo build --release
 	python3 scripts/bench_load.py --keys 10000 100000
+
+# What N keys cost (issue 16): samples per key, scrape times beside serving
+# the same bytes from memory, peak RSS, what a real Prometheus holds, and a
+# Python exporter on the same data. Figures in docs/cost.md. Other key series:
+#   make bench-cost COST_ARGS='--exporter-arg=--metrics.key-series=created,last_used,high_risk'
+bench-cost:
+	cargo build --release
+	python3 -c 'import prometheus_client' 2>/dev/null || pip install prometheus_client==0.26.0
+	python3 scripts/bench_cost.py --keys 10000 100000 $(COST_ARGS)
 
 # The fuzzers, SECONDS each (default 60).
 fuzz:

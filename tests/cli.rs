@@ -286,7 +286,7 @@ fn a_report_file_not_read_yet_keeps_the_exporter_unready() {
     );
     assert_eq!(get(&exporter.url("/-/ready")).0, 503);
 
-    // Written elsewhere and renamed into place, as the README asks.
+    // Written elsewhere and renamed into place, as docs/configuration.md asks.
     let staging = dir.path().join("report.csv.tmp");
     std::fs::copy(sample(), &staging).unwrap();
     std::fs::rename(&staging, &path).unwrap();

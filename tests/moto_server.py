@@ -32,7 +32,7 @@ Scenarios (`--scenario`):
   "accounts": [{"account_id", "name", "alias", "users", "keys",
   "root_access_key_present"}, ...]}`.
 
-Aged keys are seeded the way SPEC §4 says: by changing moto's backend objects
+Aged keys are seeded by changing moto's backend objects
 (create_date, last_used, status) in this same process.
 
 The proxy (`proxy_endpoint`) forwards every request to moto unchanged, except

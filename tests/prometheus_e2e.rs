@@ -39,7 +39,7 @@ const PROMETHEUS_EXAMPLE: &str = "deploy/prometheus/prometheus.yml";
 const ALERTMANAGER_EXAMPLE: &str = "deploy/prometheus/alertmanager.yml";
 const DASHBOARD: &str = "grafana/dashboards/aws-iam-access-keys.json";
 const JOB: &str = "aws-iam-key-exporter";
-const RUNBOOK_BASE: &str = "https://github.com/aws-iam-key-exporter/aws-iam-key-exporter/blob/main/README.md";
+const RUNBOOK_BASE: &str = "https://github.com/aws-iam-key-exporter/aws-iam-key-exporter/blob/main/docs/runbooks.md";
 const GRAFANA_DASHBOARD: &str = "https://grafana.example.com/d/aws-iam-access-keys/aws-iam-access-keys";
 const DAY: f64 = 86400.0;
 
@@ -810,7 +810,7 @@ fn rules_and_example_configs_pass_promtool_and_amtool() {
     }
 
     // Every alert has a severity, a summary, a description and a runbook in
-    // the README; every alert has unit tests where it fires (with its
+    // docs/runbooks.md; every alert has unit tests where it fires (with its
     // annotations) and where it stays silent.
     let tests = yaml(RULE_TESTS);
     let mut fires = BTreeSet::new();
@@ -877,7 +877,7 @@ fn rules_and_example_configs_pass_promtool_and_amtool() {
             }
             assert_eq!(
                 rule["annotations"]["runbook_url"].as_str(),
-                Some(format!("{RUNBOOK_BASE}#runbook-{}", name.to_lowercase()).as_str()),
+                Some(format!("{RUNBOOK_BASE}#{}", name.to_lowercase()).as_str()),
                 "{name}: runbook_url"
             );
         }
@@ -1700,7 +1700,7 @@ fn alerts_and_dashboard_end_to_end_with_prometheus_and_alertmanager() {
         let name = &id.0;
         assert_eq!(
             annotations["runbook_url"].as_str().unwrap(),
-            format!("{RUNBOOK_BASE}#runbook-{}", name.to_lowercase())
+            format!("{RUNBOOK_BASE}#{}", name.to_lowercase())
         );
         let summary = annotations["summary"].as_str().unwrap();
         let description = annotations["description"].as_str().unwrap();
