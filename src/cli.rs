@@ -112,6 +112,16 @@ pub struct Flags {
     )]
     pub bound_addresses_file: Option<PathBuf>,
 
+    /// Per-key families to export, comma-separated, among created,
+    /// last_used, age, unused, never_used, high_risk, info (default all);
+    /// `created,last_used,high_risk` halves what Prometheus holds.
+    #[arg(
+        long = "metrics.key-series",
+        global = true,
+        env = "AWS_IAM_KEY_EXPORTER_METRICS_KEY_SERIES"
+    )]
+    pub key_series: Option<String>,
+
     /// YAML configuration file; flags override it.
     #[arg(long = "config.file", global = true, env = "AWS_IAM_KEY_EXPORTER_CONFIG_FILE")]
     pub config_file: Option<PathBuf>,

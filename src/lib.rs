@@ -14,6 +14,7 @@ pub mod config;
 pub mod connection;
 pub mod error;
 pub mod ids;
+pub mod key_series;
 pub mod labels;
 pub mod listen;
 pub mod logging;
@@ -90,8 +91,14 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    pub fn new(store: Arc<SnapshotStore>, policy: Policy, labels: labels::Labels, build: BuildInfo) -> Telemetry {
-        Telemetry::with_clock(store, policy, labels, build, chrono::Utc::now)
+    pub fn new(
+        store: Arc<SnapshotStore>,
+        policy: Policy,
+        labels: labels::Labels,
+        series: key_series::KeySeriesSet,
+        build: BuildInfo,
+    ) -> Telemetry {
+        Telemetry::with_series_and_clock(store, policy, labels, series, build, chrono::Utc::now)
     }
 
     /// As [`Telemetry::new`], with ages computed against `clock` (for tests and benchmarks).
@@ -99,6 +106,19 @@ impl Telemetry {
         store: Arc<SnapshotStore>,
         policy: Policy,
         labels: labels::Labels,
+        build: BuildInfo,
+        clock: fn() -> chrono::DateTime<chrono::Utc>,
+    ) -> Telemetry {
+        let all = key_series::KeySeriesSet::all();
+        Telemetry::with_series_and_clock(store, policy, labels, all, build, clock)
+    }
+
+    /// As [`Telemetry::with_clock`], exporting only the per-key families in `series`.
+    pub fn with_series_and_clock(
+        store: Arc<SnapshotStore>,
+        policy: Policy,
+        labels: labels::Labels,
+        series: key_series::KeySeriesSet,
         build: BuildInfo,
         clock: fn() -> chrono::DateTime<chrono::Utc>,
     ) -> Telemetry {
@@ -113,6 +133,7 @@ impl Telemetry {
             registry,
             assess::Assessor::with_clock(store, policy, clock),
             labels,
+            series,
             build,
         ));
         Telemetry {
@@ -136,6 +157,7 @@ async fn build(settings: &Settings) -> Result<Exporter> {
         store.clone(),
         settings.policy.clone(),
         settings.labels.clone(),
+        settings.key_series,
         BuildInfo::CURRENT,
     );
     let refresh = RefreshSettings {

@@ -16,6 +16,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // Leaves: import nothing of the crate.
     ("ids", &[]),
     ("labels", &[]),
+    ("key_series", &[]),
     ("listen", &[]),
     ("watch", &[]),
     ("logging", &[]),
@@ -29,7 +30,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("snapshot", &["sources"]),
     ("assess", &["policy", "snapshot", "sources"]),
     // Outputs: render the assessed model, compute nothing.
-    ("metrics", &["assess", "labels", "negotiate", "snapshot", "sources"]),
+    (
+        "metrics",
+        &["assess", "key_series", "labels", "negotiate", "snapshot", "sources"],
+    ),
     ("report", &["assess", "labels", "sources"]),
     // Runtime.
     (
@@ -63,6 +67,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "connection",
             "error",
             "ids",
+            "key_series",
             "labels",
             "listen",
             "logging",

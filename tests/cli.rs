@@ -117,11 +117,16 @@ fn check_config_accepts_the_example_and_lists_every_problem() {
     let dir = tempfile::tempdir().unwrap();
     let bad = write_config(
         dir.path(),
-        "refresh_interval: soon\npolicy: {age_buckets: [90d, 30d]}\nlabels: {access_key_id: partial}\n",
+        "refresh_interval: soon\npolicy: {age_buckets: [90d, 30d]}\nlabels: {access_key_id: partial}\nmetrics: {key_series: [created, ages]}\n",
     );
     let (code, _, err) = run(&["check-config", bad.to_str().unwrap()]);
     assert_eq!(code, 2);
-    for field in ["refresh_interval:", "policy.age_buckets:", "labels.access_key_id:"] {
+    for field in [
+        "refresh_interval:",
+        "policy.age_buckets:",
+        "labels.access_key_id:",
+        "metrics.key_series: \"ages\" is not one of",
+    ] {
         assert!(err.contains(field), "{field} is named in: {err}");
     }
 
@@ -150,6 +155,19 @@ fn invalid_flags_exit_2_naming_the_flag() {
     let (code, _, err) = run(&["--web.telemetry-path", "metrics", "--credential-report.file", &sample()]);
     assert_eq!(code, 2);
     assert!(err.contains("--web.telemetry-path"), "{err}");
+    let out = Command::new(BIN)
+        .args(["--credential-report.file", &sample()])
+        .env("AWS_IAM_KEY_EXPORTER_METRICS_KEY_SERIES", "created,ages")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "--metrics.key-series: \"ages\" is not one of created, last_used, age, unused, never_used, high_risk, info"
+        ),
+        "{err}"
+    );
     let out = Command::new(BIN)
         .env("AWS_IAM_KEY_EXPORTER_REFRESH_INTERVAL", "0s")
         .output()

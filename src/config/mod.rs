@@ -12,6 +12,7 @@ use crate::aws::AwsSettings;
 use crate::cli::Flags;
 use crate::connection::HttpLimits;
 use crate::error::{Error, Result};
+use crate::key_series::KeySeriesSet;
 use crate::labels::Labels;
 use crate::listen::split_listen_address;
 use crate::logging::{LogFormat, LogLevel};
@@ -41,6 +42,8 @@ pub struct Settings {
     pub policy: Policy,
     pub users: UserFilter,
     pub labels: Labels,
+    /// The per-key families `/metrics` exports (`metrics.key_series`).
+    pub key_series: KeySeriesSet,
     pub shard: Shard,
     pub aws: AwsSettings,
     pub live_report: crate::sources::live_report::LiveReportOptions,
@@ -112,6 +115,15 @@ impl Settings {
                 shard.index, shard.count
             ));
         }
+        let key_series = match &flags.key_series {
+            // Empty pieces (a trailing comma, or an empty value for none)
+            // name nothing.
+            Some(names) => KeySeriesSet::parse(names.split(',').filter(|n| !n.trim().is_empty())).unwrap_or_else(|e| {
+                problems.push(format!("--metrics.key-series: {e}"));
+                KeySeriesSet::all()
+            }),
+            None => file.key_series.unwrap_or_default(),
+        };
         if !problems.is_empty() {
             return Err(Error::Config(problems));
         }
@@ -139,6 +151,7 @@ impl Settings {
             policy: file.policy,
             users: file.users,
             labels: file.labels,
+            key_series,
             shard,
             aws: AwsSettings {
                 max_attempts,
@@ -172,6 +185,7 @@ pub struct FileConfig {
     pub policy: Policy,
     pub users: UserFilter,
     pub labels: Labels,
+    pub key_series: Option<KeySeriesSet>,
     pub shard: Option<Shard>,
     pub max_concurrent_requests: Option<usize>,
     pub max_concurrent_accounts: Option<usize>,

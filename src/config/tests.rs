@@ -13,6 +13,7 @@ fn bundled_example_config_is_valid_and_complete() {
     assert_eq!(config.policy, Policy::default());
     assert!(config.accounts.organization.is_some());
     assert_eq!(config.labels.user_tags, ["owner", "team"]);
+    assert_eq!(config.key_series, Some(KeySeriesSet::all()));
 }
 
 #[test]
@@ -112,7 +113,7 @@ shard: {index: 3, count: 3}
     assert_eq!(
             problems,
             [
-                "colour: unknown key (known keys here: refresh_interval, source, credential_report, accounts, policy, users, labels, shard, aws)",
+                "colour: unknown key (known keys here: refresh_interval, source, credential_report, accounts, policy, users, labels, metrics, shard, aws)",
                 "refresh_interval: invalid duration \"soon\" (expected number at 0); use forms like 90s, 15m, 1h, 365d",
                 "source: \"s3\" is not one of api, credential-report",
                 "accounts.organization.role_name: is required",
@@ -255,4 +256,49 @@ fn role_arns() {
         Some("111111111111")
     );
     assert_eq!(role_arn_account("arn:aws:iam::111111111111:user/x"), None);
+}
+
+#[test]
+fn key_series_come_from_the_file_or_the_flag_and_unknown_names_are_refused() {
+    let lean = parse_config("metrics:\n  key_series: [created, last_used, high_risk]\n").unwrap();
+    assert_eq!(lean.key_series, Some(KeySeriesSet::lean()));
+    let settings = Settings::from_parts(&Flags::default(), Some(&lean)).unwrap();
+    assert_eq!(settings.key_series, KeySeriesSet::lean());
+    // Unset, or null: every family, as before the key existed.
+    for text in ["", "metrics:\n  key_series:\n"] {
+        let config = parse_config(text).unwrap();
+        assert_eq!(
+            Settings::from_parts(&Flags::default(), Some(&config))
+                .unwrap()
+                .key_series,
+            KeySeriesSet::all()
+        );
+    }
+    assert_eq!(
+        parse_config("metrics:\n  key_series: [created, ages]\n  other: 1\n").unwrap_err(),
+        [
+            "metrics.other: unknown key (known keys here: key_series)",
+            "metrics.key_series: \"ages\" is not one of created, last_used, age, unused, never_used, high_risk, info",
+        ]
+    );
+    // The flag wins over the file, and is checked the same way.
+    let flags = Flags {
+        key_series: Some("created,last_used,high_risk,".into()),
+        ..Flags::default()
+    };
+    assert_eq!(
+        Settings::from_parts(&flags, None).unwrap().key_series,
+        KeySeriesSet::lean()
+    );
+    let flags = Flags {
+        key_series: Some("created,age_seconds".into()),
+        ..Flags::default()
+    };
+    let Err(Error::Config(problems)) = Settings::from_parts(&flags, Some(&lean)) else {
+        panic!("expected a config error");
+    };
+    assert_eq!(
+        problems,
+        ["--metrics.key-series: \"age_seconds\" is not one of created, last_used, age, unused, never_used, high_risk, info"]
+    );
 }

@@ -11,6 +11,7 @@ use super::FileConfig;
 use crate::accounts::{Accounts, OrganizationAccounts, Shard, StaticAccount};
 use crate::cli::{parse_duration, parse_interval};
 use crate::ids::{is_account_id, is_role_name, role_arn_account};
+use crate::key_series::KeySeriesSet;
 use crate::labels::{KeyIdLabel, Labels};
 use crate::policy::{AgeBuckets, Policy};
 use crate::sources::{SourceKind, UserFilter};
@@ -124,6 +125,7 @@ impl Validator {
             "policy",
             "users",
             "labels",
+            "metrics",
             "shard",
             "aws",
         ];
@@ -145,6 +147,16 @@ impl Validator {
         config.policy = self.policy(root.get("policy"));
         config.users = self.users(root.get("users"));
         config.labels = self.labels(root.get("labels"));
+        if let Some(metrics) = self.mapping(root.get("metrics"), "metrics", &["key_series"]) {
+            // `null`, as absence, means the default (all), not none.
+            if let Some(names) = metrics.get("key_series").filter(|v| !v.is_null()) {
+                let names = self.strings(Some(names), "metrics.key_series");
+                match KeySeriesSet::parse(names.iter().map(String::as_str)) {
+                    Ok(set) => config.key_series = Some(set),
+                    Err(e) => self.problem("metrics.key_series", e),
+                }
+            }
+        }
         if let Some(shard) = self.mapping(root.get("shard"), "shard", &["index", "count"]) {
             let index = self.integer(shard.get("index"), "shard.index", 0).unwrap_or(0);
             let count = self.integer(shard.get("count"), "shard.count", 1).unwrap_or(1);

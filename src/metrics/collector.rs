@@ -12,6 +12,7 @@ use super::labels::{
 };
 use super::BuildInfo;
 use crate::assess::{AssessedAccount, Assessment, Assessor};
+use crate::key_series::{KeySeries, KeySeriesSet};
 use crate::labels::Labels;
 use crate::snapshot::Snapshot;
 
@@ -20,6 +21,7 @@ pub(super) struct SnapshotCollector {
     pub(super) assessor: Assessor,
     pub(super) labels: Labels,
     pub(super) build: BuildInfo,
+    pub(super) series: KeySeriesSet,
 }
 
 const KEY_POSITIONS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
@@ -38,45 +40,54 @@ impl Collector for SnapshotCollector {
 impl SnapshotCollector {
     fn encode_keys(&self, encoder: &mut DescriptorEncoder, accounts: &[AssessedAccount]) -> std::fmt::Result {
         type Value<'v> = &'v dyn Fn(&crate::sources::AccessKey, &Assessment) -> Option<f64>;
-        let families: [(&str, &str, Option<Unit>, Value); 6] = [
+        let families: [(KeySeries, &str, &str, Option<Unit>, Value); 6] = [
             (
+                KeySeries::Created,
                 "aws_iam_access_key_created_timestamp",
                 "Creation time of the access key, which is its last rotation.",
                 Some(Unit::Seconds),
                 &|k, _| Some(k.created.timestamp() as f64),
             ),
             (
+                KeySeries::LastUsed,
                 "aws_iam_access_key_last_used_timestamp",
                 "Time the access key was last used; absent for a key never used.",
                 Some(Unit::Seconds),
                 &|k, _| k.last_used.map(|t| t.timestamp() as f64),
             ),
             (
+                KeySeries::Age,
                 "aws_iam_access_key_age",
                 "Time since the access key was created (rotated).",
                 Some(Unit::Seconds),
                 &|_, a| Some(a.age_seconds),
             ),
             (
+                KeySeries::Unused,
                 "aws_iam_access_key_unused",
                 "Time since the access key was last used, or since its creation if never used.",
                 Some(Unit::Seconds),
                 &|_, a| Some(a.unused_seconds),
             ),
             (
+                KeySeries::NeverUsed,
                 "aws_iam_access_key_never_used",
                 "1 if the access key has never been used.",
                 None,
                 &|_, a| Some(bool_value(a.never_used)),
             ),
             (
+                KeySeries::HighRisk,
                 "aws_iam_access_key_high_risk",
                 "1 if the access key is high risk by the configured policy.",
                 None,
                 &|_, a| Some(bool_value(a.high_risk())),
             ),
         ];
-        for (name, help, unit, value) in families {
+        for (series, name, help, unit, value) in families {
+            if !self.series.contains(series) {
+                continue;
+            }
             let mut family = encoder.encode_descriptor(name, help, unit.as_ref(), MetricType::Gauge)?;
             for account in accounts {
                 for (key, assessment) in account.keys() {
@@ -87,6 +98,9 @@ impl SnapshotCollector {
                     }
                 }
             }
+        }
+        if !self.series.contains(KeySeries::Info) {
+            return Ok(());
         }
         let mut info = encoder.encode_descriptor(
             "aws_iam_access_key_info",

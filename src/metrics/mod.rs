@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use prometheus_client::registry::Registry;
 
 use crate::assess::Assessor;
+use crate::key_series::KeySeriesSet;
 use crate::labels::Labels;
 use collector::SnapshotCollector;
 
@@ -80,11 +81,18 @@ impl Metrics {
     /// `registry` holds the families that components own and register
     /// themselves (refresh errors, AWS calls); the snapshot's collector comes
     /// after them, so the exposition keeps that order.
-    pub fn new(mut registry: Registry, assessor: Assessor, labels: Labels, build: BuildInfo) -> Metrics {
+    pub fn new(
+        mut registry: Registry,
+        assessor: Assessor,
+        labels: Labels,
+        series: KeySeriesSet,
+        build: BuildInfo,
+    ) -> Metrics {
         registry.register_collector(Box::new(SnapshotCollector {
             assessor,
             labels,
             build,
+            series,
         }));
         Metrics {
             registry,

@@ -38,6 +38,11 @@ fn key(user: &str, position: u8, id: &str, status: KeyStatus, age_days: i64, use
 }
 
 fn metrics(labels: Labels) -> crate::Telemetry {
+    crate::Telemetry::with_clock(sample_store(), Policy::default(), labels, BUILD, now)
+}
+
+/// Three keys of one account, one never used.
+fn sample_store() -> Arc<SnapshotStore> {
     let store = Arc::new(SnapshotStore::default());
     let data = AccountData {
         account_id: "111122223333".into(),
@@ -75,7 +80,7 @@ fn metrics(labels: Labels) -> crate::Telemetry {
         finished: now() - chrono::Duration::seconds(60),
         duration: Duration::from_millis(1500),
     }]));
-    crate::Telemetry::with_clock(store, Policy::default(), labels, BUILD, now)
+    store
 }
 
 #[test]
@@ -207,6 +212,7 @@ two,arn:aws:iam::111122223333:user/ci/two,2020-01-01T00:00:00+00:00,false,N/A,N/
         Registry::default(),
         Assessor::with_clock(store, Policy::default(), now),
         Labels::default(),
+        KeySeriesSet::all(),
         BUILD,
     )
     .render(Format::Text);
@@ -267,6 +273,7 @@ fn an_account_without_data_only_has_health_series() {
         Registry::default(),
         Assessor::with_clock(store, Policy::default(), now),
         Labels::default(),
+        KeySeriesSet::all(),
         BUILD,
     )
     .render(Format::Text);
@@ -327,7 +334,7 @@ mod properties {
                 DateTime::from_timestamp(2_000_000_000, 0).unwrap()
             }
             let build = BuildInfo { version: "v", revision: "r", rustc_version: "c" };
-            let text = Metrics::new(Registry::default(), Assessor::with_clock(store, Policy::default(), fixed), Labels::default(), build).render(Format::Text);
+            let text = Metrics::new(Registry::default(), Assessor::with_clock(store, Policy::default(), fixed), Labels::default(), KeySeriesSet::all(), build).render(Format::Text);
             let counts: Vec<f64> = text
                 .lines()
                 .filter(|l| l.starts_with("aws_iam_access_keys{"))
@@ -336,5 +343,57 @@ mod properties {
             prop_assert_eq!(counts.len(), 2 * 5);
             prop_assert_eq!(counts.iter().sum::<f64>(), keys.len() as f64);
         }
+    }
+}
+
+/// A chosen set drops the other per-key families whole (HELP, TYPE and
+/// samples) and changes nothing else, in either format.
+#[test]
+fn a_key_series_set_leaves_out_exactly_the_other_families() {
+    use crate::key_series::{KeySeries, KeySeriesSet};
+    let render = |series: KeySeriesSet, format: Format| {
+        crate::Telemetry::with_series_and_clock(
+            sample_store(),
+            Policy::default(),
+            Labels::default(),
+            series,
+            BUILD,
+            now,
+        )
+        .metrics
+        .render(format)
+    };
+    let dropped = [
+        "aws_iam_access_key_age_seconds",
+        "aws_iam_access_key_unused_seconds",
+        "aws_iam_access_key_never_used",
+        "aws_iam_access_key_info",
+    ];
+    for format in [Format::Text, Format::OpenMetrics] {
+        let all = render(KeySeriesSet::all(), format);
+        let lean = render(KeySeriesSet::lean(), format);
+        let family = |line: &str| {
+            let name = line
+                .trim_start_matches("# HELP ")
+                .trim_start_matches("# TYPE ")
+                .trim_start_matches("# UNIT ");
+            name.split([' ', '{']).next().unwrap().to_string()
+        };
+        let expected: Vec<&str> = all
+            .lines()
+            .filter(|l| {
+                !dropped
+                    .iter()
+                    .any(|d| family(l) == *d || family(l) == d.trim_end_matches("_seconds"))
+            })
+            .collect();
+        assert_eq!(lean.lines().collect::<Vec<_>>(), expected, "{format:?}");
+        assert!(lean.contains("aws_iam_access_key_high_risk{"));
+        assert!(lean.contains("aws_iam_access_key_last_used_timestamp_seconds{"));
+        let none = render(KeySeriesSet::of(&[]), format);
+        assert!(!none.contains("aws_iam_access_key_"), "{none}");
+        assert!(none.contains("aws_iam_access_keys{"));
+        let info_only = render(KeySeriesSet::of(&[KeySeries::Info]), format);
+        assert!(info_only.contains("aws_iam_access_key_info{") && !info_only.contains("aws_iam_access_key_age"));
     }
 }

@@ -1,0 +1,35 @@
+//! The optional recording rules for the ages (deploy/prometheus/
+//! aws-iam-key-exporter.ages.rules.yml) load and compute, from the lean set's
+//! timestamps alone, what the exporter's age, unused and never-used gauges
+//! say: `promtool check rules` and their unit tests.
+
+mod common;
+
+use std::process::Command;
+
+const INSTALL: &str = "install Debian's package with `apt-get install prometheus` (promtool)";
+
+fn promtool(args: &[&str]) -> String {
+    let program = common::tool(&["promtool"], INSTALL);
+    let out = Command::new(&program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program} ({e}): {INSTALL}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "`promtool {}` failed:\n{text}", args.join(" "));
+    text
+}
+
+#[test]
+fn the_age_recording_rules_pass_promtool_and_their_unit_tests() {
+    let rules = common::repo_path("deploy/prometheus/aws-iam-key-exporter.ages.rules.yml");
+    let out = promtool(&["check", "rules", rules.to_str().unwrap()]);
+    assert!(out.contains("SUCCESS: 3 rules found"), "{out}");
+    let tests = common::repo_path("deploy/prometheus/aws-iam-key-exporter.ages.rules.test.yml");
+    let out = promtool(&["test", "rules", tests.to_str().unwrap()]);
+    assert!(out.contains("SUCCESS"), "{out}");
+}
