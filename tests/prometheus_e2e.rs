@@ -17,6 +17,11 @@
 //!   labels (owner and team tags included), annotations, receivers and
 //!   inhibitions, and the active ones are delivered to the receivers the
 //!   example routes them to; no exporter-health alert fires or is pending.
+//!
+//! The end-to-end run happens twice: with the exporter's default per-key
+//! series and with the lean set (`--metrics.key-series
+//! created,last_used,high_risk`), which the dashboard and the rules must
+//! serve alike (only the tables' last-used service and region are gone).
 
 mod common;
 
