@@ -17,6 +17,11 @@
 //!   labels (owner and team tags included), annotations, receivers and
 //!   inhibitions, and the active ones are delivered to the receivers the
 //!   example routes them to; no exporter-health alert fires or is pending.
+//!
+//! The end-to-end run happens twice: with the exporter's default per-key
+//! series and with the lean set (`--metrics.key-series
+//! created,last_used,high_risk`), which the dashboard and the rules must
+//! serve alike (only the tables' last-used service and region are gone).
 
 mod common;
 
@@ -886,6 +891,56 @@ fn rules_and_example_configs_pass_promtool_and_amtool() {
     assert_eq!(silent, alerts, "every alert has a unit test where it stays silent");
     assert_eq!(alerts.len(), 11, "{alerts:?}");
 
+    // The lean set of key series: every group whose input has a family
+    // outside it has a twin whose input is the same without those series
+    // and whose alert tests are the same; and every alert fires, and stays
+    // silent, in a group of lean input.
+    let not_lean = |series: &serde_norway::Value| {
+        let name = series["series"].as_str().unwrap();
+        NOT_LEAN.iter().any(|f| name.starts_with(&format!("{f}{{")))
+    };
+    let cases = tests["tests"].as_sequence().unwrap();
+    let lean_cases: Vec<&serde_norway::Value> = cases
+        .iter()
+        .filter(|c| !c["input_series"].as_sequence().unwrap().iter().any(not_lean))
+        .collect();
+    let mut twins = 0;
+    for case in cases {
+        let input = case["input_series"].as_sequence().unwrap();
+        if !input.iter().any(not_lean) {
+            continue;
+        }
+        let lean_input: Vec<&serde_norway::Value> = input.iter().filter(|s| !not_lean(s)).collect();
+        let twin = lean_cases.iter().find(|t| {
+            t["input_series"].as_sequence().unwrap().iter().collect::<Vec<_>>() == lean_input
+                && (case.get("alert_rule_test").is_none() || t.get("alert_rule_test") == case.get("alert_rule_test"))
+        });
+        assert!(
+            twin.is_some(),
+            "no lean twin of the rule test group with input {:?}",
+            input.iter().map(|s| &s["series"]).collect::<Vec<_>>()
+        );
+        twins += 1;
+    }
+    assert!(twins >= 6, "{twins} groups with series outside the lean set");
+    let mut lean_fires = BTreeSet::new();
+    let mut lean_silent = BTreeSet::new();
+    for test in lean_cases.iter().flat_map(|c| {
+        c.get("alert_rule_test")
+            .and_then(|t| t.as_sequence())
+            .into_iter()
+            .flatten()
+    }) {
+        let name = test["alertname"].as_str().unwrap().to_string();
+        if test["exp_alerts"].as_sequence().unwrap().is_empty() {
+            lean_silent.insert(name);
+        } else {
+            lean_fires.insert(name);
+        }
+    }
+    assert_eq!(lean_fires, alerts, "every alert fires on lean input");
+    assert_eq!(lean_silent, alerts, "every alert stays silent on lean input");
+
     // The example routes: the exporter's critical alerts page as well as
     // reaching #monitoring; warnings do not page; a root key pages security.
     let routes = [
@@ -1140,6 +1195,60 @@ fn dashboard_is_importable_into_grafana() {
     }
 }
 
+/// The dashboard and the rules read only the lean set's per-key families,
+/// so they work whichever `metrics.key_series` the exporter is given: no
+/// age, unused or never-used gauge, and `aws_iam_access_key_info` only for
+/// the last-used service and region, with the keys' creation series as the
+/// fallback when it is absent (`or on (account_id, user, key)`). The
+/// end-to-end test runs them on both sets.
+#[test]
+fn dashboard_and_rules_read_only_the_lean_key_series() {
+    let dashboard = dashboard();
+    let mut exprs: Vec<String> = Vec::new();
+    for p in panels(&dashboard) {
+        for t in p["targets"].as_array().into_iter().flatten() {
+            exprs.push(t["expr"].as_str().unwrap().to_string());
+        }
+    }
+    for v in dashboard["templating"]["list"].as_array().unwrap() {
+        if v["type"] == "query" {
+            exprs.push(v["query"].as_str().unwrap().to_string());
+        }
+    }
+    let rules = yaml(RULES);
+    for group in rules["groups"].as_sequence().unwrap() {
+        for rule in group["rules"].as_sequence().unwrap() {
+            exprs.push(rule["expr"].as_str().unwrap().to_string());
+        }
+    }
+    assert!(exprs.len() > 60, "{} expressions", exprs.len());
+    let metric = Regex::new(r"\baws_iam_[a-z_]+(:[a-z_]+)?").unwrap();
+    let optional_info = Regex::new(
+        r"group by \(account_id, user, key, last_used_service, last_used_region\) \(aws_iam_access_key_info(\{[^}]*\})?\)\s*or on \(account_id, user, key\)\s*group by \(account_id, user, key\) \(aws_iam_access_key_created_timestamp_seconds(\{[^}]*\})?\)",
+    )
+    .unwrap();
+    let mut optional = 0;
+    for expr in &exprs {
+        let read: Vec<&str> = metric
+            .find_iter(expr)
+            .map(|m| m.as_str())
+            .filter(|m| !m.contains(':'))
+            .collect();
+        for family in &NOT_LEAN[1..] {
+            assert!(!read.contains(family), "{family} in\n{expr}");
+        }
+        let info = read.iter().filter(|m| **m == NOT_LEAN[0]).count();
+        assert_eq!(
+            info,
+            optional_info.find_iter(expr).count(),
+            "aws_iam_access_key_info other than as the optional last-used service and region in\n{expr}"
+        );
+        optional += info;
+    }
+    // The two tables and the recording rule aws_iam_access_key_info:joined.
+    assert_eq!(optional, 3);
+}
+
 /// The bars of "AWS API errors", evaluated by promtool on a counter that
 /// appears at its first error (1 at 2m), grows by 2 at 5m and restarts from
 /// 1 at 8m: with one bar a minute, each bar is the change since the previous
@@ -1205,8 +1314,37 @@ fn dashboard_type_checks_against_grafana_schema() {
     assert!(!ok && out.contains("showHeadre"), "a misspelt option passes:\n{out}");
 }
 
+/// The per-key series the exporter exports (`--metrics.key-series`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum KeySeries {
+    /// Every family, as when nothing is configured.
+    Default,
+    /// `created, last_used, high_risk`: no `aws_iam_access_key_info`, no age,
+    /// unused nor never-used gauges.
+    Lean,
+}
+
+/// The per-key families outside the lean set.
+const NOT_LEAN: [&str; 4] = [
+    "aws_iam_access_key_info",
+    "aws_iam_access_key_age_seconds",
+    "aws_iam_access_key_unused_seconds",
+    "aws_iam_access_key_never_used",
+];
+
 #[test]
 fn alerts_and_dashboard_end_to_end_with_prometheus_and_alertmanager() {
+    end_to_end(KeySeries::Default);
+}
+
+/// The same with the lean set: every panel has data, every alert fires the
+/// same; only the tables' last-used service and region columns are gone.
+#[test]
+fn alerts_and_dashboard_end_to_end_with_the_lean_key_series() {
+    end_to_end(KeySeries::Lean);
+}
+
+fn end_to_end(key_series: KeySeries) {
     let started = Instant::now();
     let prometheus_bin = tool(&["prometheus"]);
     let alertmanager_bin = tool(&["prometheus-alertmanager", "alertmanager"]);
@@ -1216,17 +1354,17 @@ fn alerts_and_dashboard_end_to_end_with_prometheus_and_alertmanager() {
 
     let moto = Moto::start();
     let config = write_config(dir.path(), REALISTIC_CONFIG);
-    let exporter = Exporter::start(&["--config.file", config.to_str().unwrap()], &moto.aws_env());
+    let mut args = vec!["--config.file", config.to_str().unwrap()];
+    if key_series == KeySeries::Lean {
+        args.extend(["--metrics.key-series", "created,last_used,high_risk"]);
+    }
+    let exporter = Exporter::start(&args, &moto.aws_env());
     exporter.wait_ready();
     // The restart below comes back on the same address, so that it keeps the
-    // target (the port it frees is re-bound at once).
+    // target (the port it frees is re-bound at once), with the same series.
     let instance = format!("127.0.0.1:{}", exporter.port);
-    let exporter_args = [
-        "--web.listen-address",
-        &instance,
-        "--config.file",
-        config.to_str().unwrap(),
-    ];
+    let mut exporter_args = vec!["--web.listen-address", &instance];
+    exporter_args.extend(&args);
 
     let (sink_port, notifications) = start_webhook_sink();
     let am_config = dir.path().join("alertmanager.yml");
@@ -1287,6 +1425,19 @@ fn alerts_and_dashboard_end_to_end_with_prometheus_and_alertmanager() {
     let keys = seeded_keys(seeded);
     let tags = seeded_tags(seeded);
     let now = unix_now();
+
+    // The exporter exports the chosen set: each family outside the lean set
+    // has a series per key with the default set, none with the lean set.
+    for family in NOT_LEAN {
+        let count = query(&prometheus, &format!(r#"count({family}{{job="{JOB}"}})"#)).unwrap();
+        match key_series {
+            KeySeries::Default => {
+                assert_eq!(count.len(), 1, "{family}");
+                assert_eq!(value_of(&count[0]), keys.len() as f64, "{family}");
+            }
+            KeySeries::Lean => assert!(count.is_empty(), "{family} with the lean set: {count:?}"),
+        }
+    }
 
     // Every dashboard query, with "All" selected, is valid and returns data;
     // the list of new keys is empty, as the fixture has no key younger than
@@ -1443,26 +1594,30 @@ fn alerts_and_dashboard_end_to_end_with_prometheus_and_alertmanager() {
             .any(|(_, rows)| rows.iter().any(|r| labels_of(r).contains_key("pod"))),
         "the series carry the target labels"
     );
-    assert_eq!(
-        table_columns(high_risk_table, &results),
-        [
-            "Account",
-            "Account ID",
-            "User",
-            "Key",
-            "Access key ID",
-            "Status",
-            "Age (days)",
-            "Last rotated",
-            "Days since last use",
-            "Last used",
-            "Why high risk",
-            "Last used service",
-            "Last used region",
-            "Owner",
-            "Team"
-        ]
-    );
+    // The last-used service and region come from aws_iam_access_key_info:
+    // without it no row has them, and Grafana shows no such column.
+    let last_used_location = ["Last used service", "Last used region"];
+    let want_columns: Vec<&str> = [
+        "Account",
+        "Account ID",
+        "User",
+        "Key",
+        "Access key ID",
+        "Status",
+        "Age (days)",
+        "Last rotated",
+        "Days since last use",
+        "Last used",
+        "Why high risk",
+        "Last used service",
+        "Last used region",
+        "Owner",
+        "Team",
+    ]
+    .into_iter()
+    .filter(|c| key_series == KeySeries::Default || !last_used_location.contains(c))
+    .collect();
+    assert_eq!(table_columns(high_risk_table, &results), want_columns);
     // Why each key is high risk.
     let (_, reasons) = results.iter().find(|(r, _)| r == "E").unwrap();
     assert_eq!(reasons.len(), keys.iter().filter(|k| k.high_risk).count());
@@ -1485,6 +1640,13 @@ fn alerts_and_dashboard_end_to_end_with_prometheus_and_alertmanager() {
         ["Account", "Account ID", "User", "Key", "Access key ID", "Status"]
     );
     assert!(columns.contains(&"High risk".to_string()), "{columns:?}");
+    for column in last_used_location {
+        assert_eq!(
+            columns.contains(&column.to_string()),
+            key_series == KeySeries::Default,
+            "{column}: {columns:?}"
+        );
+    }
     assert!(
         !columns
             .iter()
@@ -1572,9 +1734,15 @@ fn alerts_and_dashboard_end_to_end_with_prometheus_and_alertmanager() {
         let key = keys.iter().find(|k| k.id == labels["access_key_id"]).unwrap();
         assert_eq!(labels["account_name"], alias);
         assert_eq!(labels["status"], "Active");
+        let service = match key_series {
+            KeySeries::Default => key.service.as_str(),
+            KeySeries::Lean => "",
+        };
         assert_eq!(
             labels.get("last_used_service").cloned().unwrap_or_default(),
-            key.service
+            service,
+            "last used service of {}",
+            key.id
         );
         for (tag, value) in &tags[&key.user] {
             assert_eq!(&labels[tag], value, "{tag} of {}", key.user);
@@ -1848,7 +2016,10 @@ fn alerts_and_dashboard_end_to_end_with_prometheus_and_alertmanager() {
     drop(exporter);
     drop(prometheus);
     drop(alertmanager);
-    eprintln!("prometheus_e2e: end to end in {:.1?}", started.elapsed());
+    eprintln!(
+        "prometheus_e2e: end to end ({key_series:?} key series) in {:.1?}",
+        started.elapsed()
+    );
 }
 
 /// Go's url.QueryEscape (the rules' `urlquery`): unreserved characters stay,
