@@ -417,7 +417,7 @@ mod tests {
     }
 
     /// Each serve-only flag, with two valid values.
-    const SERVE_VALUES: [(&str, &str, &str); 9] = [
+    const SERVE_VALUES: [(&str, &str, &str); 10] = [
         ("web.listen-address", "127.0.0.1:1", "127.0.0.1:2"),
         ("web.telemetry-path", "/a", "/b"),
         ("web.config.file", "a.yml", "b.yml"),
@@ -427,6 +427,7 @@ mod tests {
         ("web.max-requests", "1", "2"),
         ("web.bound-addresses-file", "a.txt", "b.txt"),
         ("refresh.interval", "1s", "2s"),
+        ("metrics.key-series", "created", "info"),
     ];
 
     /// A serve flag works before any subcommand, before `serve` and after it
