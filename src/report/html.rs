@@ -3,6 +3,10 @@
 //! open from an email attachment, offline, so nothing is loaded from anywhere,
 //! and a Content-Security-Policy says so to the browser as well. A pure
 //! function of the report model and the settings it was made with.
+//!
+//! Longer than 400 lines: the document is one template (styles, chart,
+//! tables, print rules, the sort script and their CSP hashes) that is read
+//! and changed as a whole.
 
 use std::fmt::Write as _;
 
@@ -226,7 +230,7 @@ fn header(out: &mut String, report: &Report, context: &Context) {
 <dt>Accounts</dt><dd>{} read: {}</dd>\n{}\
 <dt>Source</dt><dd>{}</dd>\n\
 <dt>Policy</dt><dd>An active key is high risk when it is not rotated for more than {}, \
-never used more than {} after its creation{}.</dd>\n\
+never used more than {} after its creation{}. An active root user's key is high risk at any age.</dd>\n\
 <dt>Age buckets</dt><dd>{}</dd>\n\
 <dt>Key ids</dt><dd>{masking}</dd>\n\
 <dt>Keys</dt><dd>{}, {} high risk</dd>\n</dl>\n</header>\n",
