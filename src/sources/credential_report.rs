@@ -1,6 +1,11 @@
 //! The IAM credential report: parsing the CSV that AWS writes (and moto's
 //! variant of it), and reading it from a file that may be rewritten at any
 //! moment.
+//!
+//! Longer than 400 lines: one file format, every shape real reports take
+//! (booleans in any case, rows of one user merged, root keys, bad rows
+//! skipped) and the safe reading of a file being rewritten, kept together so
+//! that the format's rules are read in one place.
 
 use std::collections::HashMap;
 use std::hash::Hasher as _;
