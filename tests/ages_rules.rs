@@ -5,23 +5,10 @@
 
 mod common;
 
-use std::process::Command;
-
 const INSTALL: &str = "install Debian's package with `apt-get install prometheus` (promtool)";
 
 fn promtool(args: &[&str]) -> String {
-    let program = common::tool(&["promtool"], INSTALL);
-    let out = Command::new(&program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program} ({e}): {INSTALL}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "`promtool {}` failed:\n{text}", args.join(" "));
-    text
+    common::run_ok(&common::tool(&["promtool"], INSTALL), args, INSTALL)
 }
 
 #[test]

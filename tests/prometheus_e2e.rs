@@ -58,22 +58,11 @@ fn tool(names: &[&str]) -> String {
 }
 
 fn run(program: &str, args: &[&str]) -> (bool, String) {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program} ({e}): {INSTALL}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+    common::run(program, args, INSTALL)
 }
 
 fn run_ok(program: &str, args: &[&str]) -> String {
-    let (ok, text) = run(program, args);
-    assert!(ok, "`{program} {}` failed:\n{text}", args.join(" "));
-    text
+    common::run_ok(program, args, INSTALL)
 }
 
 fn promtool_check_rules(path: &Path) {

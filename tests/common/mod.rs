@@ -24,6 +24,28 @@ pub fn tool(names: &[&str], install: &str) -> String {
     panic!("{} is not installed: {install}", names.join(" or "))
 }
 
+/// Runs `program`; its success and its stdout and stderr together. A
+/// program that cannot start fails the test with how to install it.
+pub fn run(program: &str, args: &[&str], install: &str) -> (bool, String) {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program} ({e}): {install}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// As [`run`], failing the test when the program fails.
+pub fn run_ok(program: &str, args: &[&str], install: &str) -> String {
+    let (ok, text) = run(program, args, install);
+    assert!(ok, "`{program} {}` failed:\n{text}", args.join(" "));
+    text
+}
+
 pub fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
