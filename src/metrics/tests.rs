@@ -51,6 +51,19 @@ fn sample_metrics(
 }
 
 /// Three keys of one account, one never used.
+/// `/metrics` as text from `store` alone: the default policy, labels and
+/// key series, no component counters, at [`now`].
+fn bare_text(store: Arc<SnapshotStore>) -> String {
+    Metrics::new(
+        Registry::default(),
+        Assessor::with_clock(store, Policy::default(), now),
+        Labels::default(),
+        KeySeriesSet::all(),
+        BUILD,
+    )
+    .render(Format::Text)
+}
+
 fn sample_store() -> Arc<SnapshotStore> {
     let store = Arc::new(SnapshotStore::default());
     let data = AccountData {
@@ -217,14 +230,7 @@ two,arn:aws:iam::111122223333:user/ci/two,2020-01-01T00:00:00+00:00,false,N/A,N/
         finished: now(),
         duration: Duration::from_secs(1),
     }]));
-    let text = Metrics::new(
-        Registry::default(),
-        Assessor::with_clock(store, Policy::default(), now),
-        Labels::default(),
-        KeySeriesSet::all(),
-        BUILD,
-    )
-    .render(Format::Text);
+    let text = bare_text(store);
     let expected = include_str!("../../tests/data/credential-report-root-and-repeated-user.prom");
     assert_eq!(text, expected);
 }
@@ -278,14 +284,7 @@ fn an_account_without_data_only_has_health_series() {
         finished: now(),
         duration: Duration::from_secs(1),
     }]));
-    let text = Metrics::new(
-        Registry::default(),
-        Assessor::with_clock(store, Policy::default(), now),
-        Labels::default(),
-        KeySeriesSet::all(),
-        BUILD,
-    )
-    .render(Format::Text);
+    let text = bare_text(store);
     let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
     assert_eq!(
         samples,
