@@ -36,7 +36,7 @@ SNAPSHOT_INFO="$ADVISORY_DB.SNAPSHOT"
 OUT="$ROOT/target/advisories"
 # Where cargo-deny 0.20 looks for its default database
 # (https://github.com/RustSec/advisory-db) under db-path: the URL's last
-# segment and a hash of the URL (../shared/advisory-db.README.md).
+# segment and a hash of the URL (docs/development.md, Dependencies).
 DB_NAME=advisory-db-3157b0e258782691
 
 # The self-test's known vulnerability: slab 0.4.10, the one version affected
