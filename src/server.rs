@@ -22,7 +22,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use crate::connection::{Clock, HttpLimits, Limited, RequestGuard};
 use crate::error::{Error, Result};
 use crate::listen::ListenAddress;
-use crate::metrics::{Body, BuildInfo, Format, Metrics};
+use crate::metrics::{Body, BuildInfo, Format, Metrics, Piece};
 use crate::snapshot::SnapshotStore;
 use crate::web_config::SharedWebConfig;
 
@@ -221,10 +221,13 @@ async fn metrics_handler(State(state): State<AppState>, headers: HeaderMap) -> R
 /// A shared body sent a slice at a time: hyper asks for the next slice only
 /// once it has written most of the last, so the body (and the scrape permit
 /// it holds) lives exactly as long as the sending, and a connection cut off
-/// mid-way frees both. The parts are reference-counted, not copied.
+/// mid-way frees both. Bytes are reference-counted, not copied; per-key
+/// lines are written a slice at a time as they are sent, never whole.
 struct Chunked {
-    /// The parts still to send, last first.
-    rest: Vec<bytes::Bytes>,
+    /// The pieces still to send, last first.
+    rest: Vec<Piece>,
+    /// The lines being sent.
+    lines: Option<crate::metrics::Cursor>,
     left: usize,
     _permit: Option<OwnedSemaphorePermit>,
 }
@@ -233,8 +236,37 @@ impl Chunked {
     fn new(body: &Body, permit: Option<OwnedSemaphorePermit>) -> Chunked {
         Chunked {
             rest: body.parts.iter().rev().filter(|p| !p.is_empty()).cloned().collect(),
+            lines: None,
             left: body.len(),
             _permit: permit,
+        }
+    }
+
+    fn next_slice(&mut self) -> Option<bytes::Bytes> {
+        loop {
+            if let Some(cursor) = &mut self.lines {
+                let mut slice = Vec::with_capacity(CHUNK + 4096);
+                if !cursor.fill(&mut slice, CHUNK) {
+                    self.lines = None;
+                }
+                if !slice.is_empty() {
+                    return Some(slice.into());
+                }
+                continue;
+            }
+            match self.rest.last_mut()? {
+                Piece::Bytes(part) => {
+                    let slice = part.split_to(part.len().min(CHUNK));
+                    if part.is_empty() {
+                        self.rest.pop();
+                    }
+                    return Some(slice);
+                }
+                Piece::Lines(lines) => {
+                    self.lines = Some(lines.cursor());
+                    self.rest.pop();
+                }
+            }
         }
     }
 }
@@ -249,20 +281,15 @@ impl http_body::Body for Chunked {
         mut self: std::pin::Pin<&mut Self>,
         _: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
-        let Some(part) = self.rest.last_mut() else {
+        let Some(slice) = self.next_slice() else {
             return std::task::Poll::Ready(None);
         };
-        let n = part.len().min(CHUNK);
-        let chunk = part.split_to(n);
-        if part.is_empty() {
-            self.rest.pop();
-        }
-        self.left -= n;
-        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(chunk))))
+        self.left = self.left.saturating_sub(slice.len());
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(slice))))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.rest.is_empty()
+        self.rest.is_empty() && self.lines.is_none()
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
@@ -495,7 +522,7 @@ mod tests {
         // Parts of every size around a chunk, an empty one among them.
         let cuts = [0, 10, 10, CHUNK + 10, 2 * CHUNK + 11, 200_000];
         let body = Body {
-            parts: cuts.windows(2).map(|w| data.slice(w[0]..w[1])).collect(),
+            parts: cuts.windows(2).map(|w| Piece::Bytes(data.slice(w[0]..w[1]))).collect(),
         };
         let mut body = Chunked::new(&body, None);
         assert_eq!(body.size_hint().exact(), Some(200_000));

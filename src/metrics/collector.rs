@@ -1,8 +1,6 @@
-//! The collectors that render every key, user and account family from one
-//! snapshot at one instant, in three parts: the families that change only
-//! with the snapshot, before and after the ages, and the ages, which change
-//! at every scrape. A rendering is the three parts in order, so the parts
-//! that do not vary can be rendered once and kept.
+//! The collector that renders the user, account and exporter families from
+//! one snapshot at one instant; the per-key families, nearly all of the
+//! exposition, are written from a table (see `keys`).
 
 use std::sync::Arc;
 
@@ -12,12 +10,10 @@ use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit;
 
-use super::labels::{
-    AccountInfoLabels, AccountLabel, BucketLabels, BuildLabels, KeyInfoLabels, KeyLabels, LastUseLabels, UserLabels,
-};
+use super::labels::{AccountInfoLabels, AccountLabel, BucketLabels, BuildLabels, UserLabels};
 use super::BuildInfo;
-use crate::assess::{AssessedAccount, Assessment, Assessor};
-use crate::key_series::{KeySeries, KeySeriesSet};
+use crate::assess::{AssessedAccount, Assessor};
+use crate::key_series::KeySeriesSet;
 use crate::labels::Labels;
 use crate::snapshot::Snapshot;
 
@@ -30,176 +26,27 @@ pub(super) struct SnapshotCollector {
     pub(super) series: KeySeriesSet,
 }
 
-/// The parts of the snapshot's families, in exposition order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Part {
-    /// Creation and last-use timestamps: the snapshot's alone.
-    Timestamps,
-    /// `age` and `unused`: change with the clock.
-    Ages,
-    /// Every other family: the snapshot's, and the policy's verdicts on it,
-    /// which change only at the instants `Assessor::stable_until` gives.
-    Rest,
-}
-
-/// One part of one snapshot at one instant, as a collector to register in a
-/// registry of its own for one encoding.
+/// The user, account and exporter families of one snapshot at one
+/// instant, as a collector to register in a registry of its own for one
+/// encoding: they come after the per-key families (see `keys`).
 #[derive(Debug)]
-pub(super) struct PartCollector {
+pub(super) struct TailCollector {
     pub(super) shared: Arc<SnapshotCollector>,
     pub(super) snapshot: Arc<Snapshot>,
     pub(super) now: DateTime<Utc>,
-    pub(super) part: Part,
 }
 
-const KEY_POSITIONS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
-
-type KeyValue<'v> = &'v dyn Fn(&crate::sources::AccessKey, DateTime<Utc>) -> Option<f64>;
-
-impl Collector for PartCollector {
+impl Collector for TailCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
         let this = &self.shared;
-        match self.part {
-            Part::Timestamps => {
-                let families: [(KeySeries, &str, &str, KeyValue); 2] = [
-                    (
-                        KeySeries::Created,
-                        "aws_iam_access_key_created_timestamp",
-                        "Creation time of the access key, which is its last rotation.",
-                        &|k, _| Some(k.created.timestamp() as f64),
-                    ),
-                    (
-                        KeySeries::LastUsed,
-                        "aws_iam_access_key_last_used_timestamp",
-                        "Time the access key was last used; absent for a key never used.",
-                        &|k, _| k.last_used.map(|t| t.timestamp() as f64),
-                    ),
-                ];
-                this.encode_raw_keys(&mut encoder, &self.snapshot, self.now, &families)
-            }
-            Part::Ages => {
-                let families: [(KeySeries, &str, &str, KeyValue); 2] = [
-                    (
-                        KeySeries::Age,
-                        "aws_iam_access_key_age",
-                        "Time since the access key was created (rotated).",
-                        &|k, now| Some(crate::assess::key_ages(k, now).0),
-                    ),
-                    (
-                        KeySeries::Unused,
-                        "aws_iam_access_key_unused",
-                        "Time since the access key was last used, or since its creation if never used.",
-                        &|k, now| Some(crate::assess::key_ages(k, now).1),
-                    ),
-                ];
-                this.encode_raw_keys(&mut encoder, &self.snapshot, self.now, &families)
-            }
-            Part::Rest => {
-                let assessed = this.assessor.assess_at(self.snapshot.clone(), self.now);
-                this.encode_keys(&mut encoder, &assessed.accounts)?;
-                this.encode_users(&mut encoder, &assessed.accounts)?;
-                this.encode_accounts(&mut encoder, &assessed.accounts, &assessed.policy.age_buckets)?;
-                this.encode_health(&mut encoder, &assessed.snapshot)
-            }
-        }
+        let assessed = this.assessor.assess_at(self.snapshot.clone(), self.now);
+        this.encode_users(&mut encoder, &assessed.accounts)?;
+        this.encode_accounts(&mut encoder, &assessed.accounts, &assessed.policy.age_buckets)?;
+        this.encode_health(&mut encoder, &assessed.snapshot)
     }
 }
 
 impl SnapshotCollector {
-    /// Per-key families computed from a key alone, without its assessment:
-    /// every account with data, in account id order, as the assessment has them.
-    fn encode_raw_keys(
-        &self,
-        encoder: &mut DescriptorEncoder,
-        snapshot: &Snapshot,
-        now: DateTime<Utc>,
-        families: &[(KeySeries, &str, &str, KeyValue)],
-    ) -> std::fmt::Result {
-        for (series, name, help, value) in families {
-            if !self.series.contains(*series) {
-                continue;
-            }
-            let mut family = encoder.encode_descriptor(name, help, Some(&Unit::Seconds), MetricType::Gauge)?;
-            for (id, state) in &snapshot.accounts {
-                let Some(data) = &state.data else { continue };
-                for key in &data.keys {
-                    if let Some(v) = value(key, now) {
-                        family.encode_family(&self.key_labels(id, key))?.encode_gauge(&v)?;
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn encode_keys(&self, encoder: &mut DescriptorEncoder, accounts: &[AssessedAccount]) -> std::fmt::Result {
-        type Value<'v> = &'v dyn Fn(&crate::sources::AccessKey, &Assessment) -> Option<f64>;
-        // The timestamps and the ages are the other parts'.
-        let families: [(KeySeries, &str, &str, Option<Unit>, Value); 2] = [
-            (
-                KeySeries::NeverUsed,
-                "aws_iam_access_key_never_used",
-                "1 if the access key has never been used.",
-                None,
-                &|_, a| Some(bool_value(a.never_used)),
-            ),
-            (
-                KeySeries::HighRisk,
-                "aws_iam_access_key_high_risk",
-                "1 if the access key is high risk by the configured policy.",
-                None,
-                &|_, a| Some(bool_value(a.high_risk())),
-            ),
-        ];
-        for (series, name, help, unit, value) in families {
-            if !self.series.contains(series) {
-                continue;
-            }
-            let mut family = encoder.encode_descriptor(name, help, unit.as_ref(), MetricType::Gauge)?;
-            for account in accounts {
-                for (key, assessment) in account.keys() {
-                    if let Some(v) = value(key, assessment) {
-                        family
-                            .encode_family(&self.key_labels(&account.id, key))?
-                            .encode_gauge(&v)?;
-                    }
-                }
-            }
-        }
-        if !self.series.contains(KeySeries::Info) {
-            return Ok(());
-        }
-        let mut info = encoder.encode_descriptor(
-            "aws_iam_access_key_info",
-            "Always 1; carries the service and region of the key's last use.",
-            None,
-            MetricType::Gauge,
-        )?;
-        for account in accounts {
-            for key in &account.data.keys {
-                let labels = KeyInfoLabels {
-                    key: self.key_labels(&account.id, key),
-                    last_use: LastUseLabels {
-                        last_used_service: key.last_used_service.as_deref().unwrap_or(""),
-                        last_used_region: key.last_used_region.as_deref().unwrap_or(""),
-                    },
-                };
-                info.encode_family(&labels)?.encode_gauge(&1i64)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn key_labels<'a>(&self, account_id: &'a str, key: &'a crate::sources::AccessKey) -> KeyLabels<'a> {
-        KeyLabels {
-            account_id,
-            user: &key.user,
-            key: KEY_POSITIONS.get(key.position as usize).copied().unwrap_or("9"),
-            access_key_id: self.labels.access_key_id.render(key.access_key_id.as_deref()),
-            status: key.status.as_str(),
-        }
-    }
-
     fn encode_users(&self, encoder: &mut DescriptorEncoder, accounts: &[AssessedAccount]) -> std::fmt::Result {
         let tag_labels: Vec<String> = self.labels.user_tags.iter().map(|k| Labels::tag_label(k)).collect();
         let mut family = encoder.encode_descriptor(

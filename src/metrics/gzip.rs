@@ -7,22 +7,12 @@
 
 use bytes::Bytes;
 
-/// A part of a body: plain text, or raw deflate blocks, none final, with
-/// the CRC-32 and length of the text they hold.
+/// A part of a body: raw deflate blocks, none final, with the CRC-32 and
+/// length of the text they hold.
 #[derive(Debug, Clone)]
 pub(super) struct Deflated {
     pub(super) data: Bytes,
-    /// `None` for plain text.
-    crc: Option<crc32fast::Hasher>,
-}
-
-impl Deflated {
-    pub(super) fn plain(text: Vec<u8>) -> Deflated {
-        Deflated {
-            data: text.into(),
-            crc: None,
-        }
-    }
+    crc: crc32fast::Hasher,
 }
 
 /// The fastest level: scrapes are frequent and the text compresses about
@@ -45,17 +35,14 @@ pub(super) fn deflate(plain: &[u8]) -> Deflated {
     }
     let mut crc = crc32fast::Hasher::new();
     crc.update(plain);
-    Deflated {
-        data: out.into(),
-        crc: Some(crc),
-    }
+    Deflated { data: out.into(), crc }
 }
 
 /// Text deflated as it is written, a slice at a time: a part kept deflated
 /// is never held whole as text (at 100,000 keys, tens of MB less at peak).
 pub(super) struct DeflateWriter {
     compress: flate2::Compress,
-    pending: String,
+    pending: Vec<u8>,
     out: Vec<u8>,
     crc: crc32fast::Hasher,
 }
@@ -66,15 +53,15 @@ impl DeflateWriter {
     pub(super) fn new() -> DeflateWriter {
         DeflateWriter {
             compress: flate2::Compress::new(flate2::Compression::fast(), false),
-            pending: String::with_capacity(SLICE + 4096),
+            pending: Vec::with_capacity(SLICE + 4096),
             out: Vec::new(),
             crc: crc32fast::Hasher::new(),
         }
     }
 
     fn deflate_pending(&mut self, flush: flate2::FlushCompress) {
-        self.crc.update(self.pending.as_bytes());
-        let input = self.pending.as_bytes();
+        self.crc.update(&self.pending);
+        let input = &self.pending[..];
         let start = self.compress.total_in();
         loop {
             if self.out.capacity() - self.out.len() < 64 {
@@ -98,54 +85,25 @@ impl DeflateWriter {
         self.deflate_pending(flate2::FlushCompress::Sync);
         Deflated {
             data: self.out.into(),
-            crc: Some(self.crc),
+            crc: self.crc,
+        }
+    }
+}
+
+impl DeflateWriter {
+    pub(super) fn write_bytes(&mut self, bytes: &[u8]) {
+        self.pending.extend_from_slice(bytes);
+        if self.pending.len() >= SLICE {
+            self.deflate_pending(flate2::FlushCompress::None);
         }
     }
 }
 
 impl std::fmt::Write for DeflateWriter {
     fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.pending.push_str(s);
-        if self.pending.len() >= SLICE {
-            self.deflate_pending(flate2::FlushCompress::None);
-        }
+        self.write_bytes(s.as_bytes());
         Ok(())
     }
-}
-
-/// `plain` deflated as one part per core, cut at line ends: the ages are
-/// compressed at every scrape, and at 100,000 keys one core would take most
-/// of the scrape doing it.
-pub(super) fn deflate_parallel(plain: &[u8]) -> Vec<Deflated> {
-    const MIN_SLICE: usize = 1 << 20;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let slices = (plain.len() / MIN_SLICE).clamp(1, threads);
-    if slices == 1 {
-        return vec![deflate(plain)];
-    }
-    let mut bounds = vec![0];
-    for i in 1..slices {
-        let at = plain.len() * i / slices;
-        let end = plain[at..]
-            .iter()
-            .position(|b| *b == b'\n')
-            .map_or(plain.len(), |p| at + p + 1);
-        bounds.push(end.max(*bounds.last().expect("starts with 0")));
-    }
-    bounds.push(plain.len());
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = bounds
-            .windows(2)
-            .map(|w| {
-                let slice = &plain[w[0]..w[1]];
-                scope.spawn(move || deflate(slice))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("deflate into memory does not panic"))
-            .collect()
-    })
 }
 
 /// The gzip header, no name, no time, OS unknown.
@@ -156,7 +114,7 @@ pub(super) const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
 pub(super) fn trailer<'a>(parts: impl IntoIterator<Item = &'a Deflated>) -> Bytes {
     let mut crc = crc32fast::Hasher::new();
     for part in parts {
-        crc.combine(part.crc.as_ref().expect("a deflated part"));
+        crc.combine(&part.crc);
     }
     let len = crc.total_len();
     let mut out = Vec::with_capacity(10);

@@ -20,10 +20,6 @@ macro_rules! label_set {
     };
 }
 
-label_set!(
-    /// The labels every per-key series carries.
-    KeyLabels { account_id, user, key, access_key_id, status }
-);
 label_set!(AccountLabel { account_id });
 label_set!(AccountInfoLabels {
     account_id,
@@ -39,23 +35,6 @@ label_set!(BuildLabels {
     revision,
     rustc_version
 });
-label_set!(LastUseLabels {
-    last_used_service,
-    last_used_region
-});
-
-/// `aws_iam_access_key_info`: the key's labels, then where it was last used.
-pub struct KeyInfoLabels<'a> {
-    pub key: KeyLabels<'a>,
-    pub last_use: LastUseLabels<'a>,
-}
-
-impl EncodeLabelSet for KeyInfoLabels<'_> {
-    fn encode(&self, encoder: &mut LabelSetEncoder) -> std::fmt::Result {
-        self.key.encode(encoder)?;
-        self.last_use.encode(encoder)
-    }
-}
 
 /// `aws_iam_user_info`: fixed labels, then one `tag_<key>` label per
 /// exported tag, in configured order (empty when the user lacks the tag).

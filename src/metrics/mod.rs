@@ -3,9 +3,7 @@
 //! at scrape time (so ages are exact between refreshes), in parts so that
 //! what does not vary is rendered (and compressed) once.
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -15,10 +13,13 @@ use crate::assess::Assessor;
 use crate::key_series::KeySeriesSet;
 use crate::labels::Labels;
 use crate::snapshot::Snapshot;
-use collector::{Part, PartCollector, SnapshotCollector};
+use collector::{SnapshotCollector, TailCollector};
+pub use keys::{Cursor, KeyLines};
+use keys::{KeyTable, Section};
 
 mod collector;
 mod gzip;
+mod keys;
 mod labels;
 
 pub use gzip::compress;
@@ -80,51 +81,79 @@ impl BuildInfo {
 }
 
 /// The component families and the snapshot's, rendered in parts (see
-/// [`Body`]): the parts that change only with the snapshot are kept, per
-/// format and encoding, until the snapshot or the policy's verdicts change.
+/// [`Body`]): what changes only with the snapshot and the policy's verdicts
+/// is kept for an [`Epoch`].
 #[derive(Debug)]
 pub struct Metrics {
     /// The families that components own and register themselves (refresh
     /// errors, AWS calls): rendered at every scrape, they are small.
     components: Registry,
     snapshot: Arc<SnapshotCollector>,
-    /// Per format, plain and gzip (`Format::slot() * 2 + gzip`).
-    kept: [Mutex<Option<Arc<Kept>>>; 4],
-    /// Size of the previous rendering of the ages, to allocate the next at once.
-    ages_size: AtomicUsize,
+    epoch: Mutex<Option<Arc<Epoch>>>,
 }
 
-/// The parts of a rendering that do not vary with the clock, for one
-/// snapshot, one format and one encoding.
+/// What a rendering keeps while one snapshot lasts and no verdict of the
+/// policy changes: the key table, and per format what does not vary, made
+/// when a scrape first asks for it. Only the compressed parts and the
+/// plain user and account families are kept; the plain per-key lines are
+/// written from the table as they are sent.
 #[derive(Debug)]
-struct Kept {
+struct Epoch {
     /// Compared by pointer; held so that the pointer is not reused.
     snapshot: Arc<Snapshot>,
     /// The first instant at which a verdict of the policy may change.
     until: Option<DateTime<Utc>>,
-    timestamps: Deflated,
-    /// The rest, with `# EOF` in OpenMetrics.
-    rest: Deflated,
+    keys: Arc<KeyTable>,
+    /// Per format: the user, account and exporter families (and `# EOF`).
+    plain_tail: [OnceLock<Bytes>; 2],
+    /// Per format: the deflated timestamps, and the deflated rest (the
+    /// per-key families after the ages, then the tail).
+    deflated: [OnceLock<(Deflated, Deflated)>; 2],
 }
 
-/// A rendering as parts to send one after the other: the component families,
-/// the timestamps, the ages, the rest. Plain parts concatenate to the
-/// exposition; gzip parts concatenate to one gzip stream of it (see
-/// [`gzip`]).
+/// A rendering as pieces to send one after the other: the component
+/// families, the per-key families, the user and account families. Plain
+/// pieces concatenate to the exposition; gzip pieces are bytes that
+/// concatenate to one gzip stream of it (see [`gzip`]).
 #[derive(Debug, Clone, Default)]
 pub struct Body {
-    pub parts: Vec<Bytes>,
+    pub parts: Vec<Piece>,
 }
 
-impl Body {
+/// A piece of a body: bytes, or per-key lines written as they are sent.
+#[derive(Debug, Clone)]
+pub enum Piece {
+    Bytes(Bytes),
+    Lines(KeyLines),
+}
+
+impl Piece {
     pub fn len(&self) -> usize {
-        self.parts.iter().map(Bytes::len).sum()
+        match self {
+            Piece::Bytes(bytes) => bytes.len(),
+            Piece::Lines(lines) => lines.len(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }
+
+impl Body {
+    pub fn len(&self) -> usize {
+        self.parts.iter().map(Piece::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Lines written at a time into a deflate part, and the least size worth
+/// compressing on a core of its own.
+const SLICE: usize = 256 * 1024;
+const MIN_PARALLEL: usize = 1 << 20;
 
 impl Metrics {
     /// `registry` holds the families that components own and register
@@ -145,8 +174,7 @@ impl Metrics {
                 build,
                 series,
             }),
-            kept: Default::default(),
-            ages_size: AtomicUsize::new(0),
+            epoch: Mutex::new(None),
         }
     }
 
@@ -156,132 +184,148 @@ impl Metrics {
         let body = self.body(format, false);
         let mut out = Vec::with_capacity(body.len());
         for part in &body.parts {
-            out.extend_from_slice(part);
+            match part {
+                Piece::Bytes(bytes) => out.extend_from_slice(bytes),
+                Piece::Lines(lines) => lines.cursor().write_all(&mut out),
+            }
         }
         String::from_utf8(out).expect("the encoders write UTF-8")
     }
 
-    /// The exposition in parts, gzip-compressed or not. The parts that do
-    /// not vary with the clock come from the last rendering when it is of
-    /// the same snapshot and no verdict of the policy has changed since;
-    /// the component families and the ages (when exported) are rendered
-    /// now. With neither `age` nor `unused` exported, a scrape renders only
-    /// the component families.
+    /// The exposition in pieces, gzip-compressed or not. What does not vary
+    /// with the clock comes from the [`Epoch`] of the current snapshot; the
+    /// component families and the ages (when exported) are rendered now.
+    /// Plain per-key lines are written by the receiver as it sends them.
     pub fn body(&self, format: Format, gzip: bool) -> Body {
         let (snapshot, now) = self.snapshot.assessor.current();
-        let kept = self.kept(format, gzip, &snapshot, now);
-        let head = self.encode(format, &self.components, 64 * 1024).into_bytes();
-        let mut parts = vec![encode_part(head, gzip), kept.timestamps.clone()];
-        if self.snapshot.series.varies_with_clock() {
-            let ages = self.render_part(
-                Part::Ages,
-                format,
-                snapshot,
-                now,
-                self.ages_size.load(Ordering::Relaxed),
-            );
-            self.ages_size.store(ages.len(), Ordering::Relaxed);
-            if gzip {
-                parts.extend(gzip::deflate_parallel(ages.as_bytes()));
-            } else {
-                parts.push(Deflated::plain(ages.into_bytes()));
-            }
-        }
-        parts.push(kept.rest.clone());
+        let epoch = self.epoch(&snapshot, now);
+        let series = self.snapshot.series;
+        let mut head = String::with_capacity(64 * 1024);
+        encode_into(format, &self.components, &mut head);
         if !gzip {
+            let sections = [Section::Timestamps, Section::Ages, Section::Rest];
+            let lines = KeyLines::new(epoch.keys.clone(), now, format, series, &sections);
+            let tail = epoch.plain_tail[format.slot()].get_or_init(|| {
+                let mut tail = String::new();
+                self.render_tail(format, &snapshot, now, &mut tail);
+                tail.into()
+            });
             return Body {
-                parts: parts.into_iter().map(|p| p.data).collect(),
+                parts: vec![
+                    Piece::Bytes(head.into()),
+                    Piece::Lines(lines),
+                    Piece::Bytes(tail.clone()),
+                ],
             };
         }
+        let (timestamps, rest) = epoch.deflated[format.slot()].get_or_init(|| {
+            let mut timestamps = gzip::DeflateWriter::new();
+            let lines = KeyLines::new(epoch.keys.clone(), now, format, series, &[Section::Timestamps]);
+            deflate_lines(&lines, &mut timestamps);
+            let mut rest = gzip::DeflateWriter::new();
+            let lines = KeyLines::new(epoch.keys.clone(), now, format, series, &[Section::Rest]);
+            deflate_lines(&lines, &mut rest);
+            self.render_tail(format, &snapshot, now, &mut rest);
+            (timestamps.finish(), rest.finish())
+        });
+        let mut parts = vec![gzip::deflate(head.as_bytes()), timestamps.clone()];
+        let ages = KeyLines::new(epoch.keys.clone(), now, format, series, &[Section::Ages]);
+        parts.extend(deflate_parallel(&ages));
+        parts.push(rest.clone());
         let trailer = gzip::trailer(&parts);
-        let mut body = vec![Bytes::from_static(&gzip::HEADER)];
-        body.extend(parts.into_iter().map(|p| p.data));
-        body.push(trailer);
+        let mut body = vec![Piece::Bytes(Bytes::from_static(&gzip::HEADER))];
+        body.extend(parts.into_iter().map(|p| Piece::Bytes(p.data)));
+        body.push(Piece::Bytes(trailer));
         Body { parts: body }
     }
 
-    fn kept(&self, format: Format, gzip: bool, snapshot: &Arc<Snapshot>, now: DateTime<Utc>) -> Arc<Kept> {
-        // Scrapes of the same slot wait for one rendering and share it; they
-        // run on the blocking pool, where waiting is allowed.
-        let mut slot = self.kept[format.slot() * 2 + gzip as usize]
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(kept) = slot.as_ref() {
-            if Arc::ptr_eq(&kept.snapshot, snapshot) && kept.until.is_none_or(|until| now < until) {
-                return kept.clone();
+    /// The epoch of `snapshot` at `now`: the last one when it is of the
+    /// same snapshot and no verdict of the policy has changed since.
+    fn epoch(&self, snapshot: &Arc<Snapshot>, now: DateTime<Utc>) -> Arc<Epoch> {
+        // Scrapes wait for one new epoch and share it; they run on the
+        // blocking pool, where waiting is allowed.
+        let mut slot = self.epoch.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(epoch) = slot.as_ref() {
+            if Arc::ptr_eq(&epoch.snapshot, snapshot) && epoch.until.is_none_or(|until| now < until) {
+                return epoch.clone();
             }
         }
-        // The previous parts are dropped first: they may be as large as the new ones.
-        let previous_sizes = slot.take().map(|k| (k.timestamps.data.len(), k.rest.data.len()));
-        let (timestamps_size, rest_size) = if gzip { (0, 0) } else { previous_sizes.unwrap_or((0, 0)) };
-        let (timestamps, rest) = if gzip {
-            // Deflated as rendered: the text is never held whole.
-            let mut timestamps = gzip::DeflateWriter::new();
-            self.render_part_into(Part::Timestamps, format, snapshot.clone(), now, &mut timestamps);
-            let mut rest = gzip::DeflateWriter::new();
-            self.render_part_into(Part::Rest, format, snapshot.clone(), now, &mut rest);
-            if format == Format::OpenMetrics {
-                rest.write_str("# EOF\n").expect("deflate into memory");
-            }
-            (timestamps.finish(), rest.finish())
-        } else {
-            let timestamps = self.render_part(Part::Timestamps, format, snapshot.clone(), now, timestamps_size);
-            let mut rest = self.render_part(Part::Rest, format, snapshot.clone(), now, rest_size);
-            if format == Format::OpenMetrics {
-                rest.push_str("# EOF\n");
-            }
-            (
-                Deflated::plain(timestamps.into_bytes()),
-                Deflated::plain(rest.into_bytes()),
-            )
-        };
-        let kept = Arc::new(Kept {
+        // The previous epoch is dropped first: it may be as large as the new one.
+        *slot = None;
+        let assessed = self.snapshot.assessor.assess_at(snapshot.clone(), now);
+        let epoch = Arc::new(Epoch {
             snapshot: snapshot.clone(),
             until: self.snapshot.assessor.stable_until(snapshot, now),
-            timestamps,
-            rest,
+            keys: Arc::new(KeyTable::new(&assessed, &self.snapshot.labels)),
+            plain_tail: Default::default(),
+            deflated: Default::default(),
         });
-        *slot = Some(kept.clone());
-        kept
+        *slot = Some(epoch.clone());
+        epoch
     }
 
-    fn render_part(
+    /// The user, account and exporter families (and `# EOF` in OpenMetrics).
+    fn render_tail(
         &self,
-        part: Part,
         format: Format,
-        snapshot: Arc<Snapshot>,
-        now: DateTime<Utc>,
-        size: usize,
-    ) -> String {
-        let mut out = String::with_capacity(size + 4096);
-        self.render_part_into(part, format, snapshot, now, &mut out);
-        out
-    }
-
-    fn render_part_into(
-        &self,
-        part: Part,
-        format: Format,
-        snapshot: Arc<Snapshot>,
+        snapshot: &Arc<Snapshot>,
         now: DateTime<Utc>,
         out: &mut impl std::fmt::Write,
     ) {
         let mut registry = Registry::default();
-        registry.register_collector(Box::new(PartCollector {
+        registry.register_collector(Box::new(TailCollector {
             shared: self.snapshot.clone(),
-            snapshot,
+            snapshot: snapshot.clone(),
             now,
-            part,
         }));
         encode_into(format, &registry, out);
+        if format == Format::OpenMetrics {
+            out.write_str("# EOF\n").expect("writing into memory");
+        }
     }
+}
 
-    /// The registry's families, without `# EOF`: the caller ends the whole.
-    fn encode(&self, format: Format, registry: &Registry, capacity: usize) -> String {
-        let mut out = String::with_capacity(capacity);
-        encode_into(format, registry, &mut out);
-        out
+/// `lines` into `out`, a slice at a time: never held whole as text.
+fn deflate_lines(lines: &KeyLines, out: &mut gzip::DeflateWriter) {
+    let mut cursor = lines.cursor();
+    let mut slice = Vec::with_capacity(SLICE + 4096);
+    loop {
+        let more = cursor.fill(&mut slice, SLICE);
+        out.write_bytes(&slice);
+        slice.clear();
+        if !more {
+            break;
+        }
     }
+}
+
+/// `lines` deflated as one part per core: the ages are compressed at every
+/// scrape, and at 100,000 keys one core would take most of the scrape doing it.
+fn deflate_parallel(lines: &KeyLines) -> Vec<Deflated> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let parts = (lines.len() / MIN_PARALLEL).clamp(1, threads);
+    if parts == 1 {
+        let mut out = gzip::DeflateWriter::new();
+        deflate_lines(lines, &mut out);
+        return vec![out.finish()];
+    }
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = lines
+            .split(parts)
+            .into_iter()
+            .map(|part| {
+                scope.spawn(move || {
+                    let mut out = gzip::DeflateWriter::new();
+                    deflate_lines(&part, &mut out);
+                    out.finish()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("deflate into memory does not panic"))
+            .collect()
+    })
 }
 
 fn encode_into(format: Format, registry: &Registry, out: &mut impl std::fmt::Write) {
@@ -291,14 +335,6 @@ fn encode_into(format: Format, registry: &Registry, out: &mut impl std::fmt::Wri
     };
     // Writing to memory cannot fail, and no encoder here returns errors.
     result.expect("encoding into memory is infallible");
-}
-
-fn encode_part(plain: Vec<u8>, gzip: bool) -> Deflated {
-    if gzip {
-        gzip::deflate(&plain)
-    } else {
-        Deflated::plain(plain)
-    }
 }
 
 #[cfg(test)]

@@ -407,7 +407,7 @@ fn a_gzip_body_is_one_member_that_decompresses_to_the_text() {
         let m = sample_metrics(sample_store(), series, now);
         for format in [Format::Text, Format::OpenMetrics] {
             let body = m.body(format, true);
-            let gz: Vec<u8> = body.parts.iter().flat_map(|p| p.iter().copied()).collect();
+            let gz = gzip_bytes(&body);
             let mut plain = String::new();
             // A single-member reader: it would stop after a first member.
             flate2::read::GzDecoder::new(&gz[..])
@@ -417,19 +417,6 @@ fn a_gzip_body_is_one_member_that_decompresses_to_the_text() {
         }
     }
     let text = "aws_iam_access_key_age_seconds{user=\"u\"} 1.0\n".repeat(200_000);
-    let parts = gzip::deflate_parallel(text.as_bytes());
-    assert!(parts.len() > 1 || std::thread::available_parallelism().unwrap().get() == 1);
-    let mut gz = gzip::HEADER.to_vec();
-    for part in &parts {
-        gz.extend_from_slice(&part.data);
-    }
-    gz.extend_from_slice(&gzip::trailer(&parts));
-    let mut plain = String::new();
-    // The decoder checks the combined CRC-32 and length at the trailer.
-    flate2::read::GzDecoder::new(&gz[..])
-        .read_to_string(&mut plain)
-        .unwrap();
-    assert_eq!(plain, text);
     // Written a line at a time, deflated a slice at a time as it comes.
     let mut writer = gzip::DeflateWriter::new();
     for line in text.split_inclusive('\n') {
@@ -465,7 +452,10 @@ fn the_parts_that_do_not_vary_are_kept_until_the_snapshot_or_a_verdict_changes()
     }
     let store = sample_store();
     let m = sample_metrics(store.clone(), KeySeriesSet::lean(), clock);
-    let rest = |m: &Metrics| m.body(Format::Text, false).parts.last().unwrap().clone();
+    let rest = |m: &Metrics| match m.body(Format::Text, false).parts.last() {
+        Some(Piece::Bytes(tail)) => tail.clone(),
+        other => panic!("the tail is bytes: {other:?}"),
+    };
     let first = rest(&m);
     CLOCK.store(60_000, Ordering::Relaxed);
     assert_eq!(
@@ -496,4 +486,234 @@ fn the_parts_that_do_not_vary_are_kept_until_the_snapshot_or_a_verdict_changes()
 
     store.publish((*store.load()).clone());
     assert_ne!(rest(&m).as_ptr(), again.as_ptr(), "a new snapshot: rendered again");
+}
+
+/// The bytes of a gzip body, which holds no lines to write.
+fn gzip_bytes(body: &Body) -> Vec<u8> {
+    let mut out = Vec::new();
+    for piece in &body.parts {
+        match piece {
+            Piece::Bytes(bytes) => out.extend_from_slice(bytes),
+            Piece::Lines(_) => panic!("a gzip body is all bytes"),
+        }
+    }
+    out
+}
+
+/// `keys` keys of one account, two per user, a fifth never used.
+fn large_store(keys: usize) -> Arc<SnapshotStore> {
+    let store = Arc::new(SnapshotStore::default());
+    let data = AccountData {
+        account_id: "111122223333".into(),
+        account_name: "prod".into(),
+        keys: (0..keys)
+            .map(|n| {
+                let used = (n % 5 != 0).then_some((n % 40) as i64);
+                key(
+                    &format!("user-{:06}", n / 2),
+                    (n % 2 + 1) as u8,
+                    "AKIA0000000000000000",
+                    KeyStatus::Active,
+                    (n % 800) as i64,
+                    used,
+                )
+            })
+            .collect(),
+        ..AccountData::default()
+    };
+    store.publish(crate::snapshot::Snapshot::default().with_outcomes(&[Outcome {
+        previous_id: None,
+        result: Ok(data),
+        finished: now(),
+        duration: Duration::from_millis(1),
+    }]));
+    store
+}
+
+/// Ages large enough to be compressed on several cores come out as one
+/// gzip member of the same text; lines split anywhere join to the whole.
+#[test]
+fn large_ages_are_compressed_in_parts_that_join_to_the_text() {
+    use crate::key_series::KeySeriesSet;
+    use std::io::Read as _;
+    let m = sample_metrics(large_store(20_000), KeySeriesSet::all(), now);
+    for format in [Format::Text, Format::OpenMetrics] {
+        let body = m.body(format, true);
+        // Header, head, timestamps, the ages in several parts, rest, trailer.
+        let cores = std::thread::available_parallelism().unwrap().get();
+        assert!(body.parts.len() > 6 || cores == 1, "{}", body.parts.len());
+        let mut plain = String::new();
+        flate2::read::GzDecoder::new(&gzip_bytes(&body)[..])
+            .read_to_string(&mut plain)
+            .unwrap();
+        assert_eq!(plain, m.render(format), "{format:?}");
+    }
+
+    let (snapshot, at) = m.snapshot.assessor.current();
+    let table = Arc::new(keys::KeyTable::new(
+        &m.snapshot.assessor.assess_at(snapshot, at),
+        &Labels::default(),
+    ));
+    let sections = [keys::Section::Timestamps, keys::Section::Ages, keys::Section::Rest];
+    let lines = KeyLines::new(table, at, Format::OpenMetrics, KeySeriesSet::all(), &sections);
+    let mut whole = Vec::new();
+    lines.cursor().write_all(&mut whole);
+    assert_eq!(whole.len(), lines.len());
+    for parts in [1, 2, 3, 7, 1000] {
+        let mut joined = Vec::new();
+        for part in lines.split(parts) {
+            let before = joined.len();
+            part.cursor().write_all(&mut joined);
+            assert_eq!(joined.len() - before, part.len());
+        }
+        assert_eq!(joined, whole, "{parts} parts");
+    }
+    // Written a slice at a time, whole lines each.
+    let mut cursor = lines.cursor();
+    let mut slices = Vec::new();
+    loop {
+        let mut slice = Vec::new();
+        let more = cursor.fill(&mut slice, 4096);
+        assert!(slice.is_empty() || slice.ends_with(b"\n"));
+        slices.extend_from_slice(&slice);
+        if !more {
+            break;
+        }
+    }
+    assert_eq!(slices, whole);
+}
+
+/// The per-key lines are what prometheus-client's encoders write for the
+/// same families, label values that need escaping included: a reference
+/// collector encodes them here the way the exporter did before the table.
+#[test]
+fn per_key_lines_are_what_the_encoders_write() {
+    use crate::key_series::KeySeriesSet;
+    use prometheus_client::collector::Collector;
+    use prometheus_client::encoding::DescriptorEncoder;
+    use prometheus_client::metrics::MetricType;
+    use prometheus_client::registry::Unit;
+
+    #[derive(Debug)]
+    struct Reference(Vec<AccessKey>, DateTime<Utc>);
+    impl Collector for Reference {
+        fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+            type Value = fn(&AccessKey, DateTime<Utc>) -> Option<f64>;
+            let families: [(&str, &str, Option<Unit>, Value); 5] = [
+                (
+                    "aws_iam_access_key_created_timestamp",
+                    "Creation time of the access key, which is its last rotation.",
+                    Some(Unit::Seconds),
+                    |k, _| Some(k.created.timestamp() as f64),
+                ),
+                (
+                    "aws_iam_access_key_last_used_timestamp",
+                    "Time the access key was last used; absent for a key never used.",
+                    Some(Unit::Seconds),
+                    |k, _| k.last_used.map(|t| t.timestamp() as f64),
+                ),
+                (
+                    "aws_iam_access_key_age",
+                    "Time since the access key was created (rotated).",
+                    Some(Unit::Seconds),
+                    |k, now| Some(crate::assess::key_ages(k, now).0),
+                ),
+                (
+                    "aws_iam_access_key_unused",
+                    "Time since the access key was last used, or since its creation if never used.",
+                    Some(Unit::Seconds),
+                    |k, now| Some(crate::assess::key_ages(k, now).1),
+                ),
+                (
+                    "aws_iam_access_key_never_used",
+                    "1 if the access key has never been used.",
+                    None,
+                    |k, _| Some(if k.last_used.is_none() { 1.0 } else { 0.0 }),
+                ),
+            ];
+            let labels = |k: &AccessKey| {
+                [
+                    ("account_id", "111122223333".to_string()),
+                    ("user", k.user.clone()),
+                    ("key", k.position.to_string()),
+                    ("access_key_id", k.access_key_id.clone().unwrap_or_default()),
+                    ("status", k.status.as_str().to_string()),
+                ]
+            };
+            for (name, help, unit, value) in families {
+                let mut family = encoder.encode_descriptor(name, help, unit.as_ref(), MetricType::Gauge)?;
+                for k in &self.0 {
+                    if let Some(v) = value(k, self.1) {
+                        family.encode_family(&labels(k))?.encode_gauge(&v)?;
+                    }
+                }
+            }
+            let mut info = encoder.encode_descriptor(
+                "aws_iam_access_key_info",
+                "Always 1; carries the service and region of the key's last use.",
+                None,
+                MetricType::Gauge,
+            )?;
+            for k in &self.0 {
+                let mut all = labels(k).to_vec();
+                all.push(("last_used_service", k.last_used_service.clone().unwrap_or_default()));
+                all.push(("last_used_region", k.last_used_region.clone().unwrap_or_default()));
+                info.encode_family(&all)?.encode_gauge(&1i64)?;
+            }
+            Ok(())
+        }
+    }
+
+    let mut keys = vec![
+        key(
+            "a \"quoted\" \\ back\nslash",
+            1,
+            "AKIA\"1",
+            KeyStatus::Active,
+            3,
+            Some(1),
+        ),
+        key("plain", 2, "AKIA2", KeyStatus::Inactive, 1000, None),
+        key("ünïcode-名前", 1, "AKIA3", KeyStatus::Active, 45, Some(44)),
+    ];
+    keys[0].last_used_service = Some("s\"3\n".into());
+    keys[0].last_used_region = Some("eu\\west".into());
+    // Half a second: the ages are not whole seconds.
+    let at = now() + chrono::Duration::milliseconds(500);
+    let store = Arc::new(SnapshotStore::default());
+    store.publish(crate::snapshot::Snapshot::default().with_outcomes(&[Outcome {
+        previous_id: None,
+        result: Ok(AccountData {
+            account_id: "111122223333".into(),
+            keys: keys.clone(),
+            ..AccountData::default()
+        }),
+        finished: now(),
+        duration: Duration::from_millis(1),
+    }]));
+    let assessor = Assessor::with_clock(store.clone(), Policy::default(), now);
+    let table = Arc::new(keys::KeyTable::new(
+        &assessor.assess_at(store.load(), at),
+        &Labels::default(),
+    ));
+    let series = KeySeriesSet::of(&[
+        crate::key_series::KeySeries::Created,
+        crate::key_series::KeySeries::LastUsed,
+        crate::key_series::KeySeries::Age,
+        crate::key_series::KeySeries::Unused,
+        crate::key_series::KeySeries::NeverUsed,
+        crate::key_series::KeySeries::Info,
+    ]);
+    for format in [Format::Text, Format::OpenMetrics] {
+        let sections = [keys::Section::Timestamps, keys::Section::Ages, keys::Section::Rest];
+        let mut ours = Vec::new();
+        KeyLines::new(table.clone(), at, format, series, &sections)
+            .cursor()
+            .write_all(&mut ours);
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Reference(keys.clone(), at)));
+        let mut expected = String::new();
+        encode_into(format, &registry, &mut expected);
+        assert_eq!(String::from_utf8(ours).unwrap(), expected, "{format:?}");
+    }
 }
