@@ -106,6 +106,8 @@ struct Epoch {
     keys: Arc<KeyTable>,
     /// Per format: the user, account and exporter families (and `# EOF`).
     plain_tail: [OnceLock<Bytes>; 2],
+    /// Per format and section: the length of the plain per-key lines.
+    lengths: [[OnceLock<usize>; 3]; 2],
     /// Per format: the deflated timestamps, and the deflated rest (the
     /// per-key families after the ages, then the tail).
     deflated: [OnceLock<(Deflated, Deflated)>; 2],
@@ -203,8 +205,17 @@ impl Metrics {
         let mut head = String::with_capacity(64 * 1024);
         encode_into(format, &self.components, &mut head);
         if !gzip {
-            let sections = [Section::Timestamps, Section::Ages, Section::Rest];
-            let lines = KeyLines::new(epoch.keys.clone(), now, format, series, &sections);
+            let lines = |section| {
+                let lines = KeyLines::new(epoch.keys.clone(), now, format, series, &[section]);
+                // The lengths of the lines that do not vary are measured once.
+                match section {
+                    Section::Ages => lines,
+                    _ => {
+                        let len = epoch.lengths[format.slot()][section as usize].get_or_init(|| lines.len());
+                        lines.with_len(*len)
+                    }
+                }
+            };
             let tail = epoch.plain_tail[format.slot()].get_or_init(|| {
                 let mut tail = String::new();
                 self.render_tail(format, &snapshot, now, &mut tail);
@@ -213,7 +224,9 @@ impl Metrics {
             return Body {
                 parts: vec![
                     Piece::Bytes(head.into()),
-                    Piece::Lines(lines),
+                    Piece::Lines(lines(Section::Timestamps)),
+                    Piece::Lines(lines(Section::Ages)),
+                    Piece::Lines(lines(Section::Rest)),
                     Piece::Bytes(tail.clone()),
                 ],
             };
@@ -258,6 +271,7 @@ impl Metrics {
             until: self.snapshot.assessor.stable_until(snapshot, now),
             keys: Arc::new(KeyTable::new(&assessed, &self.snapshot.labels)),
             plain_tail: Default::default(),
+            lengths: Default::default(),
             deflated: Default::default(),
         });
         *slot = Some(epoch.clone());
