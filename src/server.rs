@@ -22,7 +22,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use crate::connection::{Clock, HttpLimits, Limited, RequestGuard};
 use crate::error::{Error, Result};
 use crate::listen::ListenAddress;
-use crate::metrics::{Body, BuildInfo, Format, Metrics, Piece};
+use crate::metrics::{Body, BuildInfo, Format, Metrics, Slices};
 use crate::snapshot::SnapshotStore;
 use crate::web_config::SharedWebConfig;
 
@@ -224,49 +224,15 @@ async fn metrics_handler(State(state): State<AppState>, headers: HeaderMap) -> R
 /// mid-way frees both. Bytes are reference-counted, not copied; per-key
 /// lines are written a slice at a time as they are sent, never whole.
 struct Chunked {
-    /// The pieces still to send, last first.
-    rest: Vec<Piece>,
-    /// The lines being sent.
-    lines: Option<crate::metrics::Cursor>,
-    left: usize,
+    slices: Slices,
     _permit: Option<OwnedSemaphorePermit>,
 }
 
 impl Chunked {
     fn new(body: &Body, permit: Option<OwnedSemaphorePermit>) -> Chunked {
         Chunked {
-            rest: body.parts.iter().rev().filter(|p| !p.is_empty()).cloned().collect(),
-            lines: None,
-            left: body.len(),
+            slices: Slices::new(body, CHUNK),
             _permit: permit,
-        }
-    }
-
-    fn next_slice(&mut self) -> Option<bytes::Bytes> {
-        loop {
-            if let Some(cursor) = &mut self.lines {
-                let mut slice = Vec::with_capacity(CHUNK + 4096);
-                if !cursor.fill(&mut slice, CHUNK) {
-                    self.lines = None;
-                }
-                if !slice.is_empty() {
-                    return Some(slice.into());
-                }
-                continue;
-            }
-            match self.rest.last_mut()? {
-                Piece::Bytes(part) => {
-                    let slice = part.split_to(part.len().min(CHUNK));
-                    if part.is_empty() {
-                        self.rest.pop();
-                    }
-                    return Some(slice);
-                }
-                Piece::Lines(lines) => {
-                    self.lines = Some(lines.cursor());
-                    self.rest.pop();
-                }
-            }
         }
     }
 }
@@ -281,19 +247,16 @@ impl http_body::Body for Chunked {
         mut self: std::pin::Pin<&mut Self>,
         _: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
-        let Some(slice) = self.next_slice() else {
-            return std::task::Poll::Ready(None);
-        };
-        self.left = self.left.saturating_sub(slice.len());
-        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(slice))))
+        let slice = self.slices.next().map(|slice| Ok(http_body::Frame::data(slice)));
+        std::task::Poll::Ready(slice)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.rest.is_empty() && self.lines.is_none()
+        self.slices.is_empty()
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
-        http_body::SizeHint::with_exact(self.left as u64)
+        http_body::SizeHint::with_exact(self.slices.left() as u64)
     }
 }
 
@@ -522,7 +485,10 @@ mod tests {
         // Parts of every size around a chunk, an empty one among them.
         let cuts = [0, 10, 10, CHUNK + 10, 2 * CHUNK + 11, 200_000];
         let body = Body {
-            parts: cuts.windows(2).map(|w| Piece::Bytes(data.slice(w[0]..w[1]))).collect(),
+            parts: cuts
+                .windows(2)
+                .map(|w| crate::metrics::Piece::Bytes(data.slice(w[0]..w[1])))
+                .collect(),
         };
         let mut body = Chunked::new(&body, None);
         assert_eq!(body.size_hint().exact(), Some(200_000));

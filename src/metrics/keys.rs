@@ -19,6 +19,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
+use super::seconds::{Value, ValueText};
 use super::Format;
 use crate::assess::Assessed;
 use crate::key_series::{KeySeries, KeySeriesSet};
@@ -349,83 +350,6 @@ impl KeyLines {
     }
 }
 
-/// A value: seconds as a whole number of milliseconds, or a fixed text.
-enum Value {
-    Millis(i64),
-    Text(&'static str),
-}
-
-/// Below this many milliseconds (2^43: 278 years, or a timestamp before
-/// 2248) an `f64` tells apart numbers of seconds a thousandth apart with
-/// room to spare, so the shortest form of one with three decimals is those
-/// decimals.
-const EXACT_MILLIS: i64 = 1 << 53 >> 10;
-
-impl Value {
-    /// The value as both encoders write it as an `f64` (dtoa's shortest
-    /// form: `12.0`, `12.5`, `12.345`). Milliseconds are written as integers
-    /// are, which is several times faster than dtoa and, in this range,
-    /// gives the same text (tested against dtoa).
-    fn text(self, number: &mut dtoa::Buffer) -> ValueText<'_> {
-        match self {
-            Value::Text(text) => ValueText::Text(text),
-            Value::Millis(millis) if (0..EXACT_MILLIS).contains(&millis) => {
-                ValueText::Millis(itoa::Buffer::new(), millis)
-            }
-            Value::Millis(millis) => ValueText::Text(number.format(millis as f64 / 1000.0)),
-        }
-    }
-}
-
-enum ValueText<'a> {
-    Text(&'a str),
-    Millis(itoa::Buffer, i64),
-}
-
-impl ValueText<'_> {
-    fn len(&self) -> usize {
-        match self {
-            ValueText::Text(text) => text.len(),
-            ValueText::Millis(_, millis) => decimal_len(millis / 1000) + fraction_len(millis % 1000),
-        }
-    }
-
-    fn write(&mut self, out: &mut Vec<u8>) {
-        match self {
-            ValueText::Text(text) => out.extend_from_slice(text.as_bytes()),
-            ValueText::Millis(buffer, millis) => {
-                out.extend_from_slice(buffer.format(*millis / 1000).as_bytes());
-                let fraction = *millis % 1000;
-                if fraction == 0 {
-                    out.extend_from_slice(b".0");
-                } else {
-                    let digits = [
-                        b'.',
-                        b'0' + (fraction / 100) as u8,
-                        b'0' + (fraction / 10 % 10) as u8,
-                        b'0' + (fraction % 10) as u8,
-                    ];
-                    out.extend_from_slice(&digits[..fraction_len(fraction)]);
-                }
-            }
-        }
-    }
-}
-
-fn decimal_len(n: i64) -> usize {
-    n.checked_ilog10().map_or(1, |digits| digits as usize + 1)
-}
-
-/// `.0` for none, else the point and the digits up to the last non-zero one.
-fn fraction_len(fraction: i64) -> usize {
-    match fraction {
-        0 => 2,
-        f if f % 100 == 0 => 2,
-        f if f % 10 == 0 => 3,
-        _ => 4,
-    }
-}
-
 enum Line<'a> {
     Descriptor(&'a str),
     Sample {
@@ -539,60 +463,4 @@ fn descriptor(family: &'static Family, format: Format) -> String {
     let mut out = String::new();
     super::encode_into(format, &registry, &mut out);
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Milliseconds written as integers give dtoa's text for the same
-    /// seconds as an `f64`, over the whole range where they are used.
-    #[test]
-    fn milliseconds_are_written_as_dtoa_writes_the_seconds() {
-        let mut samples: Vec<i64> = vec![
-            0,
-            1,
-            5,
-            10,
-            12,
-            100,
-            120,
-            123,
-            999,
-            1000,
-            1001,
-            1010,
-            1100,
-            59_999,
-            86_400_000,
-            34_560_000_500,
-            1_761_264_000_000,
-            1_795_737_600_123,
-            EXACT_MILLIS - 1,
-        ];
-        // A linear congruential walk over every magnitude of the range.
-        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-        for _ in 0..200_000 {
-            x = x
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            let magnitude = 1i64 << (x >> 58).min(52);
-            samples.push((x >> 11) as i64 % magnitude);
-        }
-        for millis in samples {
-            let mut number = dtoa::Buffer::new();
-            let mut text = Value::Millis(millis).text(&mut number);
-            let mut ours = Vec::new();
-            let len = text.len();
-            text.write(&mut ours);
-            let expected = dtoa::Buffer::new().format(millis as f64 / 1000.0).to_string();
-            assert_eq!(String::from_utf8(ours).unwrap(), expected, "{millis}");
-            assert_eq!(len, expected.len(), "{millis}");
-        }
-        // Out of that range, dtoa itself.
-        let mut number = dtoa::Buffer::new();
-        let mut out = Vec::new();
-        Value::Millis(-1500).text(&mut number).write(&mut out);
-        assert_eq!(out, b"-1.5");
-    }
 }

@@ -13,14 +13,17 @@ use crate::assess::Assessor;
 use crate::key_series::KeySeriesSet;
 use crate::labels::Labels;
 use crate::snapshot::Snapshot;
+pub use body::{Body, Piece, Slices};
 use collector::{SnapshotCollector, TailCollector};
 pub use keys::{Cursor, KeyLines};
 use keys::{KeyTable, Section};
 
+mod body;
 mod collector;
 mod gzip;
 mod keys;
 mod labels;
+mod seconds;
 
 pub use gzip::compress;
 use gzip::Deflated;
@@ -111,45 +114,6 @@ struct Epoch {
     /// Per format: the deflated timestamps, and the deflated rest (the
     /// per-key families after the ages, then the tail).
     deflated: [OnceLock<(Deflated, Deflated)>; 2],
-}
-
-/// A rendering as pieces to send one after the other: the component
-/// families, the per-key families, the user and account families. Plain
-/// pieces concatenate to the exposition; gzip pieces are bytes that
-/// concatenate to one gzip stream of it (see [`gzip`]).
-#[derive(Debug, Clone, Default)]
-pub struct Body {
-    pub parts: Vec<Piece>,
-}
-
-/// A piece of a body: bytes, or per-key lines written as they are sent.
-#[derive(Debug, Clone)]
-pub enum Piece {
-    Bytes(Bytes),
-    Lines(KeyLines),
-}
-
-impl Piece {
-    pub fn len(&self) -> usize {
-        match self {
-            Piece::Bytes(bytes) => bytes.len(),
-            Piece::Lines(lines) => lines.len(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-impl Body {
-    pub fn len(&self) -> usize {
-        self.parts.iter().map(Piece::len).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// Lines written at a time into a deflate part, and the least size worth

@@ -568,6 +568,20 @@ fn large_ages_are_compressed_in_parts_that_join_to_the_text() {
         }
         assert_eq!(joined, whole, "{parts} parts");
     }
+    // A plain body sent a slice at a time: whole lines, about the size
+    // asked, joined to the text, and the announced length is exact.
+    let body = m.body(Format::OpenMetrics, false);
+    let mut slices = Slices::new(&body, 16 * 1024);
+    assert_eq!(slices.left(), body.len());
+    let mut sent = Vec::new();
+    for slice in slices.by_ref() {
+        assert!(slice.len() <= 16 * 1024 + 1024, "{}", slice.len());
+        sent.extend_from_slice(&slice);
+    }
+    assert!(slices.is_empty() && slices.left() == 0);
+    assert_eq!(String::from_utf8(sent).unwrap(), m.render(Format::OpenMetrics));
+    assert_eq!(body.len(), m.render(Format::OpenMetrics).len());
+
     // Written a slice at a time, whole lines each.
     let mut cursor = lines.cursor();
     let mut slices = Vec::new();
