@@ -92,11 +92,17 @@ struct Row {
     keys: [Option<AccessKey>; 2],
 }
 
-/// Everything known about one user, possibly from several rows.
+/// Everything known about one user, possibly from several rows. Its keys
+/// stay in the one list of keys read, found by index: at 100,000 keys,
+/// holding them here and moving them out at the end doubled the parser's
+/// memory.
 struct Entry {
     path: Option<String>,
-    keys: [Option<AccessKey>; 2],
-    lines: Vec<u64>,
+    keys: [Option<usize>; 2],
+    line: u64,
+    /// The lines of its further rows; empty, and so never allocated, for
+    /// almost every user.
+    more_lines: Vec<u64>,
 }
 
 /// Parses a whole report into one account's data. A file that is not a
@@ -115,8 +121,10 @@ pub fn parse(text: &str) -> Result<AccountData, ParseError> {
     let columns = Columns::find(&header)?;
 
     let mut account_id = String::new();
-    let mut order: Vec<String> = Vec::new();
-    let mut entries: HashMap<String, Entry> = HashMap::new();
+    // Users by name, as indexes into `entries`, which keeps the report's order.
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut keys: Vec<AccessKey> = Vec::new();
     let mut skipped: Vec<String> = Vec::new();
     let mut first_problem: Option<ParseError> = None;
     let mut skipped_rows = 0u64;
@@ -166,45 +174,58 @@ pub fn parse(text: &str) -> Result<AccountData, ParseError> {
         if account_id.is_empty() {
             account_id = row.account_id;
         }
-        match entries.get_mut(&row.user) {
-            None => {
-                order.push(row.user.clone());
-                let entry = Entry {
-                    path: row.path,
-                    keys: row.keys,
-                    lines: vec![line],
-                };
-                entries.insert(row.user, entry);
+        let entry = match index.get(&row.user) {
+            Some(&i) => {
+                entries[i].more_lines.push(line);
+                &mut entries[i]
             }
-            Some(entry) => {
-                entry.lines.push(line);
-                for (kept, new) in entry.keys.iter_mut().zip(row.keys) {
-                    // Filled in both rows: the later rotation is the key now in the column.
-                    if new
-                        .as_ref()
-                        .is_some_and(|n| kept.as_ref().is_none_or(|k| n.created >= k.created))
-                    {
-                        *kept = new;
-                    }
+            None => {
+                index.insert(row.user, entries.len());
+                entries.push(Entry {
+                    path: row.path,
+                    keys: [None, None],
+                    line,
+                    more_lines: Vec::new(),
+                });
+                entries.last_mut().expect("just pushed")
+            }
+        };
+        for (kept, new) in entry.keys.iter_mut().zip(row.keys) {
+            let Some(new) = new else { continue };
+            match *kept {
+                None => {
+                    *kept = Some(keys.len());
+                    keys.push(new);
                 }
+                // Filled in both rows: the later rotation is the key now in the column.
+                Some(k) if new.created >= keys[k].created => keys[k] = new,
+                Some(_) => {}
             }
         }
     }
+    drop(reader);
+    // Grown by doubling: up to half of it would stay unused for as long as the data is kept.
+    keys.shrink_to_fit();
     if let Some(mut first) = first_problem.filter(|_| skipped_rows == rows) {
         first.message += &format!(" (not one of the report's {rows} rows could be read)");
         return Err(first);
     }
 
-    let mut data = AccountData {
-        account_id,
-        credential_report_skipped_rows: Some(skipped_rows),
-        ..AccountData::default()
-    };
+    // The names move out of the index, with no copy of each.
+    let mut names: Vec<Option<String>> = vec![None; entries.len()];
+    for (name, i) in index {
+        names[i] = Some(name);
+    }
+    let mut users = Vec::with_capacity(entries.iter().filter(|e| e.path.is_some()).count());
+    let mut root_access_key_present = false;
     let mut merged = Vec::new();
-    for name in order {
-        let entry = entries.remove(&name).expect("every name in order has an entry");
-        if entry.lines.len() > 1 {
-            let lines: Vec<String> = entry.lines.iter().map(u64::to_string).collect();
+    for (entry, name) in entries.into_iter().zip(names) {
+        let name = name.expect("every entry has a name in the index");
+        if !entry.more_lines.is_empty() {
+            let lines: Vec<String> = std::iter::once(entry.line)
+                .chain(entry.more_lines)
+                .map(|l| l.to_string())
+                .collect();
             merged.push(format!(
                 "credential report: user {} is listed on lines {}; its rows were merged",
                 echo(&name),
@@ -212,17 +233,25 @@ pub fn parse(text: &str) -> Result<AccountData, ParseError> {
             ));
         }
         match entry.path {
-            None => data.root_access_key_present |= entry.keys.iter().any(Option::is_some),
-            Some(path) => data.users.push(User {
+            None => root_access_key_present |= entry.keys.iter().any(Option::is_some),
+            Some(path) => users.push(User {
                 name,
                 path,
                 tags: Default::default(),
             }),
         }
-        data.keys.extend(entry.keys.into_iter().flatten());
     }
-    data.keys
-        .sort_by(|a, b| (a.user.as_str(), a.position).cmp(&(b.user.as_str(), b.position)));
+    // (user, position) is unique, so an unstable sort gives the one order
+    // without the stable sort's scratch copy of the keys.
+    keys.sort_unstable_by(|a, b| (a.user.as_str(), a.position).cmp(&(b.user.as_str(), b.position)));
+    let mut data = AccountData {
+        account_id,
+        users,
+        keys,
+        root_access_key_present,
+        credential_report_skipped_rows: Some(skipped_rows),
+        ..AccountData::default()
+    };
     if skipped_rows > MAX_WARNINGS as u64 {
         skipped.push(format!(
             "credential report: {} more rows skipped",
