@@ -57,38 +57,71 @@ impl Outcome {
 impl Snapshot {
     /// The next snapshot: this one with the outcomes applied. Failed accounts
     /// keep their data; an account whose source now reports another id (a new
-    /// report file) is replaced.
+    /// report file) is replaced. The outcomes stay the caller's, so their
+    /// data is copied; [`Snapshot::with_outcome`] moves it instead.
     pub fn with_outcomes(&self, outcomes: &[Outcome]) -> Snapshot {
         let mut next = self.clone();
         for outcome in outcomes {
-            let id = outcome.account_id().to_string();
-            if let (Some(previous), Ok(_)) = (&outcome.previous_id, &outcome.result) {
-                if *previous != id {
-                    next.accounts.remove(previous);
-                }
+            next.apply(
+                outcome.previous_id.as_deref(),
+                outcome.result.clone().map(Arc::new),
+                outcome.finished,
+                outcome.duration,
+            );
+        }
+        next
+    }
+
+    /// [`Snapshot::with_outcomes`] with one outcome, whose data moves into
+    /// the snapshot: a copy of a large account's data would double what its
+    /// refresh holds at once.
+    pub fn with_outcome(&self, outcome: Outcome) -> Snapshot {
+        let mut next = self.clone();
+        next.apply(
+            outcome.previous_id.as_deref(),
+            outcome.result.map(Arc::new),
+            outcome.finished,
+            outcome.duration,
+        );
+        next
+    }
+
+    fn apply(
+        &mut self,
+        previous_id: Option<&str>,
+        result: Result<Arc<AccountData>, SourceError>,
+        finished: DateTime<Utc>,
+        duration: Duration,
+    ) {
+        let id = match &result {
+            Ok(data) => data.account_id.clone(),
+            Err(_) => previous_id.unwrap_or("").to_string(),
+        };
+        if let (Some(previous), Ok(_)) = (previous_id, &result) {
+            if previous != id {
+                self.accounts.remove(previous);
             }
-            let state = next.accounts.entry(id).or_default();
-            state.last_duration = outcome.duration;
-            state.last_refresh = Some(outcome.finished);
-            match &outcome.result {
-                Ok(data) => {
-                    state.data = Some(Arc::new(data.clone()));
-                    state.up = true;
-                    state.last_success = Some(outcome.finished);
-                    state.last_error = None;
-                }
-                Err(e) => {
-                    state.up = false;
-                    state.last_error = Some(e.clone());
-                }
+        }
+        let state = self.accounts.entry(id).or_default();
+        state.last_duration = duration;
+        state.last_refresh = Some(finished);
+        match result {
+            Ok(data) => {
+                state.data = Some(data);
+                state.up = true;
+                state.last_success = Some(finished);
+                state.last_error = None;
+            }
+            Err(e) => {
+                state.up = false;
+                state.last_error = Some(e);
             }
         }
         // A placeholder for an account that failed before its id was known is
         // dropped as soon as the account is known under its id.
-        if next.accounts.len() > 1 {
-            next.accounts.retain(|id, state| !id.is_empty() || state.data.is_some());
+        if self.accounts.len() > 1 {
+            self.accounts.retain(|id, state| !id.is_empty() || state.data.is_some());
         }
-        next
     }
 }
 

@@ -80,7 +80,7 @@ pub(super) async fn discover(
                 finished: Utc::now(),
                 duration: Duration::ZERO,
             };
-            record(store, metrics, settings.key_ids, &outcome);
+            record(store, metrics, settings.key_ids, outcome);
             vec![e]
         }
         Err(e) => {

@@ -172,17 +172,21 @@ impl Refresher {
             finished: Utc::now(),
             duration: started.elapsed(),
         };
-        if let Ok(data) = &outcome.result {
-            *known_id = Some(data.account_id.clone());
-        }
-        record(&self.store, &self.metrics, self.settings.key_ids, &outcome);
+        let error = match &outcome.result {
+            Ok(data) => {
+                *known_id = Some(data.account_id.clone());
+                None
+            }
+            Err(e) => Some(e.clone()),
+        };
+        record(&self.store, &self.metrics, self.settings.key_ids, outcome);
         // Ready only once the data is published: a scrape that follows a
         // ready answer must see it (at 100,000 keys publishing takes long
         // enough for a scrape to come in between).
-        if outcome.result.is_ok() {
+        if error.is_none() {
             self.store.mark_ready();
         }
-        outcome.result.err()
+        error
     }
 
     /// Refreshes at start, then every interval; returns when `shutdown` turns
@@ -316,7 +320,7 @@ fn finish_refresh(
         outcome,
     }: Refreshed,
 ) {
-    record(store, metrics, key_ids, &outcome);
+    record(store, metrics, key_ids, outcome);
     // An account dropped by a discovery while it was being read stays gone.
     if state.targets.iter().any(|t| t.account_id == target.account_id) {
         state.access.insert(target.account_id, access);

@@ -55,9 +55,11 @@ impl RefreshMetrics {
 }
 
 /// Applies one outcome to a new snapshot and publishes it; counts and logs a
-/// failure once, with its AWS error code.
-pub(super) fn record(store: &SnapshotStore, metrics: &RefreshMetrics, key_ids: KeyIdLabel, outcome: &Outcome) {
-    let account_id = outcome.account_id();
+/// failure once, with its AWS error code. The outcome's data moves into the
+/// snapshot.
+pub(super) fn record(store: &SnapshotStore, metrics: &RefreshMetrics, key_ids: KeyIdLabel, outcome: Outcome) {
+    let account_id = outcome.account_id().to_string();
+    let account_id = account_id.as_str();
     if !account_id.is_empty() {
         // Accounts of the file mode (known only from their report) and any
         // the discovery did not list yet.
@@ -85,7 +87,7 @@ pub(super) fn record(store: &SnapshotStore, metrics: &RefreshMetrics, key_ids: K
             metrics.count(account_id, e.reason);
         }
     }
-    let mut next = store.load().with_outcomes(std::slice::from_ref(outcome));
+    let mut next = store.load().with_outcome(outcome);
     // The landing page shows the error: redacted as the log line above.
     if let Some(e) = next.accounts.get_mut(account_id).and_then(|s| s.last_error.as_mut()) {
         e.message = key_ids.redact(&e.message).into_owned();
@@ -134,7 +136,7 @@ mod tests {
             finished: Utc::now(),
             duration: Duration::from_secs(1),
         };
-        record(&store, &metrics, KeyIdLabel::Last4, &outcome);
+        record(&store, &metrics, KeyIdLabel::Last4, outcome);
         let snapshot = store.load();
         let error = snapshot.accounts["111122223333"].last_error.as_ref().unwrap();
         assert_eq!(error.message, "key ****MPLE is not allowed");

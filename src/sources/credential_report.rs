@@ -92,11 +92,17 @@ struct Row {
     keys: [Option<AccessKey>; 2],
 }
 
-/// Everything known about one user, possibly from several rows.
+/// Everything known about one user, possibly from several rows. Its keys
+/// stay in the one list of keys read, found by index: at 100,000 keys,
+/// holding them here and moving them out at the end doubled the parser's
+/// memory.
 struct Entry {
     path: Option<String>,
-    keys: [Option<AccessKey>; 2],
-    lines: Vec<u64>,
+    keys: [Option<usize>; 2],
+    line: u64,
+    /// The lines of its further rows; empty, and so never allocated, for
+    /// almost every user.
+    more_lines: Vec<u64>,
 }
 
 /// Parses a whole report into one account's data. A file that is not a
@@ -107,16 +113,24 @@ struct Entry {
 /// without rows (AWS always writes the root row, moto does not), which only
 /// the caller can place.
 pub fn parse(text: &str) -> Result<AccountData, ParseError> {
+    parse_reader(text.as_bytes())
+}
+
+/// [`parse`] from a stream, so that a large report file need not be held
+/// whole in memory while it is read.
+fn parse_reader(input: impl std::io::Read) -> Result<AccountData, ParseError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
-        .from_reader(text.as_bytes());
+        .from_reader(input);
     let header = reader.headers().map_err(|e| csv_error(&e, 1))?.clone();
     let columns = Columns::find(&header)?;
 
     let mut account_id = String::new();
-    let mut order: Vec<String> = Vec::new();
-    let mut entries: HashMap<String, Entry> = HashMap::new();
+    // Users by name, as indexes into `entries`, which keeps the report's order.
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut keys: Vec<AccessKey> = Vec::new();
     let mut skipped: Vec<String> = Vec::new();
     let mut first_problem: Option<ParseError> = None;
     let mut skipped_rows = 0u64;
@@ -166,45 +180,58 @@ pub fn parse(text: &str) -> Result<AccountData, ParseError> {
         if account_id.is_empty() {
             account_id = row.account_id;
         }
-        match entries.get_mut(&row.user) {
-            None => {
-                order.push(row.user.clone());
-                let entry = Entry {
-                    path: row.path,
-                    keys: row.keys,
-                    lines: vec![line],
-                };
-                entries.insert(row.user, entry);
+        let entry = match index.get(&row.user) {
+            Some(&i) => {
+                entries[i].more_lines.push(line);
+                &mut entries[i]
             }
-            Some(entry) => {
-                entry.lines.push(line);
-                for (kept, new) in entry.keys.iter_mut().zip(row.keys) {
-                    // Filled in both rows: the later rotation is the key now in the column.
-                    if new
-                        .as_ref()
-                        .is_some_and(|n| kept.as_ref().is_none_or(|k| n.created >= k.created))
-                    {
-                        *kept = new;
-                    }
+            None => {
+                index.insert(row.user, entries.len());
+                entries.push(Entry {
+                    path: row.path,
+                    keys: [None, None],
+                    line,
+                    more_lines: Vec::new(),
+                });
+                entries.last_mut().expect("just pushed")
+            }
+        };
+        for (kept, new) in entry.keys.iter_mut().zip(row.keys) {
+            let Some(new) = new else { continue };
+            match *kept {
+                None => {
+                    *kept = Some(keys.len());
+                    keys.push(new);
                 }
+                // Filled in both rows: the later rotation is the key now in the column.
+                Some(k) if new.created >= keys[k].created => keys[k] = new,
+                Some(_) => {}
             }
         }
     }
+    drop(reader);
+    // Grown by doubling: up to half of it would stay unused for as long as the data is kept.
+    keys.shrink_to_fit();
     if let Some(mut first) = first_problem.filter(|_| skipped_rows == rows) {
         first.message += &format!(" (not one of the report's {rows} rows could be read)");
         return Err(first);
     }
 
-    let mut data = AccountData {
-        account_id,
-        credential_report_skipped_rows: Some(skipped_rows),
-        ..AccountData::default()
-    };
+    // The names move out of the index, with no copy of each.
+    let mut names: Vec<Option<String>> = vec![None; entries.len()];
+    for (name, i) in index {
+        names[i] = Some(name);
+    }
+    let mut users = Vec::with_capacity(entries.iter().filter(|e| e.path.is_some()).count());
+    let mut root_access_key_present = false;
     let mut merged = Vec::new();
-    for name in order {
-        let entry = entries.remove(&name).expect("every name in order has an entry");
-        if entry.lines.len() > 1 {
-            let lines: Vec<String> = entry.lines.iter().map(u64::to_string).collect();
+    for (entry, name) in entries.into_iter().zip(names) {
+        let name = name.expect("every entry has a name in the index");
+        if !entry.more_lines.is_empty() {
+            let lines: Vec<String> = std::iter::once(entry.line)
+                .chain(entry.more_lines)
+                .map(|l| l.to_string())
+                .collect();
             merged.push(format!(
                 "credential report: user {} is listed on lines {}; its rows were merged",
                 echo(&name),
@@ -212,17 +239,25 @@ pub fn parse(text: &str) -> Result<AccountData, ParseError> {
             ));
         }
         match entry.path {
-            None => data.root_access_key_present |= entry.keys.iter().any(Option::is_some),
-            Some(path) => data.users.push(User {
+            None => root_access_key_present |= entry.keys.iter().any(Option::is_some),
+            Some(path) => users.push(User {
                 name,
                 path,
                 tags: Default::default(),
             }),
         }
-        data.keys.extend(entry.keys.into_iter().flatten());
     }
-    data.keys
-        .sort_by(|a, b| (a.user.as_str(), a.position).cmp(&(b.user.as_str(), b.position)));
+    // (user, position) is unique, so an unstable sort gives the one order
+    // without the stable sort's scratch copy of the keys.
+    keys.sort_unstable_by(|a, b| (a.user.as_str(), a.position).cmp(&(b.user.as_str(), b.position)));
+    let mut data = AccountData {
+        account_id,
+        users,
+        keys,
+        root_access_key_present,
+        credential_report_skipped_rows: Some(skipped_rows),
+        ..AccountData::default()
+    };
     if skipped_rows > MAX_WARNINGS as u64 {
         skipped.push(format!(
             "credential report: {} more rows skipped",
@@ -479,38 +514,143 @@ fn look(path: &Path, taken: Option<&Taken>, settle: impl FnOnce()) -> (FileRead,
         return (FileRead::Unchanged, None);
     }
     let read_at = SystemTime::now();
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
+    // Streamed twice, never held whole: a first pass to learn the version,
+    // a second to parse it. At 100,000 keys the file held whole was a
+    // quarter of the memory a read needs.
+    let scanned = std::fs::File::open(path).and_then(|mut file| Ok((scan(&mut file)?, file)));
+    let (scanned, mut file) = match scanned {
+        Ok(s) => s,
         Err(e) => return fail(ErrorReason::Other, format!("cannot read: {e}")),
     };
     let after = meta(path).ok();
-    if after != Some(before) || bytes.len() as u64 != before.len {
+    if after != Some(before) || scanned.len != before.len {
         return (FileRead::Changing, None);
     }
     settle();
     if meta(path).ok() != Some(before) {
         return (FileRead::Changing, None);
     }
-    let hash = {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        hasher.write(&bytes);
-        hasher.finish()
-    };
     let version = Taken {
         meta: before,
-        hash,
+        hash: scanned.hash,
         read_at,
     };
-    if taken.is_some_and(|t| t.hash == hash) {
+    if taken.is_some_and(|t| t.hash == scanned.hash) {
         return (FileRead::Unchanged, Some(version));
     }
-    let result = parse_file(&bytes)
-        .map_err(|(reason, message)| SourceError::new(reason, format!("{}: {message}", path.display())));
+    let (result, reread) = match parse_again(&mut file, scanned.utf8) {
+        Ok(parsed) => parsed,
+        Err(e) => return fail(ErrorReason::Other, format!("cannot read: {e}")),
+    };
+    // Written in place since the scan, though its metadata did not show it.
+    if (reread.len, reread.hash) != (scanned.len, scanned.hash) {
+        return (FileRead::Changing, None);
+    }
+    let result = result.map_err(|(reason, message)| SourceError::new(reason, format!("{}: {message}", path.display())));
     let result = result.map(|mut data| {
         data.credential_report_generated = before.modified.map(DateTime::<Utc>::from);
         data
     });
     (FileRead::Read(result), Some(version))
+}
+
+/// What one pass over a file saw.
+struct Scan {
+    len: u64,
+    hash: u64,
+    utf8: bool,
+}
+
+/// Bytes of a file looked at at once by [`scan`].
+const SCAN_BUFFER: usize = 64 * 1024;
+
+/// Hashes a file and checks that it is UTF-8, a buffer at a time.
+fn scan(file: &mut std::fs::File) -> std::io::Result<Scan> {
+    use std::io::Read as _;
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    let mut buffer = vec![0u8; SCAN_BUFFER];
+    let (mut len, mut carried, mut utf8) = (0u64, 0usize, true);
+    loop {
+        let n = match file.read(&mut buffer[carried..]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.write(&buffer[carried..carried + n]);
+        len += n as u64;
+        let filled = carried + n;
+        carried = 0;
+        if utf8 {
+            match std::str::from_utf8(&buffer[..filled]) {
+                Ok(_) => {}
+                // A character cut by the buffer's end: checked whole with the next read.
+                Err(e) if e.error_len().is_none() => {
+                    carried = filled - e.valid_up_to();
+                    buffer.copy_within(e.valid_up_to()..filled, 0);
+                }
+                Err(_) => utf8 = false,
+            }
+        }
+    }
+    Ok(Scan {
+        len,
+        hash: hasher.finish(),
+        utf8: utf8 && carried == 0,
+    })
+}
+
+/// Parses a scanned file from its start, hashing what it reads so that a
+/// version other than the scanned one is noticed. A file that is not UTF-8
+/// is read whole instead, for the error to name the byte as
+/// [`parse_bytes`] does.
+fn parse_again(file: &mut std::fs::File, utf8: bool) -> std::io::Result<(FileData, Scan)> {
+    use std::io::{Read, Seek as _};
+    struct Hashing<'a> {
+        file: &'a mut std::fs::File,
+        hasher: std::collections::hash_map::DefaultHasher,
+        len: u64,
+        error: Option<std::io::Error>,
+    }
+    impl Read for Hashing<'_> {
+        fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.file.read(buffer).inspect_err(|e| {
+                // The parser makes a CSV error of it: kept to be told as a read failure.
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    self.error
+                        .get_or_insert_with(|| std::io::Error::new(e.kind(), e.to_string()));
+                }
+            })?;
+            self.hasher.write(&buffer[..n]);
+            self.len += n as u64;
+            Ok(n)
+        }
+    }
+    file.rewind()?;
+    let mut reader = Hashing {
+        file,
+        hasher: std::collections::hash_map::DefaultHasher::new(),
+        len: 0,
+        error: None,
+    };
+    let result = if utf8 {
+        checked(parse_reader(&mut reader).map_err(BytesError::Parse))
+    } else {
+        let mut bytes = Vec::new();
+        reader.read_to_end(&mut bytes)?;
+        parse_file(&bytes)
+    };
+    if let Some(e) = reader.error.take() {
+        return Err(e);
+    }
+    // A report that failed early leaves the rest to hash.
+    std::io::copy(&mut reader, &mut std::io::sink())?;
+    let reread = Scan {
+        len: reader.len,
+        hash: reader.hasher.finish(),
+        utf8,
+    };
+    Ok((result, reread))
 }
 
 /// Why bytes are not a credential report: not text, or not a report.
@@ -529,8 +669,15 @@ pub fn parse_bytes(bytes: &[u8]) -> Result<AccountData, BytesError> {
 
 /// A report file's bytes to its data. The file's modification time stands
 /// for the time the report was generated, which the CSV does not carry.
-fn parse_file(bytes: &[u8]) -> Result<AccountData, (ErrorReason, String)> {
-    let data = parse_bytes(bytes).map_err(|e| {
+fn parse_file(bytes: &[u8]) -> FileData {
+    checked(parse_bytes(bytes))
+}
+
+/// A report file's data, or why it cannot be taken.
+type FileData = Result<AccountData, (ErrorReason, String)>;
+
+fn checked(parsed: Result<AccountData, BytesError>) -> FileData {
+    let data = parsed.map_err(|e| {
         let message = match e {
             BytesError::NotUtf8(e) => format!("not UTF-8: {e}"),
             BytesError::Parse(e) => e.to_string(),
@@ -1132,6 +1279,51 @@ nokeys,arn:aws:iam::111122223333:user/nokeys,2020-01-01T10:00:00+00:00,true,2026
             panic!("{read:?}")
         };
         assert_eq!(data.users[1].name, "mora");
+    }
+
+    /// A file read in pieces reads as its bytes do whole: a character cut
+    /// by a piece's end is no error, and a byte that is not UTF-8 is named
+    /// as in a report handed over whole.
+    #[test]
+    fn a_file_read_in_pieces_reads_as_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("report.csv");
+        let mut text = format!("{HEADER}\n");
+        while text.len() + 2 * GOOD.len() < SCAN_BUFFER {
+            text += &GOOD.replace("ok", &format!("u{}", text.len()));
+        }
+        let cut = format!("{}é", "x".repeat(SCAN_BUFFER - 1 - text.len()));
+        text += &GOOD.replace("ok", &cut);
+        assert_eq!(&text.as_bytes()[SCAN_BUFFER - 1..=SCAN_BUFFER], "é".as_bytes());
+        text += &GOOD.replace("ok", "after");
+        std::fs::write(&path, &text).unwrap();
+        // Not UTF-8 would still parse, read whole: the scan must see the character.
+        assert!(scan(&mut std::fs::File::open(&path).unwrap()).unwrap().utf8);
+        let (read, _) = look(&path, None, || {});
+        let FileRead::Read(Ok(data)) = read else {
+            panic!("{read:?}")
+        };
+        let whole = AccountData {
+            credential_report_generated: data.credential_report_generated,
+            ..parse(&text).unwrap()
+        };
+        assert!(
+            data == whole,
+            "read in pieces, the report differs from its text parsed whole"
+        );
+        assert_eq!(data.users[data.users.len() - 2].name, cut);
+
+        let mut bytes = text.into_bytes();
+        let at = SCAN_BUFFER + 10;
+        bytes[at] = 0xff;
+        std::fs::write(&path, &bytes).unwrap();
+        let (read, _) = look(&path, None, || {});
+        let FileRead::Read(Err(e)) = read else {
+            panic!("{read:?}")
+        };
+        let expected = parse_file(&bytes).unwrap_err().1;
+        assert!(expected.contains(&format!("from index {at}")), "{expected}");
+        assert_eq!(e.message, format!("{}: {expected}", path.display()));
     }
 
     /// A missing file names itself.
