@@ -31,7 +31,7 @@ pub fn metrics_with_keys(keys: usize) -> Arc<Metrics> {
         };
         let per_account = keys / accounts;
         for i in 0..per_account.div_ceil(2) {
-            let user = format!("user-{a}-{i:06}@example.com");
+            let user: Arc<str> = Arc::from(format!("user-{a}-{i:06}@example.com"));
             data.users.push(User {
                 name: user.clone(),
                 path: "/engineering/".into(),
@@ -45,7 +45,7 @@ pub fn metrics_with_keys(keys: usize) -> Arc<Metrics> {
                 data.keys.push(AccessKey {
                     user: user.clone(),
                     position,
-                    access_key_id: Some(format!("AKIA{:016}", n + a as i64 * 1_000_000)),
+                    access_key_id: Some(format!("AKIA{:016}", n + a as i64 * 1_000_000).into()),
                     status: if n % 10 == 0 {
                         KeyStatus::Inactive
                     } else {

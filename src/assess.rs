@@ -206,7 +206,7 @@ pub fn users_with_multiple_active_keys(data: &AccountData) -> usize {
         .filter(|k| k.status == KeyStatus::Active && !k.is_root())
     {
         run = match run {
-            Some((user, n)) if user == key.user => Some((user, n + 1)),
+            Some((user, n)) if user == &*key.user => Some((user, n + 1)),
             _ => Some((&key.user, 1)),
         };
         if run.is_some_and(|(_, n)| n == 2) {

@@ -107,12 +107,12 @@ impl Report {
         for account in &assessed.accounts {
             let data = &account.data;
             let tags: BTreeMap<&str, &BTreeMap<String, String>> =
-                data.users.iter().map(|u| (u.name.as_str(), &u.tags)).collect();
+                data.users.iter().map(|u| (&*u.name, &u.tags)).collect();
             for (key, a) in account.keys() {
                 details.push(KeyRow {
                     account_id: account.id.clone(),
                     account_name: data.account_name.clone(),
-                    user: key.user.clone(),
+                    user: key.user.to_string(),
                     key: key.position,
                     access_key_id: key_ids.render(key.access_key_id.as_deref()).to_string(),
                     status: key.status,
@@ -120,11 +120,11 @@ impl Report {
                     age_days: a.age_days(),
                     last_used: key.last_used.map(timestamp),
                     unused_days: a.unused_days(),
-                    last_used_service: key.last_used_service.clone().unwrap_or_default(),
-                    last_used_region: key.last_used_region.clone().unwrap_or_default(),
+                    last_used_service: key.last_used_service.as_deref().unwrap_or_default().to_string(),
+                    last_used_region: key.last_used_region.as_deref().unwrap_or_default().to_string(),
                     high_risk: a.high_risk(),
                     risk_reasons: a.reasons.iter().map(|r| r.describe()).collect(),
-                    tags: tags.get(key.user.as_str()).map(|t| (*t).clone()).unwrap_or_default(),
+                    tags: tags.get(&*key.user).map(|t| (*t).clone()).unwrap_or_default(),
                 });
             }
             let s = &account.summary;

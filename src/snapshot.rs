@@ -174,7 +174,7 @@ mod tests {
                 account_id: id.into(),
                 users: (0..users)
                     .map(|i| crate::sources::User {
-                        name: format!("u{i}"),
+                        name: format!("u{i}").into(),
                         path: "/".into(),
                         tags: Default::default(),
                     })

@@ -137,7 +137,7 @@ impl KeyTable {
             for (key, assessment) in account.keys() {
                 let values = [
                     ("account_id", account.id.as_str()),
-                    ("user", key.user.as_str()),
+                    ("user", &key.user),
                     ("key", KEY_POSITIONS.get(key.position as usize).copied().unwrap_or("9")),
                     (
                         "access_key_id",

@@ -319,7 +319,7 @@ mod properties {
                     .iter()
                     .enumerate()
                     .map(|(i, (age_days, active))| AccessKey {
-                        user: format!("u{i}"),
+                        user: format!("u{i}").into(),
                         position: 1,
                         access_key_id: None,
                         status: if *active { KeyStatus::Active } else { KeyStatus::Inactive },
@@ -648,9 +648,12 @@ fn per_key_lines_are_what_the_encoders_write() {
             let labels = |k: &AccessKey| {
                 [
                     ("account_id", "111122223333".to_string()),
-                    ("user", k.user.clone()),
+                    ("user", k.user.to_string()),
                     ("key", k.position.to_string()),
-                    ("access_key_id", k.access_key_id.clone().unwrap_or_default()),
+                    (
+                        "access_key_id",
+                        k.access_key_id.as_deref().unwrap_or_default().to_string(),
+                    ),
                     ("status", k.status.as_str().to_string()),
                 ]
             };
@@ -670,8 +673,14 @@ fn per_key_lines_are_what_the_encoders_write() {
             )?;
             for k in &self.0 {
                 let mut all = labels(k).to_vec();
-                all.push(("last_used_service", k.last_used_service.clone().unwrap_or_default()));
-                all.push(("last_used_region", k.last_used_region.clone().unwrap_or_default()));
+                all.push((
+                    "last_used_service",
+                    k.last_used_service.as_deref().unwrap_or_default().to_string(),
+                ));
+                all.push((
+                    "last_used_region",
+                    k.last_used_region.as_deref().unwrap_or_default().to_string(),
+                ));
                 info.encode_family(&all)?.encode_gauge(&1i64)?;
             }
             Ok(())

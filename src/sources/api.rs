@@ -2,11 +2,13 @@
 //! per user and one `GetAccessKeyLastUsed` per key.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use aws_sdk_iam::types::{StatusType, SummaryKeyType};
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 
+use super::intern::Interner;
 use super::{is_missing, AccessKey, AccountData, ErrorReason, KeyStatus, SourceError, User, UserFilter};
 use crate::aws::{classify, Clients};
 
@@ -62,7 +64,15 @@ pub async fn fetch_account(
 
     let mut users = Vec::with_capacity(per_user.len());
     let mut keys = Vec::with_capacity(per_user.len());
-    for (user, user_keys) in per_user.into_iter().flatten() {
+    // Users were read concurrently, each with its own copies of the values
+    // that repeat: these are shared here, once all are in.
+    let mut interner = Interner::default();
+    for (mut user, mut user_keys) in per_user.into_iter().flatten() {
+        user.path = interner.share(user.path);
+        for key in &mut user_keys {
+            key.last_used_service = key.last_used_service.take().map(|v| interner.share(v));
+            key.last_used_region = key.last_used_region.take().map(|v| interner.share(v));
+        }
         users.push(user);
         keys.extend(user_keys);
     }
@@ -102,13 +112,13 @@ async fn fetch_user(
     iam_user: aws_sdk_iam::types::User,
     read_tags: bool,
 ) -> Result<Option<(User, Vec<AccessKey>)>, SourceError> {
-    let name = iam_user.user_name().to_string();
+    let name: Arc<str> = Arc::from(iam_user.user_name());
     let mut tags = BTreeMap::new();
     if read_tags {
         let all: Vec<aws_sdk_iam::types::Tag> = clients
             .iam
             .list_user_tags()
-            .user_name(&name)
+            .user_name(&*name)
             .into_paginator()
             .items()
             .send()
@@ -128,7 +138,7 @@ async fn fetch_user(
     let metadata: Vec<aws_sdk_iam::types::AccessKeyMetadata> = clients
         .iam
         .list_access_keys()
-        .user_name(&name)
+        .user_name(&*name)
         .into_paginator()
         .items()
         .send()
@@ -140,8 +150,7 @@ async fn fetch_user(
     for key in metadata {
         let id = key
             .access_key_id()
-            .ok_or_else(|| invalid(format!("ListAccessKeys returned a key without id for user {name}")))?
-            .to_string();
+            .ok_or_else(|| invalid(format!("ListAccessKeys returned a key without id for user {name}")))?;
         let created = key.create_date().and_then(to_chrono).ok_or_else(|| {
             invalid(format!(
                 "ListAccessKeys returned key {id} of user {name} without a valid CreateDate"
@@ -155,16 +164,17 @@ async fn fetch_user(
         let last_used = clients
             .iam
             .get_access_key_last_used()
-            .access_key_id(&id)
+            .access_key_id(id)
             .send()
             .await
             .map_err(|e| classify("GetAccessKeyLastUsed", &e))?;
         let last = last_used.access_key_last_used();
-        let known = |v: Option<&str>| v.filter(|v| !is_missing(v)).map(str::to_string);
+        // Interned by the caller, which sees every user's keys.
+        let known = |v: Option<&str>| v.filter(|v| !is_missing(v)).map(Arc::from);
         keys.push(AccessKey {
-            user: name.clone(),
+            user: Arc::clone(&name),
             position: 0,
-            access_key_id: Some(id),
+            access_key_id: Some(id.into()),
             status,
             created,
             last_used: last.and_then(|l| l.last_used_date()).and_then(to_chrono),
@@ -174,7 +184,7 @@ async fn fetch_user(
     }
     let user = User {
         name,
-        path: iam_user.path().to_string(),
+        path: Arc::from(iam_user.path()),
         tags,
     };
     Ok(Some((user, keys)))

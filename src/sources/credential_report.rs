@@ -10,10 +10,12 @@
 use std::collections::HashMap;
 use std::hash::Hasher as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
 
+use super::intern::Interner;
 use super::{is_missing, AccessKey, AccountData, ErrorReason, KeyStatus, SourceError, User, ROOT_USER};
 use crate::file_watch::FileMeta;
 use crate::ids::IamArn;
@@ -85,9 +87,10 @@ type RowError = (Option<usize>, String);
 
 /// One row read: a user (or root) and the keys in its two columns.
 struct Row {
-    user: String,
+    /// Shared by its keys.
+    user: Arc<str>,
     /// `None` for the root row.
-    path: Option<String>,
+    path: Option<Arc<str>>,
     account_id: String,
     keys: [Option<AccessKey>; 2],
 }
@@ -97,7 +100,7 @@ struct Row {
 /// holding them here and moving them out at the end doubled the parser's
 /// memory.
 struct Entry {
-    path: Option<String>,
+    path: Option<Arc<str>>,
     keys: [Option<usize>; 2],
     line: u64,
     /// The lines of its further rows; empty, and so never allocated, for
@@ -128,7 +131,8 @@ fn parse_reader(input: impl std::io::Read) -> Result<AccountData, ParseError> {
 
     let mut account_id = String::new();
     // Users by name, as indexes into `entries`, which keeps the report's order.
-    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut index: HashMap<Arc<str>, usize> = HashMap::new();
+    let mut interner = Interner::default();
     let mut entries: Vec<Entry> = Vec::new();
     let mut keys: Vec<AccessKey> = Vec::new();
     let mut skipped: Vec<String> = Vec::new();
@@ -150,17 +154,17 @@ fn parse_reader(input: impl std::io::Read) -> Result<AccountData, ParseError> {
         }
         rows += 1;
         let row = if record.len() == header.len() {
-            parse_row(&record, &columns, &account_id)
+            parse_row(&record, &columns, &account_id, &mut interner)
         } else {
             match rejoin_unquoted_user(&record, header.len(), &columns) {
-                Some(fixed) => parse_row(&fixed, &columns, &account_id),
+                Some(fixed) => parse_row(&fixed, &columns, &account_id, &mut interner),
                 None => Err((
                     None,
                     format!("expected {} fields, found {}", header.len(), record.len()),
                 )),
             }
         };
-        let row = match row {
+        let mut row = match row {
             Ok(row) => row,
             Err((column, message)) => {
                 skipped_rows += 1;
@@ -180,8 +184,12 @@ fn parse_reader(input: impl std::io::Read) -> Result<AccountData, ParseError> {
         if account_id.is_empty() {
             account_id = row.account_id;
         }
-        let entry = match index.get(&row.user) {
-            Some(&i) => {
+        let entry = match index.get_key_value(&row.user) {
+            Some((name, &i)) => {
+                // One allocation of the name for all of a user's keys, whichever row they came from.
+                for key in row.keys.iter_mut().flatten() {
+                    key.user = Arc::clone(name);
+                }
                 entries[i].more_lines.push(line);
                 &mut entries[i]
             }
@@ -218,7 +226,7 @@ fn parse_reader(input: impl std::io::Read) -> Result<AccountData, ParseError> {
     }
 
     // The names move out of the index, with no copy of each.
-    let mut names: Vec<Option<String>> = vec![None; entries.len()];
+    let mut names: Vec<Option<Arc<str>>> = vec![None; entries.len()];
     for (name, i) in index {
         names[i] = Some(name);
     }
@@ -249,7 +257,7 @@ fn parse_reader(input: impl std::io::Read) -> Result<AccountData, ParseError> {
     }
     // (user, position) is unique, so an unstable sort gives the one order
     // without the stable sort's scratch copy of the keys.
-    keys.sort_unstable_by(|a, b| (a.user.as_str(), a.position).cmp(&(b.user.as_str(), b.position)));
+    keys.sort_unstable_by(|a, b| (&*a.user, a.position).cmp(&(&*b.user, b.position)));
     let mut data = AccountData {
         account_id,
         users,
@@ -325,7 +333,12 @@ fn csv_error(e: &csv::Error, line: u64) -> ParseError {
 }
 
 /// One row; `account_id` is the account of the rows read so far (empty before the first).
-fn parse_row(record: &csv::StringRecord, columns: &Columns, account_id: &str) -> Result<Row, RowError> {
+fn parse_row(
+    record: &csv::StringRecord,
+    columns: &Columns,
+    account_id: &str,
+    interner: &mut Interner,
+) -> Result<Row, RowError> {
     let field = |i: usize| record.get(i).unwrap_or("").trim();
     let user = field(columns.user);
     let arn = field(columns.arn);
@@ -352,9 +365,10 @@ fn parse_row(record: &csv::StringRecord, columns: &Columns, account_id: &str) ->
             .and_then(|rest| rest.strip_suffix(user))
             .filter(|path| path.starts_with('/'))
             .ok_or_else(|| at_arn(format!("ARN {} is not the ARN of user {}", echo(arn), echo(user))))?;
-        Some(path.to_string())
+        Some(interner.get(path))
     };
 
+    let name: Arc<str> = Arc::from(user);
     let mut keys = [None, None];
     for (n, key) in columns.keys.iter().enumerate() {
         let active = parse_bool(field(key.active)).map_err(|e| (Some(key.active), e))?;
@@ -370,18 +384,18 @@ fn parse_row(record: &csv::StringRecord, columns: &Columns, account_id: &str) ->
         };
         let last_used = parse_time(field(key.last_used_date)).map_err(|e| (Some(key.last_used_date), e))?;
         keys[n] = Some(AccessKey {
-            user: user.to_string(),
+            user: Arc::clone(&name),
             position: n as u8 + 1,
             access_key_id: None,
             status: if active { KeyStatus::Active } else { KeyStatus::Inactive },
             created,
             last_used,
-            last_used_service: optional(field(key.last_used_service)),
-            last_used_region: optional(field(key.last_used_region)),
+            last_used_service: optional(field(key.last_used_service), interner),
+            last_used_region: optional(field(key.last_used_region), interner),
         });
     }
     Ok(Row {
-        user: user.to_string(),
+        user: name,
         path,
         account_id: arn_account.to_string(),
         keys,
@@ -409,8 +423,8 @@ fn parse_time(value: &str) -> Result<Option<DateTime<Utc>>, String> {
         .map_err(|e| format!("invalid timestamp {} ({e})", echo(value)))
 }
 
-fn optional(value: &str) -> Option<String> {
-    (!is_missing(value)).then(|| value.to_string())
+fn optional(value: &str, interner: &mut Interner) -> Option<Arc<str>> {
+    (!is_missing(value)).then(|| interner.get(value))
 }
 
 /// Filesystems stamp modification times coarsely (a second on some): a
@@ -774,6 +788,10 @@ nokeys,arn:aws:iam::111122223333:user/nokeys,2020-01-01T10:00:00+00:00,true,2026
             ..AccountData::default()
         };
         assert_eq!(data, expected);
+        // One allocation for a repeated path, and for a user's name in its keys.
+        assert!(Arc::ptr_eq(&data.users[0].path, &data.users[2].path));
+        assert!(Arc::ptr_eq(&data.users[0].name, &data.keys[2].user));
+        assert!(Arc::ptr_eq(&data.keys[2].user, &data.keys[3].user));
     }
 
     /// moto writes `not_supported` for the last-used region and service.
@@ -805,9 +823,9 @@ nokeys,arn:aws:iam::111122223333:user/nokeys,2020-01-01T10:00:00+00:00,true,2026
             "{HEADER}\ndave,eve,arn:aws:iam::123456789012:user/x/dave,eve,2026-11-28T10:00:00+00:00,false,not_supported,N/A,N/A,false,true,2026-11-28T10:00:00+00:00,N/A,not_supported,not_supported,false,N/A,N/A,not_supported,not_supported,false,N/A,false,N/A\n"
         );
         let data = parse(&report).unwrap();
-        assert_eq!(data.users[0].name, "dave,eve");
-        assert_eq!(data.users[0].path, "/x/");
-        assert_eq!(data.keys[0].user, "dave,eve");
+        assert_eq!(&*data.users[0].name, "dave,eve");
+        assert_eq!(&*data.users[0].path, "/x/");
+        assert_eq!(&*data.keys[0].user, "dave,eve");
         let broken = report.replace("user/x/dave,eve", "user/x/dave,other");
         assert_eq!(
             parse(&broken).unwrap_err().to_string(),
@@ -1123,7 +1141,11 @@ nokeys,arn:aws:iam::111122223333:user/nokeys,2020-01-01T10:00:00+00:00,true,2026
                 "credential report: user \"both\" is listed on lines 5, 6; its rows were merged",
             ],
         );
-        assert_eq!(parse(&report).unwrap(), expected);
+        let data = parse(&report).unwrap();
+        assert_eq!(data, expected);
+        // Keys of a later row share the name read first.
+        let both = data.users.iter().find(|u| &*u.name == "both").unwrap();
+        assert!(data.keys[..2].iter().all(|k| Arc::ptr_eq(&k.user, &both.name)));
         // The later rotation wins whichever row comes first.
         let swapped = format!(
             "{HEADER}\n{}{}",
@@ -1278,7 +1300,7 @@ nokeys,arn:aws:iam::111122223333:user/nokeys,2020-01-01T10:00:00+00:00,true,2026
         let FileRead::Read(Ok(data)) = read else {
             panic!("{read:?}")
         };
-        assert_eq!(data.users[1].name, "mora");
+        assert_eq!(&*data.users[1].name, "mora");
     }
 
     /// A file read in pieces reads as its bytes do whole: a character cut
@@ -1311,7 +1333,7 @@ nokeys,arn:aws:iam::111122223333:user/nokeys,2020-01-01T10:00:00+00:00,true,2026
             data == whole,
             "read in pieces, the report differs from its text parsed whole"
         );
-        assert_eq!(data.users[data.users.len() - 2].name, cut);
+        assert_eq!(&*data.users[data.users.len() - 2].name, cut);
 
         let mut bytes = text.into_bytes();
         let at = SCAN_BUFFER + 10;
@@ -1450,10 +1472,10 @@ mod properties {
             for key in &data.keys {
                 prop_assert!(key.position == 1 || key.position == 2);
                 prop_assert!(series.insert((key.user.clone(), key.position)), "{} key {} twice", key.user, key.position);
-                prop_assert_eq!(Some(&key.created.timestamp()), latest.get(&(key.user.as_str(), key.position)));
+                prop_assert_eq!(Some(&key.created.timestamp()), latest.get(&(&*key.user, key.position)));
             }
             prop_assert_eq!(series.len(), latest.len());
-            let users: std::collections::BTreeSet<&str> = data.users.iter().map(|u| u.name.as_str()).collect();
+            let users: std::collections::BTreeSet<&str> = data.users.iter().map(|u| &*u.name).collect();
             prop_assert_eq!(users.len(), data.users.len(), "a user listed twice");
             let expected: std::collections::BTreeSet<&str> =
                 rows.iter().map(|r| names[r.0]).filter(|n| *n != ROOT_USER).collect();

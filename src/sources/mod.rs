@@ -4,10 +4,12 @@
 
 pub mod api;
 pub mod credential_report;
+mod intern;
 pub mod live_report;
 pub mod source;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
@@ -26,19 +28,25 @@ impl KeyStatus {
     }
 }
 
+/// One of these is held per key, twice while a refresh replaces the data
+/// still served: the strings that repeat across keys (the user's name, the
+/// service and region of last use) are shared, not copied into every key.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AccessKey {
-    pub user: String,
+    /// The same allocation as the name of its [`User`].
+    pub user: Arc<str>,
+    /// `None` when the source does not carry key ids (credential report).
+    pub access_key_id: Option<Box<str>>,
+    /// Interned: only a few dozen values exist.
+    pub last_used_service: Option<Arc<str>>,
+    /// Interned: only a few dozen values exist.
+    pub last_used_region: Option<Arc<str>>,
+    pub created: DateTime<Utc>,
+    pub last_used: Option<DateTime<Utc>>,
     /// 1 or 2: the report's column (`access_key_1`, `access_key_2`) for a
     /// credential report; the position by creation date for the IAM API.
     pub position: u8,
-    /// `None` when the source does not carry key ids (credential report).
-    pub access_key_id: Option<String>,
     pub status: KeyStatus,
-    pub created: DateTime<Utc>,
-    pub last_used: Option<DateTime<Utc>>,
-    pub last_used_service: Option<String>,
-    pub last_used_region: Option<String>,
 }
 
 /// The credential report's name for the root user; no IAM user can be
@@ -48,14 +56,16 @@ pub const ROOT_USER: &str = "<root_account>";
 impl AccessKey {
     /// A key of the account's root user, which only a credential report lists.
     pub fn is_root(&self) -> bool {
-        self.user == ROOT_USER
+        &*self.user == ROOT_USER
     }
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct User {
-    pub name: String,
-    pub path: String,
+    /// Shared with its keys' [`AccessKey::user`].
+    pub name: Arc<str>,
+    /// Interned: most users of an account share a few paths.
+    pub path: Arc<str>,
     /// Only the tags named in `labels.user_tags`.
     pub tags: BTreeMap<String, String>,
 }
@@ -205,11 +215,7 @@ impl UserFilter {
 /// sorted by user, then position, so that every output is stable.
 pub(crate) fn number_keys_by_creation(keys: &mut [AccessKey]) {
     keys.sort_by(|a, b| {
-        (a.user.as_str(), a.created, a.access_key_id.as_deref()).cmp(&(
-            b.user.as_str(),
-            b.created,
-            b.access_key_id.as_deref(),
-        ))
+        (&*a.user, a.created, a.access_key_id.as_deref()).cmp(&(&*b.user, b.created, b.access_key_id.as_deref()))
     });
     for i in 0..keys.len() {
         keys[i].position = if i > 0 && keys[i - 1].user == keys[i].user {
@@ -217,5 +223,16 @@ pub(crate) fn number_keys_by_creation(keys: &mut [AccessKey]) {
         } else {
             1
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// One is held for every key, two during a refresh: it was 128 bytes
+    /// before its strings were shared.
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn a_key_stays_compact() {
+        assert_eq!(std::mem::size_of::<super::AccessKey>(), 96);
     }
 }
