@@ -347,12 +347,12 @@ impl KeyLines {
             KeySeries::NeverUsed => verdict(NEVER_USED),
             KeySeries::HighRisk => verdict(HIGH_RISK),
             KeySeries::Info => {
-                return Some(Line::Info {
+                return Some(Line::Info(Info {
                     name: &rendered.sample_name,
                     labels: self.table.labels(i),
                     service: escaped(key.last_used_service.as_deref().unwrap_or("")),
                     region: escaped(key.last_used_region.as_deref().unwrap_or("")),
-                })
+                }))
             }
         };
         Some(Line::Sample {
@@ -370,37 +370,35 @@ enum Line<'a> {
         labels: &'a str,
         value: ValueText<'a>,
     },
-    /// The key's labels, then where it was last used; always 1.
-    Info {
-        name: &'a str,
-        labels: &'a str,
-        service: Cow<'a, str>,
-        region: Cow<'a, str>,
-    },
+    Info(Info<'a>),
 }
 
 const SERVICE: &str = ",last_used_service=\"";
 const REGION: &str = "\",last_used_region=\"";
 const INFO_END: &str = "\"} 1\n";
 
+/// An `aws_iam_access_key_info` line: the key's labels, reopened for where
+/// it was last used; always 1.
+struct Info<'a> {
+    name: &'a str,
+    labels: &'a str,
+    service: Cow<'a, str>,
+    region: Cow<'a, str>,
+}
+
+impl Info<'_> {
+    fn pieces(&self) -> [&str; 7] {
+        let open = &self.labels[..self.labels.len() - 1];
+        [self.name, open, SERVICE, &self.service, REGION, &self.region, INFO_END]
+    }
+}
+
 impl Line<'_> {
     fn len(&self) -> usize {
         match self {
             Line::Descriptor(text) => text.len(),
             Line::Sample { name, labels, value } => name.len() + labels.len() + value.len() + 2,
-            Line::Info {
-                name,
-                labels,
-                service,
-                region,
-            } => {
-                name.len() + labels.len() - 1
-                    + SERVICE.len()
-                    + service.len()
-                    + REGION.len()
-                    + region.len()
-                    + INFO_END.len()
-            }
+            Line::Info(info) => info.pieces().iter().map(|piece| piece.len()).sum(),
         }
     }
 
@@ -418,14 +416,8 @@ impl Line<'_> {
                 value.write(out);
                 out.push(b'\n');
             }
-            Line::Info {
-                name,
-                labels,
-                service,
-                region,
-            } => {
-                let open = &labels[..labels.len() - 1];
-                for piece in [name, open, SERVICE, &service, REGION, &region, INFO_END] {
+            Line::Info(info) => {
+                for piece in info.pieces() {
                     out.extend_from_slice(piece.as_bytes());
                 }
             }
