@@ -66,7 +66,7 @@ pub fn metrics_with_keys(keys: usize) -> Arc<Metrics> {
         });
     }
     let store = Arc::new(SnapshotStore::default());
-    store.publish(Snapshot::default().with_outcomes(&outcomes));
+    store.publish(Snapshot::default().with_outcomes(outcomes));
     Telemetry::with_clock(store, Policy::default(), Labels::default(), BuildInfo::CURRENT, now).metrics
 }
 

@@ -260,7 +260,7 @@ mod tests {
             ],
             ..AccountData::default()
         };
-        let snapshot = Snapshot::default().with_outcomes(&[crate::snapshot::Outcome {
+        let snapshot = Snapshot::default().with_outcomes([crate::snapshot::Outcome {
             previous_id: None,
             result: Ok(data),
             finished: now(),

@@ -57,32 +57,19 @@ impl Outcome {
 impl Snapshot {
     /// The next snapshot: this one with the outcomes applied. Failed accounts
     /// keep their data; an account whose source now reports another id (a new
-    /// report file) is replaced. The outcomes stay the caller's, so their
-    /// data is copied; [`Snapshot::with_outcome`] moves it instead.
-    pub fn with_outcomes(&self, outcomes: &[Outcome]) -> Snapshot {
+    /// report file) is replaced. The outcomes' data moves into the snapshot:
+    /// a copy of a large account's data would double what its refresh holds
+    /// at once.
+    pub fn with_outcomes(&self, outcomes: impl IntoIterator<Item = Outcome>) -> Snapshot {
         let mut next = self.clone();
         for outcome in outcomes {
             next.apply(
                 outcome.previous_id.as_deref(),
-                outcome.result.clone().map(Arc::new),
+                outcome.result.map(Arc::new),
                 outcome.finished,
                 outcome.duration,
             );
         }
-        next
-    }
-
-    /// [`Snapshot::with_outcomes`] with one outcome, whose data moves into
-    /// the snapshot: a copy of a large account's data would double what its
-    /// refresh holds at once.
-    pub fn with_outcome(&self, outcome: Outcome) -> Snapshot {
-        let mut next = self.clone();
-        next.apply(
-            outcome.previous_id.as_deref(),
-            outcome.result.map(Arc::new),
-            outcome.finished,
-            outcome.duration,
-        );
         next
     }
 
@@ -197,8 +184,8 @@ mod tests {
 
     #[test]
     fn failure_keeps_last_good_data_and_marks_down() {
-        let first = Snapshot::default().with_outcomes(&[ok("111111111111", 3)]);
-        let second = first.with_outcomes(&[failed(Some("111111111111"))]);
+        let first = Snapshot::default().with_outcomes([ok("111111111111", 3)]);
+        let second = first.with_outcomes([failed(Some("111111111111"))]);
         let state = &second.accounts["111111111111"];
         assert!(!state.up);
         assert_eq!(state.data.as_ref().unwrap().users.len(), 3);
@@ -206,7 +193,7 @@ mod tests {
         assert_eq!(state.last_duration, Duration::from_secs(5));
         assert_eq!(state.last_refresh, DateTime::from_timestamp(2_000, 0));
         assert_eq!(state.last_error.as_ref().map(|e| e.message.as_str()), Some("down"));
-        let third = second.with_outcomes(&[ok("111111111111", 1)]);
+        let third = second.with_outcomes([ok("111111111111", 1)]);
         assert!(third.accounts["111111111111"].up);
         assert_eq!(
             third.accounts["111111111111"].last_error, None,
@@ -217,9 +204,9 @@ mod tests {
 
     #[test]
     fn first_failure_without_id_is_replaced_once_known() {
-        let first = Snapshot::default().with_outcomes(&[failed(None)]);
+        let first = Snapshot::default().with_outcomes([failed(None)]);
         assert_eq!(first.accounts.keys().collect::<Vec<_>>(), [""]);
-        let second = first.with_outcomes(&[Outcome {
+        let second = first.with_outcomes([Outcome {
             previous_id: None,
             ..ok("111111111111", 1)
         }]);
@@ -228,8 +215,8 @@ mod tests {
 
     #[test]
     fn a_source_that_changes_account_replaces_it() {
-        let first = Snapshot::default().with_outcomes(&[ok("111111111111", 1)]);
-        let second = first.with_outcomes(&[Outcome {
+        let first = Snapshot::default().with_outcomes([ok("111111111111", 1)]);
+        let second = first.with_outcomes([Outcome {
             previous_id: Some("111111111111".into()),
             ..ok("222222222222", 1)
         }]);
@@ -239,7 +226,7 @@ mod tests {
     #[test]
     fn store_is_ready_only_when_marked() {
         let store = SnapshotStore::default();
-        store.publish(Snapshot::default().with_outcomes(&[ok("111111111111", 1)]));
+        store.publish(Snapshot::default().with_outcomes([ok("111111111111", 1)]));
         assert!(
             !store.is_ready(),
             "one account published is not the first refresh finished"
@@ -250,7 +237,7 @@ mod tests {
 
     #[test]
     fn accounts_no_longer_read_disappear() {
-        let both = Snapshot::default().with_outcomes(&[ok("111111111111", 1), ok("222222222222", 1)]);
+        let both = Snapshot::default().with_outcomes([ok("111111111111", 1), ok("222222222222", 1)]);
         let kept = both.retaining(&["222222222222".to_string()].into());
         assert_eq!(kept.accounts.keys().collect::<Vec<_>>(), ["222222222222"]);
     }

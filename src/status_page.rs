@@ -225,10 +225,10 @@ mod tests {
         );
         let never = SourceError::new(ErrorReason::Network, "timed out");
         Snapshot::default()
-            .with_outcomes(&[outcome(None, Ok(healthy), 10)])
-            .with_outcomes(&[outcome(None, Ok(was_up), 200)])
-            .with_outcomes(&[outcome(Some("222233334444"), Err(denied), 5)])
-            .with_outcomes(&[outcome(Some("333344445555"), Err(never), 20)])
+            .with_outcomes([outcome(None, Ok(healthy), 10)])
+            .with_outcomes([outcome(None, Ok(was_up), 200)])
+            .with_outcomes([outcome(Some("222233334444"), Err(denied), 5)])
+            .with_outcomes([outcome(Some("333344445555"), Err(never), 20)])
     }
 
     fn context() -> Context<'static> {

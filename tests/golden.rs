@@ -79,7 +79,7 @@ fn snapshot() -> Snapshot {
         root_access_key_present: true,
         ..AccountData::default()
     };
-    Snapshot::default().with_outcomes(&[
+    Snapshot::default().with_outcomes([
         Outcome {
             previous_id: None,
             result: Ok(data),
@@ -158,7 +158,7 @@ fn metrics_openmetrics() {
 #[test]
 fn metrics_of_an_account_never_read() {
     let store = Arc::new(SnapshotStore::default());
-    store.publish(Snapshot::default().with_outcomes(&[down()]));
+    store.publish(Snapshot::default().with_outcomes([down()]));
     let m = Telemetry::with_clock(store, Policy::default(), Labels::default(), BUILD, now).metrics;
     check("down.prom", &m.render(Format::Text));
     check("down.om", &m.render(Format::OpenMetrics));

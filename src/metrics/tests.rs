@@ -96,7 +96,7 @@ fn sample_store() -> Arc<SnapshotStore> {
         root_access_key_present: false,
         ..AccountData::default()
     };
-    store.publish(crate::snapshot::Snapshot::default().with_outcomes(&[Outcome {
+    store.publish(crate::snapshot::Snapshot::default().with_outcomes([Outcome {
         previous_id: None,
         result: Ok(data),
         finished: now() - chrono::Duration::seconds(60),
@@ -224,7 +224,7 @@ two,arn:aws:iam::111122223333:user/ci/two,2020-01-01T00:00:00+00:00,false,N/A,N/
     );
     let data = crate::sources::credential_report::parse(&report).unwrap();
     let store = Arc::new(SnapshotStore::default());
-    store.publish(crate::snapshot::Snapshot::default().with_outcomes(&[Outcome {
+    store.publish(crate::snapshot::Snapshot::default().with_outcomes([Outcome {
         previous_id: None,
         result: Ok(data),
         finished: now(),
@@ -275,7 +275,7 @@ fn content_negotiation_follows_accept() {
 #[test]
 fn an_account_without_data_only_has_health_series() {
     let store = Arc::new(SnapshotStore::default());
-    store.publish(crate::snapshot::Snapshot::default().with_outcomes(&[Outcome {
+    store.publish(crate::snapshot::Snapshot::default().with_outcomes([Outcome {
         previous_id: Some("111122223333".into()),
         result: Err(crate::sources::SourceError::new(
             crate::sources::ErrorReason::AccessDenied,
@@ -332,7 +332,7 @@ mod properties {
                 ..AccountData::default()
             };
             let store = Arc::new(SnapshotStore::default());
-            store.publish(Snapshot::default().with_outcomes(&[Outcome {
+            store.publish(Snapshot::default().with_outcomes([Outcome {
                 previous_id: None,
                 result: Ok(data),
                 finished: now,
@@ -521,7 +521,7 @@ fn large_store(keys: usize) -> Arc<SnapshotStore> {
             .collect(),
         ..AccountData::default()
     };
-    store.publish(crate::snapshot::Snapshot::default().with_outcomes(&[Outcome {
+    store.publish(crate::snapshot::Snapshot::default().with_outcomes([Outcome {
         previous_id: None,
         result: Ok(data),
         finished: now(),
@@ -704,7 +704,7 @@ fn per_key_lines_are_what_the_encoders_write() {
     // Half a second: the ages are not whole seconds.
     let at = now() + chrono::Duration::milliseconds(500);
     let store = Arc::new(SnapshotStore::default());
-    store.publish(crate::snapshot::Snapshot::default().with_outcomes(&[Outcome {
+    store.publish(crate::snapshot::Snapshot::default().with_outcomes([Outcome {
         previous_id: None,
         result: Ok(AccountData {
             account_id: "111122223333".into(),

@@ -87,7 +87,7 @@ pub(super) fn record(store: &SnapshotStore, metrics: &RefreshMetrics, key_ids: K
             metrics.count(account_id, e.reason);
         }
     }
-    let mut next = store.load().with_outcome(outcome);
+    let mut next = store.load().with_outcomes([outcome]);
     // The landing page shows the error: redacted as the log line above.
     if let Some(e) = next.accounts.get_mut(account_id).and_then(|s| s.last_error.as_mut()) {
         e.message = key_ids.redact(&e.message).into_owned();

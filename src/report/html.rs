@@ -743,7 +743,7 @@ mod tests {
             finished: now(),
             duration: Duration::from_secs(1),
         };
-        Snapshot::default().with_outcomes(&[
+        Snapshot::default().with_outcomes([
             outcome(AccountData {
                 account_id: "111122223333".into(),
                 account_name: HOSTILE_NAME.into(),
@@ -886,13 +886,13 @@ mod tests {
             finished: now(),
             duration: Duration::from_secs(1),
         };
-        let snapshot = snapshot().with_outcomes(&[failed(Some("777788889999"))]);
+        let snapshot = snapshot().with_outcomes([failed(Some("777788889999"))]);
         let context = context();
         let html = render(&build(snapshot.clone(), &Policy::default(), context.key_ids), &context);
         assert!(html.contains("<dt>Not read</dt><dd class=\"risk\">777788889999: no refresh"));
         assert!(html.contains("<dt>Accounts</dt><dd>2 accounts read"));
         assert!(!document().contains("Not read"));
-        let unknown = Snapshot::default().with_outcomes(&[failed(None)]);
+        let unknown = Snapshot::default().with_outcomes([failed(None)]);
         let html = render(&build(unknown.clone(), &Policy::default(), context.key_ids), &context);
         assert!(html.contains("<dd class=\"risk\">an account whose id is not known yet: no refresh"));
     }
@@ -913,7 +913,7 @@ mod tests {
             })
             .collect();
         keys.push(key("old", 1, "AKIAOLD0000000000009", KeyStatus::Active, 400, Some(1)));
-        let snapshot = Snapshot::default().with_outcomes(&[Outcome {
+        let snapshot = Snapshot::default().with_outcomes([Outcome {
             previous_id: None,
             result: Ok(AccountData {
                 account_id: "111122223333".into(),

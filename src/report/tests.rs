@@ -59,7 +59,7 @@ fn report() -> Report {
         root_access_key_present: true,
         ..AccountData::default()
     };
-    let snapshot = Snapshot::default().with_outcomes(&[Outcome {
+    let snapshot = Snapshot::default().with_outcomes([Outcome {
         previous_id: None,
         result: Ok(data),
         finished: now(),
