@@ -6,36 +6,19 @@ use crate::labels::{KeyIdLabel, Labels};
 use crate::policy::Policy;
 use crate::snapshot::Outcome;
 use crate::snapshot::SnapshotStore;
+use crate::sources::fixtures::{key, now};
 use crate::sources::{AccessKey, User};
 use crate::sources::{AccountData, KeyStatus};
-use chrono::TimeZone;
 use chrono::{DateTime, Utc};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
 use std::time::Duration;
-
-fn now() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 28, 0, 0, 0).unwrap()
-}
 
 const BUILD: BuildInfo = BuildInfo {
     version: "1.2.3",
     revision: "abc",
     rustc_version: "1.95.0",
 };
-
-fn key(user: &str, position: u8, id: &str, status: KeyStatus, age_days: i64, used_days_ago: Option<i64>) -> AccessKey {
-    AccessKey {
-        user: user.into(),
-        position,
-        access_key_id: Some(id.into()),
-        status,
-        created: now() - chrono::Duration::days(age_days),
-        last_used: used_days_ago.map(|d| now() - chrono::Duration::days(d)),
-        last_used_service: used_days_ago.map(|_| "s3".into()),
-        last_used_region: used_days_ago.map(|_| "eu-west-1".into()),
-    }
-}
 
 fn metrics(labels: Labels) -> crate::Telemetry {
     crate::Telemetry::with_clock(sample_store(), Policy::default(), labels, BUILD, now)

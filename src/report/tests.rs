@@ -5,26 +5,9 @@ use super::*;
 use crate::policy::Policy;
 use crate::snapshot::{Outcome, Snapshot};
 use crate::sources::{AccessKey, AccountData, User};
-use chrono::TimeZone;
 use std::time::Duration;
 
-pub(super) fn now() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 28, 0, 0, 0).unwrap()
-}
-
-/// A key created `age` days before [`now`], used `used` days before it.
-pub(super) fn key(user: &str, position: u8, id: &str, status: KeyStatus, age: i64, used: Option<i64>) -> AccessKey {
-    AccessKey {
-        user: user.into(),
-        position,
-        access_key_id: Some(id.into()),
-        status,
-        created: now() - chrono::Duration::days(age),
-        last_used: used.map(|d| now() - chrono::Duration::days(d)),
-        last_used_service: used.map(|_| "s3".into()),
-        last_used_region: used.map(|_| "eu-west-1".into()),
-    }
-}
+pub(super) use crate::sources::fixtures::{key, now};
 
 /// alice's key not rotated and her never-used second key, bob's old
 /// inactive key.

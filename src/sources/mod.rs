@@ -4,6 +4,8 @@
 
 pub mod api;
 pub mod credential_report;
+#[cfg(test)]
+pub(crate) mod fixtures;
 mod intern;
 pub mod live_report;
 pub mod source;
