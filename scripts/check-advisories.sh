@@ -64,12 +64,12 @@ SNAPSHOT_DATE=
 require_snapshot() {
   if [ ! -d "$ADVISORY_DB/crates" ]; then
     fail "no RustSec advisory database snapshot at $ADVISORY_DB" \
-      "  The snapshot comes from the project's shared/ folder, which is laid beside" \
-      "  the repository on the developers' machines and in CI: ../shared/advisory-db" \
-      "  (the database as plain files), ../shared/advisory-db.SNAPSHOT (its commit" \
-      "  and date) and ../shared/advisory-db.README.md (how cargo-deny reads it)." \
-      "  Elsewhere, set ADVISORY_DB to a copy of https://github.com/rustsec/advisory-db," \
-      "  or run the check online: cargo deny check advisories" \
+      "  By default the snapshot is ../shared/advisory-db beside the repository (with" \
+      "  ../shared/advisory-db.SNAPSHOT: its commit and date), where this project's" \
+      "  machines and CI keep one. Elsewhere, make one from a checkout of" \
+      "  https://github.com/rustsec/advisory-db and set ADVISORY_DB to it, as" \
+      "  docs/development.md (Dependencies) says, or run the check online:" \
+      "  cargo deny check advisories" \
       "  No advisory check ran."
   fi
   [ -f "$SNAPSHOT_INFO" ] ||
@@ -188,7 +188,8 @@ check() {
   cat "$log"
   if grep -q 'repository is stale' "$log"; then
     fail "the RustSec snapshot of $SNAPSHOT_DATE is older than deny.toml's maximum-db-staleness." \
-      "  Refresh shared/advisory-db (and advisory-db.SNAPSHOT) from https://github.com/rustsec/advisory-db," \
+      "  Refresh the snapshot (and its .SNAPSHOT file) from https://github.com/rustsec/advisory-db" \
+      "  (docs/development.md, Dependencies)," \
       "  or run the check online: cargo deny check advisories"
   elif [ "$status" -ne 0 ]; then
     fail "cargo deny check advisories (above) exited $status against the RustSec snapshot of $SNAPSHOT_DATE." \
