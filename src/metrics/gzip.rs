@@ -47,7 +47,8 @@ pub(super) struct DeflateWriter {
     crc: crc32fast::Hasher,
 }
 
-const SLICE: usize = 256 * 1024;
+/// Text deflated at a time.
+pub(super) const SLICE: usize = 256 * 1024;
 
 impl DeflateWriter {
     pub(super) fn new() -> DeflateWriter {
@@ -91,17 +92,20 @@ impl DeflateWriter {
 }
 
 impl DeflateWriter {
-    pub(super) fn write_bytes(&mut self, bytes: &[u8]) {
-        self.pending.extend_from_slice(bytes);
+    /// Lets `write` append text straight to what is still to deflate (no
+    /// copy in between), then deflates a slice once one has gathered.
+    pub(super) fn append<T>(&mut self, write: impl FnOnce(&mut Vec<u8>) -> T) -> T {
+        let result = write(&mut self.pending);
         if self.pending.len() >= SLICE {
             self.deflate_pending(flate2::FlushCompress::None);
         }
+        result
     }
 }
 
 impl std::fmt::Write for DeflateWriter {
     fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.write_bytes(s.as_bytes());
+        self.append(|pending| pending.extend_from_slice(s.as_bytes()));
         Ok(())
     }
 }

@@ -116,9 +116,7 @@ struct Epoch {
     deflated: [OnceLock<(Deflated, Deflated)>; 2],
 }
 
-/// Lines written at a time into a deflate part, and the least size worth
-/// compressing on a core of its own.
-const SLICE: usize = 256 * 1024;
+/// The least size of text worth compressing on a core of its own.
 const MIN_PARALLEL: usize = 1 << 20;
 
 impl Metrics {
@@ -266,15 +264,7 @@ impl Metrics {
 /// `lines` into `out`, a slice at a time: never held whole as text.
 fn deflate_lines(lines: &KeyLines, out: &mut gzip::DeflateWriter) {
     let mut cursor = lines.cursor();
-    let mut slice = Vec::with_capacity(SLICE + 4096);
-    loop {
-        let more = cursor.fill(&mut slice, SLICE);
-        out.write_bytes(&slice);
-        slice.clear();
-        if !more {
-            break;
-        }
-    }
+    while out.append(|pending| cursor.fill(pending, gzip::SLICE)) {}
 }
 
 /// `lines` deflated as one part per core: the ages are compressed at every
