@@ -237,7 +237,8 @@ impl Report {
     }
 }
 
-fn timestamp(t: DateTime<Utc>) -> String {
+/// Times as every output writes them: RFC 3339 in UTC, whole seconds.
+pub(crate) fn timestamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 

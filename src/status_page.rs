@@ -8,11 +8,12 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::assess::{AccountSummary, Assessed};
 use crate::metrics::BuildInfo;
 use crate::report::html::{csp_hash, escape};
+use crate::report::timestamp;
 use crate::snapshot::AccountState;
 
 /// What the page says besides the snapshot.
@@ -162,10 +163,6 @@ fn rough(seconds: u64) -> String {
         s if s < 2 * 86_400 => format!("{}h", s / 3600),
         s => format!("{}d", s / 86_400),
     }
-}
-
-fn timestamp(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 #[cfg(test)]
