@@ -12,7 +12,7 @@ run-sample:
 test:
 	scripts/install-test-deps.sh
 	scripts/lint-deploy.sh
-	cargo test
+	cargo test -- --include-ignored
 
 lint:
 	cargo fmt --check

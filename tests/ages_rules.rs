@@ -12,6 +12,7 @@ fn promtool(args: &[&str]) -> String {
 }
 
 #[test]
+#[ignore = "tools tier, run by make test: needs promtool"]
 fn the_age_recording_rules_pass_promtool_and_their_unit_tests() {
     let rules = common::repo_path("deploy/prometheus/aws-iam-key-exporter.ages.rules.yml");
     let out = promtool(&["check", "rules", rules.to_str().unwrap()]);

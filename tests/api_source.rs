@@ -22,6 +22,7 @@ fn considered<'a>(seeded: &'a Value, what: &str) -> Vec<&'a Value> {
 }
 
 #[test]
+#[ignore = "tools tier, run by make test: needs moto"]
 fn every_seeded_key_and_count_is_exported() {
     let moto = Moto::start();
     let dir = tempfile::tempdir().unwrap();
@@ -208,6 +209,7 @@ fn every_seeded_key_and_count_is_exported() {
 }
 
 #[test]
+#[ignore = "tools tier, run by make test: needs moto"]
 fn failed_refresh_keeps_last_good_data_and_recovers() {
     let mut moto = Moto::start();
     let dir = tempfile::tempdir().unwrap();

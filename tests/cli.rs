@@ -180,6 +180,7 @@ fn invalid_flags_exit_2_naming_the_flag() {
 }
 
 #[test]
+#[ignore = "tools tier, run by make test: needs promtool"]
 fn report_file_is_served_reread_and_a_bad_file_keeps_the_last_good_data() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("report.csv");
@@ -323,6 +324,7 @@ fn a_report_file_not_read_yet_keeps_the_exporter_unready() {
 /// A real report lists one user on two rows: served once, a valid exposition,
 /// one warning naming the user.
 #[test]
+#[ignore = "tools tier, run by make test: needs promtool"]
 fn a_user_on_two_rows_is_served_once_and_promtool_accepts_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("report.csv");

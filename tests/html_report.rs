@@ -340,6 +340,7 @@ fn pdf_pages(pdf: &Path) -> Vec<String> {
 }
 
 #[test]
+#[ignore = "tools tier, run by make test: needs moto and chromium"]
 fn the_report_renders_in_a_real_browser_with_every_key_and_fetches_nothing() {
     let proxy = Proxy::start();
     let out = artefacts();

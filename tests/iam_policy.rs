@@ -181,6 +181,7 @@ fn read_policy() -> Vec<Statement> {
 }
 
 #[test]
+#[ignore = "tools tier, run by make test: needs moto"]
 fn the_policy_allows_every_operation_the_exporter_calls_and_nothing_else() {
     let moto = Moto::start_with(&["--scenario", "organization", "--members", "2"]);
     let accounts = moto.seeded["accounts"].as_array().unwrap().clone();

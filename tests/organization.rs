@@ -112,6 +112,7 @@ fn assert_account_matches(samples: &[Sample], account: &Value, with_key_ids: boo
 }
 
 #[test]
+#[ignore = "tools tier, run by make test: needs moto"]
 fn every_member_of_the_organization_is_read_through_its_role() {
     let moto = org();
     let (exporter, _dir) = start(&moto, ORG, &[], false);
@@ -137,6 +138,7 @@ fn every_member_of_the_organization_is_read_through_its_role() {
 }
 
 #[test]
+#[ignore = "tools tier, run by make test: needs moto"]
 fn a_static_list_reads_exactly_its_accounts_with_their_names() {
     let moto = org();
     let seeded = accounts(&moto);
@@ -178,6 +180,7 @@ fn a_static_list_reads_exactly_its_accounts_with_their_names() {
 }
 
 #[test]
+#[ignore = "tools tier, run by make test: needs moto"]
 fn one_failing_account_never_affects_the_others() {
     let mut moto = org();
     let seeded = accounts(&moto);
@@ -244,6 +247,7 @@ fn one_failing_account_never_affects_the_others() {
 /// The landing page, where an operator looks first, says which account is
 /// down and why, next to the healthy ones with their keys.
 #[test]
+#[ignore = "tools tier, run by make test: needs moto"]
 fn the_landing_page_shows_a_failing_and_a_healthy_account() {
     let mut moto = org();
     let seeded = accounts(&moto);
@@ -293,6 +297,7 @@ fn the_landing_page_shows_a_failing_and_a_healthy_account() {
 }
 
 #[test]
+#[ignore = "tools tier, run by make test: needs moto"]
 fn three_shards_report_every_account_exactly_once() {
     let moto = org();
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
@@ -321,6 +326,7 @@ fn three_shards_report_every_account_exactly_once() {
 }
 
 #[test]
+#[ignore = "tools tier, run by make test: needs moto"]
 fn live_credential_reports_of_every_account() {
     let moto = org();
     let yaml = format!("source: credential-report\n{ORG}");
@@ -361,6 +367,7 @@ fn live_credential_reports_of_every_account() {
 }
 
 #[test]
+#[ignore = "tools tier, run by make test: needs moto"]
 fn accounts_that_join_or_leave_the_organization_come_and_go() {
     let mut moto = org();
     let seeded = accounts(&moto);

@@ -153,6 +153,7 @@ fn bcrypt_hash(password: &str) -> String {
 }
 
 #[test]
+#[ignore = "tools tier, run by make test: needs openssl and curl"]
 fn tls_with_basic_auth_and_headers() {
     let dir = tempfile::tempdir().unwrap();
     certificates(dir.path());
@@ -196,6 +197,7 @@ http_server_config:\n  headers:\n    X-Frame-Options: deny\n"
 }
 
 #[test]
+#[ignore = "tools tier, run by make test: needs openssl and curl"]
 fn mutual_tls_refuses_clients_without_a_certificate() {
     let dir = tempfile::tempdir().unwrap();
     certificates(dir.path());
@@ -218,6 +220,7 @@ fn mutual_tls_refuses_clients_without_a_certificate() {
 }
 
 #[test]
+#[ignore = "tools tier, run by make test: needs openssl and curl"]
 fn the_file_is_read_again_when_it_changes_and_a_bad_change_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     certificates(dir.path());
@@ -293,6 +296,7 @@ fn an_invalid_web_config_fails_the_start_naming_the_problem() {
 /// The web config that deploy/kubernetes/components/web-tls mounts, with its
 /// certificate paths (the Secret's mount) pointed at this test's files.
 #[test]
+#[ignore = "tools tier, run by make test: needs openssl and curl"]
 fn the_kubernetes_component_web_config_serves_https() {
     let dir = tempfile::tempdir().unwrap();
     certificates(dir.path());
