@@ -14,6 +14,9 @@ use crate::assess::{Assessed, Assessor, PolicyTerms};
 use crate::labels::KeyIdLabel;
 use crate::sources::KeyStatus;
 
+/// Where the server serves the HTML report; the telemetry path may not take it.
+pub const PATH: &str = "/report";
+
 /// How `report` prints (`--format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ReportFormat {

@@ -105,7 +105,7 @@ pub fn router(
     Router::new()
         .route("/", get(landing_page))
         .route(telemetry_path, get(metrics_handler))
-        .route("/report", get(report_page))
+        .route(crate::report::PATH, get(report_page))
         .layer(axum::middleware::from_fn_with_state(web.clone(), basic_auth))
         // Probes (kubelet, load balancers) carry no credentials; these two
         // tell nothing about the keys. They are served on the same listener,

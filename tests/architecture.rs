@@ -77,6 +77,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "listen",
             "logging",
             "policy",
+            "report",
             "sources",
         ],
     ),

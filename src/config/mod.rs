@@ -72,8 +72,11 @@ impl Settings {
             problems.push(format!(
                 "--web.telemetry-path: {telemetry_path:?} must start with / and not be / or under /-/"
             ));
-        } else if telemetry_path == "/report" {
-            problems.push("--web.telemetry-path: \"/report\" is the HTML report's path; choose another".into());
+        } else if telemetry_path == crate::report::PATH {
+            problems.push(format!(
+                "--web.telemetry-path: {:?} is the HTML report's path; choose another",
+                crate::report::PATH
+            ));
         }
         let spelled = if flags.listen_addresses.is_empty() {
             vec![DEFAULT_LISTEN_ADDRESS.to_string()]
