@@ -58,15 +58,6 @@ impl Assessor {
     }
 }
 
-/// A key's age and time unused at `now`, in seconds, as its assessment
-/// says them, without the rest of the assessment.
-pub fn key_ages(key: &AccessKey, now: DateTime<Utc>) -> (f64, f64) {
-    (
-        crate::policy::seconds_since(key.created, now),
-        crate::policy::seconds_since(key.last_used.unwrap_or(key.created), now),
-    )
-}
-
 /// A snapshot with its keys assessed.
 #[derive(Debug)]
 pub struct Assessed {

@@ -103,13 +103,6 @@ impl KeySeriesSet {
     pub fn contains(self, series: KeySeries) -> bool {
         self.0 & series.bit() != 0
     }
-
-    /// True when a family whose values change with the clock alone (the
-    /// ages) is exported: then the text differs from one scrape to the next
-    /// even when the snapshot does not.
-    pub fn varies_with_clock(self) -> bool {
-        self.contains(KeySeries::Age) || self.contains(KeySeries::Unused)
-    }
 }
 
 #[cfg(test)]
@@ -133,8 +126,5 @@ mod tests {
                 "\"ages\", \"risk\" are not one of created, last_used, age, unused, never_used, high_risk, info".into()
             )
         );
-        assert!(KeySeriesSet::all().varies_with_clock());
-        assert!(!KeySeriesSet::lean().varies_with_clock());
-        assert!(KeySeriesSet::of(&[KeySeries::Unused]).varies_with_clock());
     }
 }

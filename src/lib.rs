@@ -122,18 +122,6 @@ impl Telemetry {
         Telemetry::assemble(store, policy, labels, all, build, clock, false)
     }
 
-    /// As [`Telemetry::with_clock`], exporting only the per-key families in `series`.
-    pub fn with_series_and_clock(
-        store: Arc<SnapshotStore>,
-        policy: Policy,
-        labels: labels::Labels,
-        series: key_series::KeySeriesSet,
-        build: BuildInfo,
-        clock: fn() -> chrono::DateTime<chrono::Utc>,
-    ) -> Telemetry {
-        Telemetry::assemble(store, policy, labels, series, build, clock, false)
-    }
-
     fn assemble(
         store: Arc<SnapshotStore>,
         policy: Policy,

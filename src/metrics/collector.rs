@@ -19,7 +19,7 @@ use crate::snapshot::Snapshot;
 
 /// What every part of a rendering is rendered with.
 #[derive(Debug)]
-pub(super) struct SnapshotCollector {
+pub(super) struct RenderContext {
     pub(super) assessor: Assessor,
     pub(super) labels: Labels,
     pub(super) build: BuildInfo,
@@ -31,7 +31,7 @@ pub(super) struct SnapshotCollector {
 /// encoding: they come after the per-key families (see `keys`).
 #[derive(Debug)]
 pub(super) struct TailCollector {
-    pub(super) shared: Arc<SnapshotCollector>,
+    pub(super) shared: Arc<RenderContext>,
     pub(super) snapshot: Arc<Snapshot>,
     pub(super) now: DateTime<Utc>,
 }
@@ -46,7 +46,7 @@ impl Collector for TailCollector {
     }
 }
 
-impl SnapshotCollector {
+impl RenderContext {
     fn encode_users(&self, encoder: &mut DescriptorEncoder, accounts: &[AssessedAccount]) -> std::fmt::Result {
         let tag_labels: Vec<String> = self.labels.user_tags.iter().map(|k| Labels::tag_label(k)).collect();
         let mut family = encoder.encode_descriptor(

@@ -14,7 +14,7 @@ use crate::key_series::KeySeriesSet;
 use crate::labels::Labels;
 use crate::snapshot::Snapshot;
 pub use body::{Body, Piece, Slices};
-use collector::{SnapshotCollector, TailCollector};
+use collector::{RenderContext, TailCollector};
 pub use keys::{Cursor, KeyLines};
 use keys::{KeyTable, Section};
 
@@ -25,6 +25,7 @@ mod keys;
 mod labels;
 mod seconds;
 
+#[cfg(test)]
 pub use gzip::compress;
 use gzip::Deflated;
 
@@ -91,7 +92,7 @@ pub struct Metrics {
     /// The families that components own and register themselves (refresh
     /// errors, AWS calls): rendered at every scrape, they are small.
     components: Registry,
-    snapshot: Arc<SnapshotCollector>,
+    snapshot: Arc<RenderContext>,
     epoch: Mutex<Option<Arc<Epoch>>>,
 }
 
@@ -132,7 +133,7 @@ impl Metrics {
     ) -> Metrics {
         Metrics {
             components: registry,
-            snapshot: Arc::new(SnapshotCollector {
+            snapshot: Arc::new(RenderContext {
                 assessor,
                 labels,
                 build,

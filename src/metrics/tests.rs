@@ -30,7 +30,7 @@ fn sample_metrics(
     series: crate::key_series::KeySeriesSet,
     clock: fn() -> DateTime<Utc>,
 ) -> Arc<Metrics> {
-    crate::Telemetry::with_series_and_clock(store, Policy::default(), Labels::default(), series, BUILD, clock).metrics
+    crate::Telemetry::assemble(store, Policy::default(), Labels::default(), series, BUILD, clock, false).metrics
 }
 
 /// Three keys of one account, one never used.
@@ -613,13 +613,13 @@ fn per_key_lines_are_what_the_encoders_write() {
                     "aws_iam_access_key_age",
                     "Time since the access key was created (rotated).",
                     Some(Unit::Seconds),
-                    |k, now| Some(crate::assess::key_ages(k, now).0),
+                    |k, now| Some(crate::policy::seconds_since(k.created, now)),
                 ),
                 (
                     "aws_iam_access_key_unused",
                     "Time since the access key was last used, or since its creation if never used.",
                     Some(Unit::Seconds),
-                    |k, now| Some(crate::assess::key_ages(k, now).1),
+                    |k, now| Some(crate::policy::seconds_since(k.last_used.unwrap_or(k.created), now)),
                 ),
                 (
                     "aws_iam_access_key_never_used",

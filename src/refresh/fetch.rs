@@ -10,7 +10,7 @@ use aws_config::SdkConfig;
 use chrono::Utc;
 
 use super::access::AccountAccess;
-use super::publish::{record, RefreshMetrics};
+use super::publish::{record_and_publish, RefreshMetrics};
 use super::{AwsState, RefreshSettings};
 use crate::accounts::{self, Caller, MemberAccount, Target};
 use crate::aws::{classify, AwsCallCounters, Clients};
@@ -80,7 +80,7 @@ pub(super) async fn discover(
                 finished: Utc::now(),
                 duration: Duration::ZERO,
             };
-            record(store, metrics, settings.key_ids, outcome);
+            record_and_publish(store, metrics, settings.key_ids, outcome);
             vec![e]
         }
         Err(e) => {

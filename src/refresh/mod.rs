@@ -20,7 +20,7 @@ use tokio::sync::watch;
 
 use access::AccountAccess;
 use fetch::{discover, start_refresh, Refreshed};
-use publish::record;
+use publish::record_and_publish;
 pub use publish::RefreshMetrics;
 use schedule::Schedule;
 
@@ -179,7 +179,7 @@ impl Refresher {
             }
             Err(e) => Some(e.clone()),
         };
-        record(&self.store, &self.metrics, self.settings.key_ids, outcome);
+        record_and_publish(&self.store, &self.metrics, self.settings.key_ids, outcome);
         // Ready only once the data is published: a scrape that follows a
         // ready answer must see it (at 100,000 keys publishing takes long
         // enough for a scrape to come in between).
@@ -320,7 +320,7 @@ fn finish_refresh(
         outcome,
     }: Refreshed,
 ) {
-    record(store, metrics, key_ids, outcome);
+    record_and_publish(store, metrics, key_ids, outcome);
     // An account dropped by a discovery while it was being read stays gone.
     if state.targets.iter().any(|t| t.account_id == target.account_id) {
         state.access.insert(target.account_id, access);

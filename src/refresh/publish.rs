@@ -57,7 +57,12 @@ impl RefreshMetrics {
 /// Applies one outcome to a new snapshot and publishes it; counts and logs a
 /// failure once, with its AWS error code. The outcome's data moves into the
 /// snapshot.
-pub(super) fn record(store: &SnapshotStore, metrics: &RefreshMetrics, key_ids: KeyIdLabel, outcome: Outcome) {
+pub(super) fn record_and_publish(
+    store: &SnapshotStore,
+    metrics: &RefreshMetrics,
+    key_ids: KeyIdLabel,
+    outcome: Outcome,
+) {
     let account_id = outcome.account_id().to_string();
     let account_id = account_id.as_str();
     if !account_id.is_empty() {
@@ -136,7 +141,7 @@ mod tests {
             finished: Utc::now(),
             duration: Duration::from_secs(1),
         };
-        record(&store, &metrics, KeyIdLabel::Last4, outcome);
+        record_and_publish(&store, &metrics, KeyIdLabel::Last4, outcome);
         let snapshot = store.load();
         let error = snapshot.accounts["111122223333"].last_error.as_ref().unwrap();
         assert_eq!(error.message, "key ****MPLE is not allowed");
