@@ -285,7 +285,7 @@ async fn serve(settings: Settings) -> Result<i32> {
         None => web_config::WebConfig::default(),
     };
     let web: web_config::SharedWebConfig = Arc::new(arc_swap::ArcSwap::from_pointee(web_config));
-    connection::raise_open_files_limit();
+    process::raise_open_files_limit();
     let listeners = server::bind(&settings.listen_addresses).await?;
     if let Some(path) = &settings.bound_addresses_file {
         let addresses = listeners

@@ -3,7 +3,8 @@
 //! resident and virtual memory, open and maximum file descriptors, start
 //! time. Read from `/proc/self` at each scrape; prometheus-client has no
 //! process collector, and the crates that do are for other metric libraries.
-//! On systems without `/proc` nothing is written. A leaf.
+//! On systems without `/proc` nothing is written. Also the open files limit,
+//! raised at start as the Go exporters do. A leaf.
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -162,6 +163,39 @@ pub fn encode_stats(stats: &ProcessStats, mut encoder: DescriptorEncoder) -> Res
     }
     Ok(())
 }
+
+/// Raises the soft limit on open files to the hard limit, as Go programs
+/// (and so the Prometheus exporters) do at start: every connection is a
+/// file, and at the common default of 1,024 a burst of connections that
+/// the header timeout has not yet closed would leave none for scrapes.
+#[cfg(unix)]
+pub fn raise_open_files_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: both calls get a valid pointer to an rlimit they fill or read.
+    let raised = unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max && {
+            let before = limit.rlim_cur;
+            limit.rlim_cur = limit.rlim_max;
+            let ok = libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0;
+            if ok {
+                tracing::debug!(from = before, to = limit.rlim_max, "raised the open files limit");
+            }
+            ok
+        }
+    };
+    if !raised && limit.rlim_cur < 4096 {
+        tracing::warn!(
+            limit = limit.rlim_cur,
+            "the open files limit is low and cannot be raised; connections beyond it wait"
+        );
+    }
+}
+
+#[cfg(not(unix))]
+pub fn raise_open_files_limit() {}
 
 #[cfg(test)]
 mod tests {
