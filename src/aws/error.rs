@@ -1,31 +1,57 @@
 //! What went wrong in an AWS call, in SDK terms: the error code the service
-//! answered with, and a kind coarse enough for a refresh to act on. The
-//! sources map it to their own `SourceError`; this module knows nothing of
-//! them, so that the dependency points one way.
+//! answered with, and a reason coarse enough for a refresh to act on. The
+//! reasons are the sources' too (they re-export `ErrorReason`), declared
+//! here because this module is the leaf; it knows nothing of the sources.
 
 use aws_config::meta::ProviderChainError;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_iam::error::ProvideErrorMetadata;
 use aws_smithy_runtime_api::client::result::SdkError;
 
-/// The kinds of failure, one to one with the `reason` label of
-/// `aws_iam_exporter_refresh_errors_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AwsErrorKind {
-    /// No credentials found, or expired, or not valid.
+/// Why a refresh failed, in the categories of
+/// `aws_iam_exporter_refresh_errors_total{reason}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ErrorReason {
+    /// No credentials found, or they are expired or not valid.
     Credentials,
     Throttled,
-    Timeout,
     AccessDenied,
+    Timeout,
     Network,
     InvalidResponse,
     Other,
 }
 
+impl ErrorReason {
+    /// Every reason, in the order of docs/metrics.md: the `reason` values of
+    /// `aws_iam_exporter_refresh_errors_total`, each started at 0.
+    pub const ALL: [ErrorReason; 7] = [
+        ErrorReason::Credentials,
+        ErrorReason::AccessDenied,
+        ErrorReason::Throttled,
+        ErrorReason::Timeout,
+        ErrorReason::Network,
+        ErrorReason::InvalidResponse,
+        ErrorReason::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorReason::Credentials => "credentials",
+            ErrorReason::Timeout => "timeout",
+            ErrorReason::Throttled => "throttled",
+            ErrorReason::AccessDenied => "access_denied",
+            ErrorReason::Network => "network",
+            ErrorReason::InvalidResponse => "invalid_response",
+            ErrorReason::Other => "other",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{message}")]
 pub struct AwsError {
-    pub kind: AwsErrorKind,
+    pub kind: ErrorReason,
     /// The AWS error code when there is one, for the log line.
     pub code: Option<String>,
     pub message: String,
@@ -45,36 +71,36 @@ where
     let code = err.code().map(str::to_string);
     let (kind, message) = match err {
         SdkError::DispatchFailure(failure) => match credentials_error(err) {
-            Some(problem) => (AwsErrorKind::Credentials, format!("{operation}: {problem}")),
+            Some(problem) => (ErrorReason::Credentials, format!("{operation}: {problem}")),
             None => {
                 let cause = causes(err);
                 match failure.as_connector_error() {
                     Some(c) if c.is_timeout() => (
-                        AwsErrorKind::Timeout,
+                        ErrorReason::Timeout,
                         format!("{operation}: no answer from AWS in time ({cause}); check the network path to AWS, or raise --aws.call-timeout"),
                     ),
                     Some(c) if c.is_io() => (
-                        AwsErrorKind::Network,
+                        ErrorReason::Network,
                         format!("{operation}: could not reach AWS ({cause}); check DNS, proxies (HTTPS_PROXY) and the network path to the AWS endpoints"),
                     ),
-                    _ => (AwsErrorKind::Network, format!("{operation}: the request could not be sent: {cause}")),
+                    _ => (ErrorReason::Network, format!("{operation}: the request could not be sent: {cause}")),
                 }
             }
         },
         SdkError::TimeoutError(_) => (
-            AwsErrorKind::Timeout,
+            ErrorReason::Timeout,
             format!(
                 "{operation}: no answer from AWS within --aws.call-timeout; check the network path to AWS, or raise it"
             ),
         ),
         SdkError::ResponseError(_) => (
-            AwsErrorKind::InvalidResponse,
+            ErrorReason::InvalidResponse,
             format!("{operation}: the answer could not be read: {}", causes(err)),
         ),
         // An error answer without an AWS error code is one the SDK could not
         // read (not XML, not JSON, cut off).
         SdkError::ServiceError(_) => {
-            let kind = code.as_deref().map_or(AwsErrorKind::InvalidResponse, kind_for_code);
+            let kind = code.as_deref().map_or(ErrorReason::InvalidResponse, kind_for_code);
             let aws = match (code.as_deref(), err.message()) {
                 (Some(code), Some(message)) => format!("{code}: {}", one_line(message)),
                 (Some(code), None) => code.to_string(),
@@ -83,7 +109,7 @@ where
             let hint = hint(kind, code.as_deref().unwrap_or(""), operation);
             (kind, format!("{operation}: {aws}{hint}"))
         }
-        _ => (AwsErrorKind::Other, format!("{operation}: {}", causes(err))),
+        _ => (ErrorReason::Other, format!("{operation}: {}", causes(err))),
     };
     AwsError {
         kind,
@@ -93,20 +119,20 @@ where
 }
 
 /// What to do about an error answer, when it is clear; `""` otherwise.
-fn hint(kind: AwsErrorKind, code: &str, operation: &str) -> String {
+fn hint(kind: ErrorReason, code: &str, operation: &str) -> String {
     match (kind, code) {
-        (AwsErrorKind::Credentials, "ExpiredToken" | "ExpiredTokenException") => {
+        (ErrorReason::Credentials, "ExpiredToken" | "ExpiredTokenException") => {
             "; the credentials have expired: renew them (e.g. aws sso login, or a new session)".to_string()
         }
-        (AwsErrorKind::Credentials, _) => {
+        (ErrorReason::Credentials, _) => {
             "; the access key or its secret is not valid: check the credentials the exporter runs with".to_string()
         }
-        (AwsErrorKind::AccessDenied, _) if operation == "AssumeRole" => "; the exporter needs sts:AssumeRole on the role, and the trust policy of the role must allow the exporter (deploy/iam has both)".to_string(),
-        (AwsErrorKind::AccessDenied, _) => format!(
+        (ErrorReason::AccessDenied, _) if operation == "AssumeRole" => "; the exporter needs sts:AssumeRole on the role, and the trust policy of the role must allow the exporter (deploy/iam has both)".to_string(),
+        (ErrorReason::AccessDenied, _) => format!(
             "; the exporter needs {}:{operation}, which the policy in deploy/iam grants",
             service_of(operation)
         ),
-        (AwsErrorKind::Throttled, _) => {
+        (ErrorReason::Throttled, _) => {
             "; AWS throttled the calls beyond the retries: lower --aws.max-concurrent-requests or raise --aws.max-attempts".to_string()
         }
         _ => String::new(),
@@ -171,7 +197,7 @@ fn cut(text: String) -> String {
     cut
 }
 
-pub fn kind_for_code(code: &str) -> AwsErrorKind {
+pub fn kind_for_code(code: &str) -> ErrorReason {
     match code {
         "ExpiredToken"
         | "ExpiredTokenException"
@@ -179,7 +205,7 @@ pub fn kind_for_code(code: &str) -> AwsErrorKind {
         | "UnrecognizedClientException"
         | "SignatureDoesNotMatch"
         | "InvalidAccessKeyId"
-        | "IncompleteSignature" => AwsErrorKind::Credentials,
+        | "IncompleteSignature" => ErrorReason::Credentials,
         "Throttling"
         | "ThrottlingException"
         | "ThrottledException"
@@ -189,11 +215,11 @@ pub fn kind_for_code(code: &str) -> AwsErrorKind {
         | "RequestThrottledException"
         | "SlowDown"
         | "LimitExceeded"
-        | "LimitExceededException" => AwsErrorKind::Throttled,
+        | "LimitExceededException" => ErrorReason::Throttled,
         "AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation" | "AWSOrganizationsNotInUseException" => {
-            AwsErrorKind::AccessDenied
+            ErrorReason::AccessDenied
         }
-        _ => AwsErrorKind::Other,
+        _ => ErrorReason::Other,
     }
 }
 
@@ -270,24 +296,24 @@ mod tests {
             "ListUsers",
             &service_error("ExpiredToken", "The security token included in the request is expired"),
         );
-        assert_eq!(e.kind, AwsErrorKind::Credentials);
+        assert_eq!(e.kind, ErrorReason::Credentials);
         assert_eq!(e.code.as_deref(), Some("ExpiredToken"));
         assert!(e.message.starts_with("ListUsers: ExpiredToken: The security token included in the request is expired; the credentials have expired"), "{}", e.message);
 
         let e = classify("ListUsers", &service_error("AccessDenied", "User x is not\nauthorized"));
-        assert_eq!(e.kind, AwsErrorKind::AccessDenied);
+        assert_eq!(e.kind, ErrorReason::AccessDenied);
         assert_eq!(
             e.message,
             "ListUsers: AccessDenied: User x is not authorized; the exporter needs iam:ListUsers, which the policy in deploy/iam grants"
         );
 
         let e = classify("ListUsers", &service_error("Throttling", "Rate exceeded"));
-        assert_eq!(e.kind, AwsErrorKind::Throttled);
+        assert_eq!(e.kind, ErrorReason::Throttled);
         assert!(e.message.contains("--aws.max-concurrent-requests"), "{}", e.message);
 
         let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
         let e = classify("ListUsers", &dispatch(ConnectorError::io(Box::new(io))));
-        assert_eq!(e.kind, AwsErrorKind::Network);
+        assert_eq!(e.kind, ErrorReason::Network);
         assert!(
             e.message.starts_with("ListUsers: could not reach AWS ("),
             "{}",
@@ -297,11 +323,11 @@ mod tests {
 
         let slow = std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out");
         let e = classify("ListUsers", &dispatch(ConnectorError::timeout(Box::new(slow))));
-        assert_eq!(e.kind, AwsErrorKind::Timeout);
+        assert_eq!(e.kind, ErrorReason::Timeout);
 
         let missing = CredentialsError::not_loaded("no credentials in the environment");
         let e = classify("ListUsers", &dispatch(ConnectorError::other(Box::new(missing), None)));
-        assert_eq!(e.kind, AwsErrorKind::Credentials);
+        assert_eq!(e.kind, ErrorReason::Credentials);
         assert!(
             e.message.starts_with("ListUsers: no AWS credentials found ("),
             "{}",
@@ -324,11 +350,11 @@ mod tests {
 
     #[test]
     fn codes_map_to_reasons() {
-        assert_eq!(kind_for_code("Throttling"), AwsErrorKind::Throttled);
-        assert_eq!(kind_for_code("AccessDenied"), AwsErrorKind::AccessDenied);
-        assert_eq!(kind_for_code("InvalidClientTokenId"), AwsErrorKind::Credentials);
-        assert_eq!(kind_for_code("ExpiredToken"), AwsErrorKind::Credentials);
-        assert_eq!(kind_for_code("UnrecognizedClientException"), AwsErrorKind::Credentials);
-        assert_eq!(kind_for_code("NoSuchEntity"), AwsErrorKind::Other);
+        assert_eq!(kind_for_code("Throttling"), ErrorReason::Throttled);
+        assert_eq!(kind_for_code("AccessDenied"), ErrorReason::AccessDenied);
+        assert_eq!(kind_for_code("InvalidClientTokenId"), ErrorReason::Credentials);
+        assert_eq!(kind_for_code("ExpiredToken"), ErrorReason::Credentials);
+        assert_eq!(kind_for_code("UnrecognizedClientException"), ErrorReason::Credentials);
+        assert_eq!(kind_for_code("NoSuchEntity"), ErrorReason::Other);
     }
 }

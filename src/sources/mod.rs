@@ -91,45 +91,7 @@ pub struct AccountData {
     pub credential_report_warnings: Vec<String>,
 }
 
-/// Why a refresh failed, in the categories of
-/// `aws_iam_exporter_refresh_errors_total{reason}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum ErrorReason {
-    /// No credentials found, or they are expired or not valid.
-    Credentials,
-    Throttled,
-    AccessDenied,
-    Timeout,
-    Network,
-    InvalidResponse,
-    Other,
-}
-
-impl ErrorReason {
-    /// Every reason, in the order of docs/metrics.md: the `reason` values of
-    /// `aws_iam_exporter_refresh_errors_total`, each started at 0.
-    pub const ALL: [ErrorReason; 7] = [
-        ErrorReason::Credentials,
-        ErrorReason::AccessDenied,
-        ErrorReason::Throttled,
-        ErrorReason::Timeout,
-        ErrorReason::Network,
-        ErrorReason::InvalidResponse,
-        ErrorReason::Other,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorReason::Credentials => "credentials",
-            ErrorReason::Timeout => "timeout",
-            ErrorReason::Throttled => "throttled",
-            ErrorReason::AccessDenied => "access_denied",
-            ErrorReason::Network => "network",
-            ErrorReason::InvalidResponse => "invalid_response",
-            ErrorReason::Other => "other",
-        }
-    }
-}
+pub use crate::aws::ErrorReason;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{message}")]
@@ -142,18 +104,8 @@ pub struct SourceError {
 
 impl From<crate::aws::AwsError> for SourceError {
     fn from(e: crate::aws::AwsError) -> SourceError {
-        use crate::aws::AwsErrorKind as Kind;
-        let reason = match e.kind {
-            Kind::Credentials => ErrorReason::Credentials,
-            Kind::Timeout => ErrorReason::Timeout,
-            Kind::Throttled => ErrorReason::Throttled,
-            Kind::AccessDenied => ErrorReason::AccessDenied,
-            Kind::Network => ErrorReason::Network,
-            Kind::InvalidResponse => ErrorReason::InvalidResponse,
-            Kind::Other => ErrorReason::Other,
-        };
         SourceError {
-            reason,
+            reason: e.kind,
             code: e.code,
             message: e.message,
         }
