@@ -83,7 +83,7 @@ impl Assessment {
 impl Policy {
     pub fn assess(&self, key: &AccessKey, now: DateTime<Utc>) -> Assessment {
         let age_seconds = seconds_since(key.created, now);
-        let unused_seconds = seconds_since(key.last_used.unwrap_or(key.created), now);
+        let unused_seconds = seconds_since(key.unused_since(), now);
         let never_used = key.last_used.is_none();
         let mut reasons = Vec::new();
         if key.status == KeyStatus::Active {

@@ -343,7 +343,7 @@ impl KeyLines {
             KeySeries::LastUsed => Value::Millis(key.last_used?.timestamp().saturating_mul(1000)),
             // As `policy::seconds_since` counts them.
             KeySeries::Age => since(key.created),
-            KeySeries::Unused => since(key.last_used.unwrap_or(key.created)),
+            KeySeries::Unused => since(key.unused_since()),
             KeySeries::NeverUsed => verdict(NEVER_USED),
             KeySeries::HighRisk => verdict(HIGH_RISK),
             KeySeries::Info => {

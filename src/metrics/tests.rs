@@ -619,7 +619,7 @@ fn per_key_lines_are_what_the_encoders_write() {
                     "aws_iam_access_key_unused",
                     "Time since the access key was last used, or since its creation if never used.",
                     Some(Unit::Seconds),
-                    |k, now| Some(crate::policy::seconds_since(k.last_used.unwrap_or(k.created), now)),
+                    |k, now| Some(crate::policy::seconds_since(k.unused_since(), now)),
                 ),
                 (
                     "aws_iam_access_key_never_used",

@@ -60,6 +60,12 @@ impl AccessKey {
     pub fn is_root(&self) -> bool {
         &*self.user == ROOT_USER
     }
+
+    /// Where its time unused counts from: a key never used has been unused
+    /// since it was created.
+    pub fn unused_since(&self) -> DateTime<Utc> {
+        self.last_used.unwrap_or(self.created)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
