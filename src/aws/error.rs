@@ -51,7 +51,7 @@ impl ErrorReason {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{message}")]
 pub struct AwsError {
-    pub kind: ErrorReason,
+    pub reason: ErrorReason,
     /// The AWS error code when there is one, for the log line.
     pub code: Option<String>,
     pub message: String,
@@ -60,7 +60,7 @@ pub struct AwsError {
 /// Longest message kept: one log line, a landing page cell.
 const MAX_MESSAGE: usize = 400;
 
-/// Turns an SDK error into its kind, code and one readable line: what
+/// Turns an SDK error into its reason, code and one readable line: what
 /// failed, the AWS error code and message when there is one, and what to do
 /// when that is clear. Never the SDK's Debug output.
 pub fn classify<E, R>(operation: &str, err: &SdkError<E, R>) -> AwsError
@@ -69,7 +69,7 @@ where
     R: std::fmt::Debug + 'static,
 {
     let code = err.code().map(str::to_string);
-    let (kind, message) = match err {
+    let (reason, message) = match err {
         SdkError::DispatchFailure(failure) => match credentials_error(err) {
             Some(problem) => (ErrorReason::Credentials, format!("{operation}: {problem}")),
             None => {
@@ -100,27 +100,27 @@ where
         // An error answer without an AWS error code is one the SDK could not
         // read (not XML, not JSON, cut off).
         SdkError::ServiceError(_) => {
-            let kind = code.as_deref().map_or(ErrorReason::InvalidResponse, kind_for_code);
+            let reason = code.as_deref().map_or(ErrorReason::InvalidResponse, reason_for_code);
             let aws = match (code.as_deref(), err.message()) {
                 (Some(code), Some(message)) => format!("{code}: {}", one_line(message)),
                 (Some(code), None) => code.to_string(),
                 (None, _) => format!("an error answer without an AWS error code: {}", causes(err)),
             };
-            let hint = hint(kind, code.as_deref().unwrap_or(""), operation);
-            (kind, format!("{operation}: {aws}{hint}"))
+            let hint = hint(reason, code.as_deref().unwrap_or(""), operation);
+            (reason, format!("{operation}: {aws}{hint}"))
         }
         _ => (ErrorReason::Other, format!("{operation}: {}", causes(err))),
     };
     AwsError {
-        kind,
+        reason,
         code,
         message: cut(message),
     }
 }
 
 /// What to do about an error answer, when it is clear; `""` otherwise.
-fn hint(kind: ErrorReason, code: &str, operation: &str) -> String {
-    match (kind, code) {
+fn hint(reason: ErrorReason, code: &str, operation: &str) -> String {
+    match (reason, code) {
         (ErrorReason::Credentials, "ExpiredToken" | "ExpiredTokenException") => {
             "; the credentials have expired: renew them (e.g. aws sso login, or a new session)".to_string()
         }
@@ -197,7 +197,7 @@ fn cut(text: String) -> String {
     cut
 }
 
-pub fn kind_for_code(code: &str) -> ErrorReason {
+pub fn reason_for_code(code: &str) -> ErrorReason {
     match code {
         "ExpiredToken"
         | "ExpiredTokenException"
@@ -289,31 +289,31 @@ mod tests {
     use aws_smithy_runtime_api::client::result::ConnectorError;
 
     /// Each failure is one line with the operation, the code and message of
-    /// AWS and the hint, and the kind the metrics count it under.
+    /// AWS and the hint, and the reason the metrics count it under.
     #[test]
     fn errors_are_classified_and_told_in_one_line() {
         let e = classify(
             "ListUsers",
             &service_error("ExpiredToken", "The security token included in the request is expired"),
         );
-        assert_eq!(e.kind, ErrorReason::Credentials);
+        assert_eq!(e.reason, ErrorReason::Credentials);
         assert_eq!(e.code.as_deref(), Some("ExpiredToken"));
         assert!(e.message.starts_with("ListUsers: ExpiredToken: The security token included in the request is expired; the credentials have expired"), "{}", e.message);
 
         let e = classify("ListUsers", &service_error("AccessDenied", "User x is not\nauthorized"));
-        assert_eq!(e.kind, ErrorReason::AccessDenied);
+        assert_eq!(e.reason, ErrorReason::AccessDenied);
         assert_eq!(
             e.message,
             "ListUsers: AccessDenied: User x is not authorized; the exporter needs iam:ListUsers, which the policy in deploy/iam grants"
         );
 
         let e = classify("ListUsers", &service_error("Throttling", "Rate exceeded"));
-        assert_eq!(e.kind, ErrorReason::Throttled);
+        assert_eq!(e.reason, ErrorReason::Throttled);
         assert!(e.message.contains("--aws.max-concurrent-requests"), "{}", e.message);
 
         let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
         let e = classify("ListUsers", &dispatch(ConnectorError::io(Box::new(io))));
-        assert_eq!(e.kind, ErrorReason::Network);
+        assert_eq!(e.reason, ErrorReason::Network);
         assert!(
             e.message.starts_with("ListUsers: could not reach AWS ("),
             "{}",
@@ -323,11 +323,11 @@ mod tests {
 
         let slow = std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out");
         let e = classify("ListUsers", &dispatch(ConnectorError::timeout(Box::new(slow))));
-        assert_eq!(e.kind, ErrorReason::Timeout);
+        assert_eq!(e.reason, ErrorReason::Timeout);
 
         let missing = CredentialsError::not_loaded("no credentials in the environment");
         let e = classify("ListUsers", &dispatch(ConnectorError::other(Box::new(missing), None)));
-        assert_eq!(e.kind, ErrorReason::Credentials);
+        assert_eq!(e.reason, ErrorReason::Credentials);
         assert!(
             e.message.starts_with("ListUsers: no AWS credentials found ("),
             "{}",
@@ -350,11 +350,11 @@ mod tests {
 
     #[test]
     fn codes_map_to_reasons() {
-        assert_eq!(kind_for_code("Throttling"), ErrorReason::Throttled);
-        assert_eq!(kind_for_code("AccessDenied"), ErrorReason::AccessDenied);
-        assert_eq!(kind_for_code("InvalidClientTokenId"), ErrorReason::Credentials);
-        assert_eq!(kind_for_code("ExpiredToken"), ErrorReason::Credentials);
-        assert_eq!(kind_for_code("UnrecognizedClientException"), ErrorReason::Credentials);
-        assert_eq!(kind_for_code("NoSuchEntity"), ErrorReason::Other);
+        assert_eq!(reason_for_code("Throttling"), ErrorReason::Throttled);
+        assert_eq!(reason_for_code("AccessDenied"), ErrorReason::AccessDenied);
+        assert_eq!(reason_for_code("InvalidClientTokenId"), ErrorReason::Credentials);
+        assert_eq!(reason_for_code("ExpiredToken"), ErrorReason::Credentials);
+        assert_eq!(reason_for_code("UnrecognizedClientException"), ErrorReason::Credentials);
+        assert_eq!(reason_for_code("NoSuchEntity"), ErrorReason::Other);
     }
 }

@@ -16,7 +16,7 @@ use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 
 pub use counters::AwsCallCounters;
-pub use error::{classify, error_code_from_response, kind_for_code, AwsError, ErrorReason};
+pub use error::{classify, error_code_from_response, reason_for_code, AwsError, ErrorReason};
 
 /// IAM is global: without a configured region, use its home region.
 const DEFAULT_REGION: &str = "us-east-1";
@@ -70,7 +70,7 @@ pub async fn assume_role(
         .await
         .map_err(|e| classify("AssumeRole", &e))?;
     let c = out.credentials().ok_or_else(|| AwsError {
-        kind: ErrorReason::InvalidResponse,
+        reason: ErrorReason::InvalidResponse,
         code: None,
         message: format!("AssumeRole {arn}: no credentials"),
     })?;

@@ -111,7 +111,7 @@ pub struct SourceError {
 impl From<crate::aws::AwsError> for SourceError {
     fn from(e: crate::aws::AwsError) -> SourceError {
         SourceError {
-            reason: e.kind,
+            reason: e.reason,
             code: e.code,
             message: e.message,
         }
