@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_iam_key_exporter::labels::Labels;
-use aws_iam_key_exporter::metrics::{BuildInfo, Format, Metrics};
-use aws_iam_key_exporter::policy::Policy;
-use aws_iam_key_exporter::snapshot::{Outcome, Snapshot, SnapshotStore};
-use aws_iam_key_exporter::sources::{AccessKey, AccountData, KeyStatus, User};
+use aws_iam_key_exporter::domain::disclosure::LabelSettings;
+use aws_iam_key_exporter::domain::key::{AccessKey, AccountData, KeyStatus, User};
+use aws_iam_key_exporter::domain::policy::Policy;
+use aws_iam_key_exporter::domain::snapshot::{Outcome, Snapshot, SnapshotStore};
+use aws_iam_key_exporter::output::metrics::{BuildInfo, Format, Metrics};
 use aws_iam_key_exporter::Telemetry;
 use chrono::{DateTime, TimeZone, Utc};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -67,7 +67,14 @@ pub fn metrics_with_keys(keys: usize) -> Arc<Metrics> {
     }
     let store = Arc::new(SnapshotStore::default());
     store.publish(Snapshot::default().with_outcomes(outcomes));
-    Telemetry::with_clock(store, Policy::default(), Labels::default(), BuildInfo::CURRENT, now).metrics
+    Telemetry::with_clock(
+        store,
+        Policy::default(),
+        LabelSettings::default(),
+        BuildInfo::CURRENT,
+        now,
+    )
+    .metrics
 }
 
 fn render(c: &mut Criterion) {

@@ -3,7 +3,7 @@ use std::path::PathBuf;
 /// Everything that can stop the exporter or one of its commands.
 ///
 /// A failed refresh of one account is *not* an `Error`: it is kept in the
-/// snapshot as a [`crate::sources::SourceError`] so that the other accounts and
+/// snapshot as a [`crate::domain::failure::SourceError`] so that the other accounts and
 /// the last good data are not affected.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -1,35 +1,21 @@
 //! aws-iam-key-exporter: a Prometheus exporter for the age, last use and risk
 //! of every AWS IAM access key.
 //!
-//! Data flows one way: [`cli`] and the file -> [`config`] -> [`accounts`],
-//! [`sources`] (through [`aws`]) -> [`refresh`] -> [`snapshot`] -> [`metrics`]
-//! (served by [`server`]) and [`report`]. Which module may import which is
-//! checked by tests/architecture.rs; this file is the root that wires them.
+//! The folders are the layers, and data flows one way through them:
+//! [`config`] (at the edge: flags and file, merged and checked) -> [`collect`]
+//! (AWS access, the sources, the refresh loop) -> [`domain`] (the key model,
+//! the policy, the snapshot) -> [`output`] (metrics, report, landing page),
+//! served by [`http`]. tests/architecture.rs reads the layers from the folders
+//! and checks which may import which; this file is the root that wires them.
+//! To read the exposition, start at `output::metrics::reference`: the plain
+//! rendering that the fast path is tested against.
 
-pub mod accounts;
-pub mod assess;
-pub mod aws;
-pub mod cli;
+pub mod collect;
 pub mod config;
-pub mod connection;
+pub mod domain;
 pub mod error;
-pub mod file_watch;
-pub mod ids;
-pub mod key_series;
-pub mod labels;
-pub mod listen;
-pub mod logging;
-pub mod metrics;
-pub mod negotiate;
-pub mod policy;
-pub mod process;
-pub mod refresh;
-pub mod report;
-pub mod server;
-pub mod snapshot;
-pub mod sources;
-pub mod status_page;
-pub mod web_config;
+pub mod http;
+pub mod output;
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -38,16 +24,21 @@ use tokio::sync::watch;
 
 pub use error::{Error, Result};
 
-use aws::AwsCallCounters;
-use cli::{Cli, Command, ReportArgs};
-use config::Settings;
-use metrics::{BuildInfo, Metrics};
-use policy::Policy;
-use refresh::{RefreshMetrics, RefreshSettings, Refresher};
-use snapshot::SnapshotStore;
-use sources::api::ApiOptions;
-use sources::source::AccountSource;
-use sources::SourceKind;
+use collect::aws::{self, AwsCallCounters};
+use collect::refresh::{self, RefreshMetrics, RefreshSettings, Refresher};
+use collect::sources::api::ApiOptions;
+use collect::sources::source::AccountSource;
+use collect::sources::SourceKind;
+use config::cli::{Cli, Command, ReportArgs};
+use config::logging;
+use config::settings::{self as config_settings, Settings};
+use domain::disclosure;
+use domain::policy::Policy;
+use domain::snapshot::{self, SnapshotStore};
+use domain::{assess, failure};
+use http::{listen, server, web_config};
+use output::metrics::{BuildInfo, Metrics};
+use output::{key_series, process, report};
 
 /// Exit status of `report --fail-on-high-risk` when a key is high risk.
 pub const EXIT_HIGH_RISK: i32 = 3;
@@ -75,7 +66,7 @@ fn check_config(file: Option<&std::path::PathBuf>) -> i32 {
         eprintln!("check-config: name a file, or give --config.file");
         return 2;
     };
-    match config::read_config_file(path) {
+    match config_settings::read_config_file(path) {
         Ok(_) => {
             println!("{}: configuration is valid", path.display());
             0
@@ -103,7 +94,7 @@ impl Telemetry {
     pub fn new(
         store: Arc<SnapshotStore>,
         policy: Policy,
-        labels: labels::Labels,
+        labels: disclosure::LabelSettings,
         series: key_series::KeySeriesSet,
         build: BuildInfo,
     ) -> Telemetry {
@@ -114,7 +105,7 @@ impl Telemetry {
     pub fn with_clock(
         store: Arc<SnapshotStore>,
         policy: Policy,
-        labels: labels::Labels,
+        labels: disclosure::LabelSettings,
         build: BuildInfo,
         clock: fn() -> chrono::DateTime<chrono::Utc>,
     ) -> Telemetry {
@@ -125,7 +116,7 @@ impl Telemetry {
     fn assemble(
         store: Arc<SnapshotStore>,
         policy: Policy,
-        labels: labels::Labels,
+        labels: disclosure::LabelSettings,
         series: key_series::KeySeriesSet,
         build: BuildInfo,
         clock: fn() -> chrono::DateTime<chrono::Utc>,
@@ -411,8 +402,8 @@ async fn report(settings: Settings, args: ReportArgs) -> Result<i32> {
 /// own errors (redacted here) when the snapshot has none.
 fn report_failures(
     snapshot: &snapshot::Snapshot,
-    errors: &[sources::SourceError],
-    key_ids: labels::KeyIdLabel,
+    errors: &[failure::SourceError],
+    key_ids: disclosure::KeyIdLabel,
 ) -> Vec<String> {
     let one_line = |reason: &str, message: &str| format!("{reason}: {}", message.replace(['\n', '\r'], " "));
     let failed: Vec<String> = snapshot

@@ -1,6 +1,6 @@
 #[tokio::main]
 async fn main() {
-    let cli = aws_iam_key_exporter::cli::Cli::parse_args();
+    let cli = aws_iam_key_exporter::config::cli::Cli::parse_args();
     let code = match aws_iam_key_exporter::run(cli).await {
         Ok(code) => code,
         Err(e) => {

@@ -32,8 +32,8 @@ async fn at_shutdown_the_server_finishes_whatever_the_refresh_task_does() {
 
 #[test]
 fn the_header_says_where_the_data_comes_from() {
-    use crate::cli::Flags;
-    use crate::sources::SourceKind;
+    use crate::collect::sources::SourceKind;
+    use crate::config::cli::Flags;
     let context = |flags: Flags| report_context(&Settings::from_parts(&flags, None).unwrap());
     let plain = context(Flags::default());
     assert_eq!(

@@ -1,103 +1,48 @@
-//! The module architecture of issue 13, checked on every `cargo test`: which
-//! top-level module may import which (`crate::` paths in `use` items and in
-//! code), no import cycle, files that stay small, and no contract that lives
-//! outside the repository. Reads `src/**/*.rs`; `#[cfg(test)]` items are
-//! ignored (tests may reach anywhere). std only, so it costs no dependency.
+//! The architecture, checked on every `cargo test`. The folders under `src/`
+//! are the layers; the table below says which layer may import which, and
+//! within a layer its components (`src/<layer>/<component>`) may import each
+//! other as long as no cycle forms. Also: files that stay small, and no
+//! contract that lives outside the repository. Reads `src/**/*.rs`;
+//! `#[cfg(test)]` items are ignored (tests may reach anywhere). std only, so
+//! it costs no dependency.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// The composition root: may import every module, and no module imports it.
-const ROOT: &[&str] = &["lib", "main"];
+/// The composition root (and the root's tests): may import everything, and
+/// nothing imports it.
+const ROOT: &[&str] = &["lib", "main", "tests"];
 
-/// Who may import whom. Lower layers first; the table itself must stay a DAG
-/// (checked below), so it cannot be "fixed" by adding a back edge.
-const ALLOWED: &[(&str, &[&str])] = &[
-    // Leaves: import nothing of the crate.
-    ("ids", &[]),
-    ("labels", &[]),
-    ("key_series", &[]),
-    ("listen", &[]),
-    ("file_watch", &[]),
-    ("logging", &[]),
-    ("process", &[]),
-    ("aws", &[]),
-    ("negotiate", &[]),
-    ("connection", &[]),
-    // Domain.
-    ("accounts", &["ids"]),
-    ("sources", &["aws", "file_watch", "ids"]),
-    ("policy", &["sources"]),
-    ("snapshot", &["sources"]),
-    ("assess", &["policy", "snapshot", "sources"]),
-    // Outputs: render the assessed model, compute nothing.
-    (
-        "metrics",
-        &["assess", "key_series", "labels", "negotiate", "snapshot", "sources"],
-    ),
-    ("report", &["assess", "labels", "sources"]),
-    // The landing page: the assessed model and each account's refresh state,
-    // with the report's HTML helpers and the build info of the metrics.
-    ("status_page", &["assess", "metrics", "report", "snapshot"]),
-    // Runtime.
-    (
-        "refresh",
-        &["accounts", "aws", "ids", "labels", "snapshot", "sources", "file_watch"],
-    ),
-    ("web_config", &["file_watch"]),
-    ("error", &["sources"]),
-    (
-        "server",
-        &[
-            "assess",
-            "connection",
-            "error",
-            "listen",
-            "metrics",
-            "negotiate",
-            "report",
-            "snapshot",
-            "status_page",
-            "web_config",
-        ],
-    ),
-    // Start-up parsing: the command line, then the file merged with it.
-    ("cli", &["logging", "report", "sources"]),
-    (
-        "config",
-        &[
-            "accounts",
-            "aws",
-            "cli",
-            "connection",
-            "error",
-            "ids",
-            "key_series",
-            "labels",
-            "listen",
-            "logging",
-            "policy",
-            "report",
-            "sources",
-        ],
-    ),
+/// The crate's one `Error` and `Result`: any layer may name it, it names no layer.
+const SHARED: &[&str] = &["error"];
+
+/// Each folder of `src/` and the layers it may import, lowest first. The
+/// table itself must stay a DAG (checked below), so it cannot be "fixed" by
+/// adding a back edge.
+const LAYERS: &[(&str, &[&str])] = &[
+    // The key model, the policy, the snapshot: no AWS, HTTP or files.
+    ("domain", &[]),
+    // AWS access, the sources and the refresh loop, building domain values.
+    ("collect", &["domain"]),
+    // Renderings of the assessed snapshot: metrics, report, landing page.
+    ("output", &["domain"]),
+    // Listeners, TLS, auth, routes; the web config file is watched with
+    // collect's file watcher.
+    ("http", &["domain", "collect", "output"]),
+    // Flags and file, merged into the settings that every layer receives.
+    ("config", &["domain", "collect", "output", "http"]),
 ];
-
-/// Edges of today's code that the table forbids, removed step by step. The
-/// test fails on a new forbidden edge, and on an entry here that is gone (so
-/// this list only shrinks). Empty when issue 13 is done.
-const KNOWN: &[(&str, &str)] = &[];
 
 /// Non-test lines a file may have, unless its first lines say why it needs more.
 const MAX_LINES: usize = 400;
 const SIZE_REASON: &str = "Longer than 400 lines:";
-/// Files over the limit today, split step by step; shrinks like `KNOWN`.
+/// Files over the limit today, split step by step; only shrinks.
 const KNOWN_LARGE: &[&str] = &[];
 
 struct Source {
-    /// Relative to the crate, with `/` separators: `src/sources/api.rs`.
+    /// Relative to the crate, with `/` separators: `src/collect/sources/api.rs`.
     path: String,
-    /// Module path: `["sources", "api"]`; `[]` for lib.rs and main.rs.
+    /// Module path: `["collect", "sources", "api"]`; `["lib"]` for lib.rs.
     module: Vec<String>,
     /// The file without comments, string and char literals, and `#[cfg(test)]` items.
     code: String,
@@ -105,11 +50,14 @@ struct Source {
 }
 
 impl Source {
-    fn top(&self) -> &str {
-        match self.module.first() {
-            Some(m) => m,
-            None => self.path.trim_start_matches("src/").trim_end_matches(".rs"),
-        }
+    /// `layer::component`, or the layer alone for its `mod.rs`, or a root
+    /// or shared file's name.
+    fn component(&self) -> String {
+        self.module.iter().take(2).cloned().collect::<Vec<_>>().join("::")
+    }
+
+    fn layer(&self) -> &str {
+        &self.module[0]
     }
 }
 
@@ -123,7 +71,8 @@ fn sources() -> Vec<Source> {
     files.sort();
     files
         .into_iter()
-        .filter(|f| f.file_name().is_some_and(|n| n != "tests.rs")) // `#[cfg(test)] mod tests;`
+        // `#[cfg(test)] mod tests;` of a module; src/tests.rs is the root's.
+        .filter(|f| f.file_name().is_some_and(|n| n != "tests.rs") || f.parent() == Some(&crate_dir().join("src")))
         .map(|file| {
             let raw = std::fs::read_to_string(&file).unwrap();
             let path = file
@@ -139,9 +88,6 @@ fn sources() -> Vec<Source> {
                 .collect();
             if module.last().is_some_and(|m| m == "mod") {
                 module.pop();
-            }
-            if module.len() == 1 && ROOT.contains(&module[0].as_str()) {
-                module.clear();
             }
             let code = without_test_items(&blank_comments_and_literals(&raw));
             Source {
@@ -302,20 +248,14 @@ fn without_test_items(code: &str) -> String {
     out
 }
 
-/// Every top-level module a file's code names, with the line: `crate::x`,
-/// `crate::{x, y::z}`, and `super::` paths that climb to the crate root.
-fn imports(source: &Source, modules: &BTreeSet<String>) -> Vec<(String, usize)> {
+/// Every component a file's code names, with the line: `crate::x::y`,
+/// `crate::x::{y, z::w}`, `crate::{x::y, z}` and `super::` paths that climb
+/// out of the file's module. A path into a layer that names no component
+/// (`crate::domain::Item`) names the layer's `mod.rs`; `crate::Error` names
+/// the root.
+fn imports(source: &Source, components: &BTreeSet<String>) -> Vec<(String, usize)> {
     let code = &source.code;
     let line_of = |at: usize| code[..at].matches('\n').count() + 1;
-    let mut found = Vec::new();
-    let mut push = |name: &str, at: usize| {
-        let target = if modules.contains(name) {
-            name.to_string()
-        } else {
-            "lib".to_string()
-        };
-        found.push((target, line_of(at)));
-    };
     let bytes = code.as_bytes();
     let word_at = |i: usize, word: &str| {
         code[i..].starts_with(word)
@@ -333,13 +273,62 @@ fn imports(source: &Source, modules: &BTreeSet<String>) -> Vec<(String, usize)> 
             .map_or(code.len(), |e| e + i);
         &code[i..end]
     };
+    // After `at`, up to `want` more names of a path: `a::b`, or each first
+    // name of a `{a, b::c}` group (each group part its own path).
+    fn parts<'c>(
+        code: &'c str,
+        at: usize,
+        want: usize,
+        ident: &dyn Fn(usize) -> &'c str,
+        skip_ws: &dyn Fn(usize) -> usize,
+    ) -> Vec<(Vec<&'c str>, usize)> {
+        let bytes = code.as_bytes();
+        let j = skip_ws(at);
+        if want == 0 {
+            return vec![(Vec::new(), j)];
+        }
+        if bytes.get(j) == Some(&b'{') {
+            let (mut k, mut depth, mut expect) = (j + 1, 1, true);
+            let mut found = Vec::new();
+            while k < bytes.len() && depth > 0 {
+                match bytes[k] {
+                    b'{' => depth += 1,
+                    b'}' => depth -= 1,
+                    b',' if depth == 1 => expect = true,
+                    b if expect && depth == 1 && (b.is_ascii_alphabetic() || b == b'_') => {
+                        found.extend(parts(code, k, want, ident, skip_ws));
+                        expect = false;
+                    }
+                    _ => {}
+                }
+                k += 1;
+            }
+            return found;
+        }
+        let name = ident(j);
+        if name.is_empty() || name == "self" {
+            return vec![(Vec::new(), j)];
+        }
+        let after = skip_ws(j + name.len());
+        let mut rest = if code[after..].starts_with("::") {
+            parts(code, after + 2, want - 1, ident, skip_ws)
+        } else {
+            vec![(Vec::new(), j)]
+        };
+        for (path, at) in &mut rest {
+            path.insert(0, name);
+            *at = j.min(*at);
+        }
+        rest
+    }
+    let mut found = Vec::new();
     for i in 0..bytes.len() {
-        let after = if word_at(i, "crate") {
+        let (base, after): (Vec<String>, usize) = if word_at(i, "crate") {
             let j = skip_ws(i + "crate".len());
             if !code[j..].starts_with("::") {
                 continue; // pub(crate)
             }
-            j + 2
+            (Vec::new(), j + 2)
         } else if word_at(i, "super") && (i < 2 || &code[i - 2..i] != "::") {
             // `super::super::x`: climbs one module per `super`.
             let (mut j, mut climbs) = (i, 0);
@@ -347,60 +336,46 @@ fn imports(source: &Source, modules: &BTreeSet<String>) -> Vec<(String, usize)> 
                 j = skip_ws(skip_ws(j + 5) + 2);
                 climbs += 1;
             }
-            if climbs == 0 || climbs < source.module.len() {
-                continue; // stays inside the module
+            if climbs == 0 {
+                continue;
             }
-            j
+            let mut base = source.module.clone();
+            // A file that is not a `mod.rs` is a module inside its folder's.
+            base.truncate(base.len().saturating_sub(climbs));
+            (base, j)
         } else {
             continue;
         };
-        let j = skip_ws(after);
-        if bytes.get(j) == Some(&b'{') {
-            // `crate::{a, b::c, d::{e, f}}`: the first name of each part.
-            let (mut k, mut depth, mut expect) = (j + 1, 1, true);
-            while k < bytes.len() && depth > 0 {
-                match bytes[k] {
-                    b'{' => depth += 1,
-                    b'}' => depth -= 1,
-                    b',' if depth == 1 => expect = true,
-                    b if expect && depth == 1 && (b.is_ascii_alphabetic() || b == b'_') => {
-                        let name = ident(k);
-                        if name != "self" {
-                            push(name, k);
-                        }
-                        expect = false;
-                        k += name.len();
-                        continue;
-                    }
-                    _ => {}
+        let want = 2usize.saturating_sub(base.len());
+        for (names, at) in parts(code, after, want, &ident, &skip_ws) {
+            let mut path = base.clone();
+            path.extend(names.iter().map(|n| n.to_string()));
+            let target = match path.as_slice() {
+                [] => continue,
+                [top, ..] if SHARED.contains(&top.as_str()) => top.clone(),
+                [layer, component, ..] if components.contains(&format!("{layer}::{component}")) => {
+                    format!("{layer}::{component}")
                 }
-                k += 1;
-            }
-        } else {
-            let name = ident(j);
-            if !name.is_empty() {
-                push(name, j);
-            }
+                [layer, ..] if components.contains(layer) => layer.clone(),
+                _ => "lib".to_string(),
+            };
+            found.push((target, line_of(at)));
         }
     }
     found
 }
 
-/// (from, to) -> the places (`src/x.rs:12`) that make the edge.
-fn module_graph() -> BTreeMap<(String, String), Vec<String>> {
+/// (from, to) component -> the places (`src/x/y.rs:12`) that make the edge.
+fn component_graph() -> BTreeMap<(String, String), Vec<String>> {
     let sources = sources();
-    let modules: BTreeSet<String> = sources
-        .iter()
-        .map(|s| s.top().to_string())
-        .filter(|m| !ROOT.contains(&m.as_str()))
-        .collect();
+    let components: BTreeSet<String> = sources.iter().map(Source::component).collect();
     let mut graph: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
     for source in &sources {
-        let from = source.top();
-        for (to, line) in imports(source, &modules) {
+        let from = source.component();
+        for (to, line) in imports(source, &components) {
             if to != from {
                 graph
-                    .entry((from.to_string(), to))
+                    .entry((from.clone(), to))
                     .or_default()
                     .push(format!("{}:{line}", source.path));
             }
@@ -409,31 +384,95 @@ fn module_graph() -> BTreeMap<(String, String), Vec<String>> {
     graph
 }
 
-fn allowed(from: &str, to: &str) -> bool {
-    ALLOWED.iter().any(|(m, targets)| *m == from && targets.contains(&to))
+fn layer_of(component: &str) -> &str {
+    component.split("::").next().unwrap()
+}
+
+fn layer_may(from: &str, to: &str) -> bool {
+    from == to || LAYERS.iter().any(|(l, may)| *l == from && may.contains(&to))
+}
+
+/// The rules that hold inside the layers, stated on components.
+const FORBIDDEN: &[(&str, &str, &str)] = &[
+    (
+        "collect::aws",
+        "collect::sources",
+        "AWS access knows nothing of the sources",
+    ),
+    (
+        "collect::aws",
+        "collect::refresh",
+        "AWS access knows nothing of the refresh",
+    ),
+    (
+        "collect::sources",
+        "collect::refresh",
+        "a source reads; the refresh loop drives it",
+    ),
+    (
+        "output::metrics",
+        "domain::policy",
+        "outputs render the assessed model; they do not assess",
+    ),
+    (
+        "output::report",
+        "domain::policy",
+        "outputs render the assessed model; they do not assess",
+    ),
+    (
+        "output::status_page",
+        "domain::policy",
+        "outputs render the assessed model; they do not assess",
+    ),
+];
+
+#[test]
+fn every_file_lives_in_a_layer_folder() {
+    let mut problems = Vec::new();
+    for source in sources() {
+        let top = source.layer();
+        let placed = match source.module.len() {
+            1 => ROOT.contains(&top) || SHARED.contains(&top) || LAYERS.iter().any(|(l, _)| *l == top),
+            _ => LAYERS.iter().any(|(l, _)| *l == top),
+        };
+        if !placed {
+            problems.push(format!(
+                "{}: put it in one of the layer folders {:?}, or add its folder to LAYERS in tests/architecture.rs",
+                source.path,
+                LAYERS.iter().map(|(l, _)| *l).collect::<Vec<_>>()
+            ));
+        }
+    }
+    for (layer, _) in LAYERS {
+        if !crate_dir().join("src").join(layer).join("mod.rs").is_file() {
+            problems.push(format!("LAYERS names {layer}, but src/{layer}/mod.rs does not exist"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
 #[test]
-fn every_module_is_placed_in_the_architecture() {
-    let unplaced: Vec<String> = sources()
-        .iter()
-        .map(|s| s.top().to_string())
-        .filter(|m| !ROOT.contains(&m.as_str()) && !ALLOWED.iter().any(|(a, _)| a == m))
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    assert!(
-        unplaced.is_empty(),
-        "add these modules to ALLOWED in tests/architecture.rs, with what they may import: {unplaced:?}"
-    );
+fn one_module_style_mod_rs_never_a_file_beside_its_folder() {
+    let mut problems = Vec::new();
+    for source in sources() {
+        let file = crate_dir().join(&source.path);
+        if file.file_name().is_some_and(|n| n != "mod.rs") && file.with_extension("").is_dir() {
+            problems.push(format!(
+                "{}: a module with children is a folder with a mod.rs",
+                source.path
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
 #[test]
-fn modules_import_only_what_the_architecture_allows() {
-    let graph = module_graph();
+fn components_import_only_what_the_layers_allow() {
+    let graph = component_graph();
     let mut problems = Vec::new();
     for ((from, to), places) in &graph {
-        if ROOT.contains(&from.as_str()) {
+        let (from_layer, to_layer) = (layer_of(from), layer_of(to));
+        if ROOT.contains(&from_layer) {
             continue;
         }
         if to == "lib" {
@@ -441,22 +480,22 @@ fn modules_import_only_what_the_architecture_allows() {
                 "{from} names an item of lib.rs (the root) at {}",
                 places.join(", ")
             ));
-        } else if !allowed(from, to) && !KNOWN.contains(&(from.as_str(), to.as_str())) {
-            problems.push(format!("{from} -> {to} is not allowed, at {}", places.join(", ")));
-        }
-    }
-    for (from, to) in KNOWN {
-        if !graph.contains_key(&(from.to_string(), to.to_string())) {
+        } else if SHARED.contains(&from_layer) && !SHARED.contains(&to_layer) {
             problems.push(format!(
-                "{from} -> {to} is gone: remove it from KNOWN in tests/architecture.rs"
+                "{from} is shared by every layer and names {to} at {}",
+                places.join(", ")
+            ));
+        } else if !SHARED.contains(&to_layer) && !layer_may(from_layer, to_layer) {
+            problems.push(format!(
+                "{from} -> {to}: layer {from_layer} may not import layer {to_layer}, at {}",
+                places.join(", ")
             ));
         }
+        if let Some((_, _, why)) = FORBIDDEN.iter().find(|(f, t, _)| f == from && t == to) {
+            problems.push(format!("{from} -> {to}: {why}, at {}", places.join(", ")));
+        }
     }
-    assert!(
-        problems.is_empty(),
-        "module architecture (issue 13):\n  {}",
-        problems.join("\n  ")
-    );
+    assert!(problems.is_empty(), "architecture:\n  {}", problems.join("\n  "));
 }
 
 /// A cycle, if any, as `a -> b -> a`.
@@ -495,11 +534,11 @@ fn find_cycle(edges: &BTreeSet<(String, String)>) -> Option<Vec<String>> {
 }
 
 #[test]
-fn no_import_cycle_between_modules() {
-    let graph = module_graph();
+fn no_import_cycle_between_components() {
+    let graph = component_graph();
     let edges: BTreeSet<(String, String)> = graph
         .keys()
-        .filter(|(from, _)| !ROOT.contains(&from.as_str()))
+        .filter(|(from, _)| !ROOT.contains(&layer_of(from)))
         .cloned()
         .collect();
     if let Some(cycle) = find_cycle(&edges) {
@@ -519,35 +558,24 @@ fn no_import_cycle_between_modules() {
 }
 
 #[test]
-fn the_table_is_acyclic_and_keeps_the_rules_of_issue_13() {
-    let edges: BTreeSet<(String, String)> = ALLOWED
+fn the_layer_table_is_acyclic_and_config_stays_at_the_edge() {
+    let edges: BTreeSet<(String, String)> = LAYERS
         .iter()
         .flat_map(|(from, tos)| tos.iter().map(move |to| (from.to_string(), to.to_string())))
         .collect();
-    assert_eq!(find_cycle(&edges), None, "ALLOWED has a cycle");
-    let may = |from: &str| ALLOWED.iter().find(|(m, _)| *m == from).map_or(&[][..], |(_, t)| *t);
+    assert_eq!(find_cycle(&edges), None, "LAYERS has a cycle");
+    let may = |from: &str| LAYERS.iter().find(|(l, _)| *l == from).map_or(&[][..], |(_, t)| *t);
+    assert!(may("domain").is_empty(), "the domain imports no other layer");
+    for (layer, targets) in LAYERS {
+        assert!(
+            !targets.contains(&"config"),
+            "{layer}: only the root reads the configuration layer; the others get plain settings"
+        );
+    }
     assert!(
-        may("aws").is_empty(),
-        "aws imports nothing of the domain, the metrics or the sources"
+        !may("output").contains(&"collect"),
+        "outputs render the snapshot, not the sources"
     );
-    for forbidden in ["config", "metrics", "refresh", "cli"] {
-        assert!(
-            !may("sources").contains(&forbidden),
-            "sources must not import {forbidden}"
-        );
-    }
-    for (module, targets) in ALLOWED {
-        assert!(
-            !targets.contains(&"cli") || *module == "config",
-            "{module}: only the root and config (which merges the flags) read cli"
-        );
-    }
-    for output in ["metrics", "report", "status_page"] {
-        assert!(
-            !may(output).contains(&"policy"),
-            "{output} renders the assessed model; it does not assess"
-        );
-    }
 }
 
 #[test]
@@ -591,7 +619,7 @@ fn the_contract_is_not_referenced_outside_the_repository() {
 /// The lint's own parser, on the shapes it must read.
 #[test]
 fn the_import_reader_reads_every_form() {
-    let modules: BTreeSet<String> = ["a", "b", "c", "d"].map(String::from).into();
+    let components: BTreeSet<String> = ["a", "a::x", "a::y", "b", "b::z", "error"].map(String::from).into();
     let source = |path: &str, module: &[&str], text: &str| Source {
         path: path.into(),
         module: module.iter().map(|m| m.to_string()).collect(),
@@ -599,24 +627,25 @@ fn the_import_reader_reads_every_form() {
         raw: text.into(),
     };
     let text = r#####"
-use crate::a::X;
-use crate::{b, c::{Y, Z}};
-pub(crate) fn f() -> crate::d::T { let s = "crate::c"; let r = r#"crate::c {"#; let q = '{'; g::<'static>() }
-// crate::c in a comment
-/* crate::c /* nested */ */
+use crate::a::x::X;
+use crate::a::{y, x::{Y, Z}};
+use crate::{b::z::W, a::Item};
+pub(crate) fn f() -> crate::b::z::T { let s = "crate::b::z"; let r = r#"crate::b {"#; let q = '{'; g::<'static>() }
+// crate::b::z in a comment
+/* crate::b::z /* nested */ */
 #[cfg(test)]
-mod tests { use crate::c::W; const S: &str = "}"; }
+mod tests { use crate::b::z::W; const S: &str = "}"; }
 "#####;
-    let names: Vec<String> = imports(&source("src/x.rs", &["x"], text), &modules)
+    let names: Vec<String> = imports(&source("src/a/x.rs", &["a", "x"], text), &components)
         .into_iter()
         .map(|(m, _)| m)
         .collect();
-    assert_eq!(names, ["a", "b", "c", "d"]);
+    assert_eq!(names, ["a::x", "a::y", "a::x", "b::z", "a", "b::z"]);
     let nested = source(
-        "src/x/y.rs",
-        &["x", "y"],
-        "use super::z; use super::super::a::Q; use crate::Error;",
+        "src/a/y/q.rs",
+        &["a", "y", "q"],
+        "use super::p; use super::super::x::Q; use super::super::super::b::z; use crate::Error; use crate::error::Result;",
     );
-    let names: Vec<String> = imports(&nested, &modules).into_iter().map(|(m, _)| m).collect();
-    assert_eq!(names, ["a", "lib"]);
+    let names: Vec<String> = imports(&nested, &components).into_iter().map(|(m, _)| m).collect();
+    assert_eq!(names, ["a::y", "a::x", "b::z", "lib", "error"]);
 }

@@ -4,7 +4,7 @@
 //! a change of YAML crate (serde_yaml was replaced by a maintained fork) cannot
 //! change what `check-config` tells a user.
 
-use aws_iam_key_exporter::config::parse_config;
+use aws_iam_key_exporter::config::settings::parse_config;
 
 fn problems(text: &str) -> Vec<String> {
     parse_config(text).expect_err("the config should be refused")

@@ -11,13 +11,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_iam_key_exporter::assess::assess;
-use aws_iam_key_exporter::labels::{KeyIdLabel, Labels};
-use aws_iam_key_exporter::metrics::{BuildInfo, Format};
-use aws_iam_key_exporter::policy::Policy;
-use aws_iam_key_exporter::report::{html, Report, ReportFormat, ReportTable};
-use aws_iam_key_exporter::snapshot::{Outcome, Snapshot, SnapshotStore};
-use aws_iam_key_exporter::sources::{AccessKey, AccountData, ErrorReason, KeyStatus, SourceError, User};
+use aws_iam_key_exporter::domain::assess::assess;
+use aws_iam_key_exporter::domain::disclosure::{KeyIdLabel, LabelSettings};
+use aws_iam_key_exporter::domain::failure::{ErrorReason, SourceError};
+use aws_iam_key_exporter::domain::key::{AccessKey, AccountData, KeyStatus, User};
+use aws_iam_key_exporter::domain::policy::Policy;
+use aws_iam_key_exporter::domain::snapshot::{Outcome, Snapshot, SnapshotStore};
+use aws_iam_key_exporter::output::metrics::{BuildInfo, Format};
+use aws_iam_key_exporter::output::report::{html, Report, ReportFormat, ReportTable};
 use aws_iam_key_exporter::Telemetry;
 use chrono::{DateTime, TimeZone, Utc};
 
@@ -99,8 +100,8 @@ fn down() -> Outcome {
     }
 }
 
-fn labels() -> Labels {
-    Labels {
+fn labels() -> LabelSettings {
+    LabelSettings {
         user_tags: vec!["team".into()],
         access_key_id: KeyIdLabel::Last4,
     }
@@ -159,7 +160,7 @@ fn metrics_openmetrics() {
 fn metrics_of_an_account_never_read() {
     let store = Arc::new(SnapshotStore::default());
     store.publish(Snapshot::default().with_outcomes([down()]));
-    let m = Telemetry::with_clock(store, Policy::default(), Labels::default(), BUILD, now).metrics;
+    let m = Telemetry::with_clock(store, Policy::default(), LabelSettings::default(), BUILD, now).metrics;
     check("down.prom", &m.render(Format::Text));
     check("down.om", &m.render(Format::OpenMetrics));
 }

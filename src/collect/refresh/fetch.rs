@@ -1,0 +1,183 @@
+//! Fetching: who the base credentials are, which accounts to read
+//! (Organizations), and one account's refresh through its source, bounded by
+//! the refresh timeout.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_config::SdkConfig;
+use chrono::Utc;
+
+use super::access::AccountAccess;
+use super::publish::{record_and_publish, RefreshMetrics};
+use super::{AwsState, RefreshSettings};
+use crate::collect::aws::{classify, AwsCallCounters, Clients};
+use crate::domain::accounts::{self, Caller, MemberAccount, Target};
+use crate::domain::failure::{ErrorReason, SourceError};
+use crate::domain::key::AccountData;
+use crate::domain::snapshot::{Outcome, SnapshotStore};
+
+/// Learns who the base credentials are and, with Organizations, the member
+/// accounts; plans the targets. On failure the previous targets stay.
+pub(super) async fn discover(
+    state: &mut AwsState,
+    settings: &RefreshSettings,
+    store: &SnapshotStore,
+    metrics: &RefreshMetrics,
+) -> Vec<SourceError> {
+    let result = async {
+        let identity = state
+            .base
+            .sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| classify("GetCallerIdentity", &e))?;
+        let account_id = identity
+            .account()
+            .filter(|id| crate::domain::ids::is_account_id(id))
+            .ok_or_else(|| {
+                SourceError::new(
+                    ErrorReason::InvalidResponse,
+                    "GetCallerIdentity returned no valid account id",
+                )
+            })?;
+        let caller = Caller::from_arn(account_id, identity.arn());
+        let members = if accounts::uses_organization(&settings.accounts) {
+            Some(list_members(&state.organizations).await?)
+        } else {
+            None
+        };
+        Ok::<_, SourceError>(accounts::plan(
+            &settings.accounts,
+            settings.shard,
+            &caller,
+            members.as_deref(),
+        ))
+    }
+    .await;
+    match result {
+        Ok(targets) => {
+            let ids: BTreeSet<String> = targets.iter().map(|t| t.account_id.clone()).collect();
+            // Before their first refresh, so that its failure is an increase.
+            for id in &ids {
+                metrics.start_at_zero(id);
+            }
+            state.access.retain(|id, _| ids.contains(id));
+            if targets != state.targets {
+                tracing::info!(accounts = targets.len(), "accounts discovered");
+            }
+            state.targets = targets;
+            store.publish(store.load().retaining(&ids));
+            Vec::new()
+        }
+        Err(e) if state.targets.is_empty() => {
+            // Nothing known yet: show the failure as an account that is
+            // down, so that "all accounts down" alerts see it.
+            let outcome = Outcome {
+                previous_id: None,
+                result: Err(e.clone()),
+                finished: Utc::now(),
+                duration: Duration::ZERO,
+            };
+            record_and_publish(store, metrics, settings.key_ids, outcome);
+            vec![e]
+        }
+        Err(e) => {
+            tracing::error!(reason = e.reason.as_str(), code = e.code.as_deref().unwrap_or(""), error = %settings.key_ids.redact(&e.message), "account discovery failed; keeping the previous accounts");
+            metrics.count("", e.reason);
+            vec![e]
+        }
+    }
+}
+
+async fn list_members(client: &aws_sdk_organizations::Client) -> Result<Vec<MemberAccount>, SourceError> {
+    use aws_sdk_organizations::types::AccountStatus;
+    let pages: Vec<_> = client
+        .list_accounts()
+        .into_paginator()
+        .send()
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .map_err(|e| classify("ListAccounts", &e))?;
+    let accounts = pages.into_iter().flat_map(|page| page.accounts.unwrap_or_default());
+    #[allow(deprecated)] // `Status` is what moto and older organizations fill in
+    let active = accounts
+        .filter(|a| a.status() == Some(&AccountStatus::Active))
+        .filter_map(|a| {
+            Some(MemberAccount {
+                id: a.id()?.to_string(),
+                name: a.name().unwrap_or_default().to_string(),
+            })
+        })
+        .filter(|m| crate::domain::ids::is_account_id(&m.id))
+        .collect();
+    Ok(active)
+}
+
+/// A finished refresh, with the access to keep for the account's next one.
+pub(super) struct Refreshed {
+    pub target: Target,
+    pub access: AccountAccess,
+    pub outcome: Outcome,
+}
+
+/// A refresh of one account that owns what it needs, so that it can run
+/// while other accounts start and finish. It gives up after
+/// `account_timeout` so that a hung account frees its slot.
+pub(super) fn start_refresh(
+    state: &mut AwsState,
+    target: Target,
+    settings: &Arc<RefreshSettings>,
+) -> impl std::future::Future<Output = Refreshed> + 'static {
+    let mut access = state
+        .access
+        .remove(&target.account_id)
+        .filter(|a| a.role() == target.role.as_ref())
+        .unwrap_or_else(|| AccountAccess::new(target.role.clone()));
+    let (sdk, base, aws_calls) = (state.sdk.clone(), state.base.clone(), state.aws_calls.clone());
+    let settings = settings.clone();
+    async move {
+        let started = Instant::now();
+        let limit = settings.refresh_timeout;
+        let work = refresh_account(&target, &mut access, &sdk, &base, &settings, &aws_calls);
+        let result = tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
+            Err(SourceError::new(
+                ErrorReason::Timeout,
+                format!(
+                    "the refresh did not finish within {}s (--aws.refresh-timeout); check the network path to AWS, or raise it",
+                    limit.as_secs()
+                ),
+            ))
+        });
+        let outcome = Outcome {
+            previous_id: Some(target.account_id.clone()),
+            result,
+            finished: Utc::now(),
+            duration: started.elapsed(),
+        };
+        Refreshed {
+            target,
+            access,
+            outcome,
+        }
+    }
+}
+
+async fn refresh_account(
+    target: &Target,
+    access: &mut AccountAccess,
+    sdk: &SdkConfig,
+    base: &Clients,
+    settings: &RefreshSettings,
+    aws_calls: &AwsCallCounters,
+) -> Result<AccountData, SourceError> {
+    let clients = access.clients(sdk, base, aws_calls).await?;
+    settings
+        .source
+        .fetch(&clients, &target.account_id, target.name.as_deref(), &settings.users)
+        .await
+}

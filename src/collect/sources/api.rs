@@ -1,0 +1,201 @@
+//! The IAM API source: exact, fresh, with key ids, at one `ListAccessKeys`
+//! per user and one `GetAccessKeyLastUsed` per key.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use aws_sdk_iam::types::{StatusType, SummaryKeyType};
+use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
+
+use super::intern::Interner;
+use super::{is_missing, UserFilter};
+use crate::collect::aws::{classify, Clients};
+use crate::domain::failure::{ErrorReason, SourceError};
+use crate::domain::key::{AccessKey, AccountData, KeyStatus, User};
+
+#[derive(Debug, Clone)]
+pub struct ApiOptions {
+    /// Calls in flight at once for this account.
+    pub max_concurrent_requests: usize,
+    /// Tag keys to export; tags are only read when this or the tag filter needs them.
+    pub user_tags: Vec<String>,
+}
+
+/// Reads one account completely, or fails: a half-read account is never
+/// returned, so the caller keeps its previous complete data. The account
+/// alias is read only when the account has no name from Organizations or the
+/// config.
+pub async fn fetch_account(
+    clients: &Clients,
+    account_id: &str,
+    name: Option<&str>,
+    options: &ApiOptions,
+    filter: &UserFilter,
+) -> Result<AccountData, SourceError> {
+    let account_name = account_name(clients, name).await?;
+
+    let summary = clients
+        .iam
+        .get_account_summary()
+        .send()
+        .await
+        .map_err(|e| classify("GetAccountSummary", &e))?;
+    let root_access_key_present = summary
+        .summary_map()
+        .and_then(|m| m.get(&SummaryKeyType::AccountAccessKeysPresent))
+        .is_some_and(|n| *n > 0);
+
+    let iam_users: Vec<aws_sdk_iam::types::User> = clients
+        .iam
+        .list_users()
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| classify("ListUsers", &e))?;
+
+    let read_tags = !options.user_tags.is_empty() || !filter.exclude_tags.is_empty();
+    let per_user: Vec<Option<(User, Vec<AccessKey>)>> =
+        futures::stream::iter(iam_users.into_iter().filter(|u| !filter.excludes_name(u.user_name())))
+            .map(|user| fetch_user(clients, options, filter, user, read_tags))
+            .buffer_unordered(options.max_concurrent_requests.max(1))
+            .try_collect()
+            .await?;
+
+    let mut users = Vec::with_capacity(per_user.len());
+    let mut keys = Vec::with_capacity(per_user.len());
+    // Users were read concurrently, each with its own copies of the values
+    // that repeat: these are shared here, once all are in.
+    let mut interner = Interner::default();
+    for (mut user, mut user_keys) in per_user.into_iter().flatten() {
+        user.path = interner.share(user.path);
+        for key in &mut user_keys {
+            key.last_used_service = key.last_used_service.take().map(|v| interner.share(v));
+            key.last_used_region = key.last_used_region.take().map(|v| interner.share(v));
+        }
+        users.push(user);
+        keys.extend(user_keys);
+    }
+    users.sort_by(|a, b| a.name.cmp(&b.name));
+    super::number_keys_by_creation(&mut keys);
+    Ok(AccountData {
+        account_id: account_id.to_string(),
+        account_name,
+        users,
+        keys,
+        root_access_key_present,
+        ..AccountData::default()
+    })
+}
+
+/// The account's display name: the one given (by Organizations or the
+/// config), else its alias, else empty.
+pub async fn account_name(clients: &Clients, name: Option<&str>) -> Result<String, SourceError> {
+    if let Some(name) = name {
+        return Ok(name.to_string());
+    }
+    let aliases = clients
+        .iam
+        .list_account_aliases()
+        .send()
+        .await
+        .map_err(|e| classify("ListAccountAliases", &e))?;
+    Ok(aliases.account_aliases().first().cloned().unwrap_or_default())
+}
+
+/// One user's tags, keys and their last use; `None` when the tag filter
+/// excludes the user.
+async fn fetch_user(
+    clients: &Clients,
+    options: &ApiOptions,
+    filter: &UserFilter,
+    iam_user: aws_sdk_iam::types::User,
+    read_tags: bool,
+) -> Result<Option<(User, Vec<AccessKey>)>, SourceError> {
+    let name: Arc<str> = Arc::from(iam_user.user_name());
+    let mut tags = BTreeMap::new();
+    if read_tags {
+        let all: Vec<aws_sdk_iam::types::Tag> = clients
+            .iam
+            .list_user_tags()
+            .user_name(&*name)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| classify("ListUserTags", &e))?;
+        if filter.excludes_tags(all.iter().map(|t| (t.key(), t.value()))) {
+            return Ok(None);
+        }
+        tags = all
+            .into_iter()
+            .filter(|t| options.user_tags.iter().any(|k| k == t.key()))
+            .map(|t| (t.key, t.value))
+            .collect();
+    }
+
+    let metadata: Vec<aws_sdk_iam::types::AccessKeyMetadata> = clients
+        .iam
+        .list_access_keys()
+        .user_name(&*name)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| classify("ListAccessKeys", &e))?;
+
+    let mut keys = Vec::with_capacity(metadata.len());
+    for key in metadata {
+        let id = key
+            .access_key_id()
+            .ok_or_else(|| invalid(format!("ListAccessKeys returned a key without id for user {name}")))?;
+        let created = key.create_date().and_then(to_chrono).ok_or_else(|| {
+            invalid(format!(
+                "ListAccessKeys returned key {id} of user {name} without a valid CreateDate"
+            ))
+        })?;
+        let status = match key.status() {
+            Some(StatusType::Active) => KeyStatus::Active,
+            Some(StatusType::Inactive) => KeyStatus::Inactive,
+            other => return Err(invalid(format!("key {id} of user {name} has unknown status {other:?}"))),
+        };
+        let last_used = clients
+            .iam
+            .get_access_key_last_used()
+            .access_key_id(id)
+            .send()
+            .await
+            .map_err(|e| classify("GetAccessKeyLastUsed", &e))?;
+        let last = last_used.access_key_last_used();
+        // Interned by the caller, which sees every user's keys.
+        let known = |v: Option<&str>| v.filter(|v| !is_missing(v)).map(Arc::from);
+        keys.push(AccessKey {
+            user: Arc::clone(&name),
+            position: 0,
+            access_key_id: Some(id.into()),
+            status,
+            created,
+            last_used: last.and_then(|l| l.last_used_date()).and_then(to_chrono),
+            last_used_service: known(last.map(|l| l.service_name())),
+            last_used_region: known(last.map(|l| l.region())),
+        });
+    }
+    let user = User {
+        name,
+        path: Arc::from(iam_user.path()),
+        tags,
+    };
+    Ok(Some((user, keys)))
+}
+
+fn to_chrono(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(t.secs(), t.subsec_nanos())
+}
+
+fn invalid(message: impl Into<String>) -> SourceError {
+    SourceError::new(ErrorReason::InvalidResponse, message)
+}

@@ -1,0 +1,386 @@
+//! The YAML file's validator: walks the document, checks every field against
+//! its type and bounds, and collects each problem with the field's path, so
+//! that `check-config` reports them all at once.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_norway::{Mapping, Value};
+
+use super::FileConfig;
+use crate::collect::sources::{SourceKind, UserFilter};
+use crate::config::cli::{parse_duration, parse_interval};
+use crate::domain::accounts::{Accounts, OrganizationAccounts, Shard, StaticAccount};
+use crate::domain::disclosure::{KeyIdLabel, LabelSettings};
+use crate::domain::ids::{is_account_id, is_role_name, role_arn_account};
+use crate::domain::policy::{AgeBuckets, Policy};
+use crate::output::key_series::KeySeriesSet;
+
+#[derive(Default)]
+pub(super) struct Validator {
+    pub(super) problems: Vec<String>,
+}
+
+impl Validator {
+    fn problem(&mut self, path: &str, message: impl std::fmt::Display) {
+        self.problems.push(format!("{path}: {message}"));
+    }
+
+    /// The mapping at `path`, after reporting keys that are not in `known`.
+    /// `null` and absence both mean "not set".
+    fn mapping<'a>(&mut self, value: Option<&'a Value>, path: &str, known: &[&str]) -> Option<&'a Mapping> {
+        match value {
+            None | Some(Value::Null) => None,
+            Some(Value::Mapping(m)) => {
+                for key in m.keys() {
+                    match key.as_str() {
+                        Some(k) if known.contains(&k) => {}
+                        _ => self.problem(
+                            &join(path, &display(key)),
+                            format!("unknown key (known keys here: {})", known.join(", ")),
+                        ),
+                    }
+                }
+                Some(m)
+            }
+            Some(other) => {
+                self.problem(path, format!("expected a mapping, found {}", kind(other)));
+                None
+            }
+        }
+    }
+
+    fn string(&mut self, value: Option<&Value>, path: &str) -> Option<String> {
+        match value? {
+            Value::Null => None,
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            other => {
+                self.problem(path, format!("expected a string, found {}", kind(other)));
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, value: Option<&Value>, path: &str) -> Option<Duration> {
+        let text = self.string(value, path)?;
+        parse_duration(&text).map_err(|e| self.problem(path, e)).ok()
+    }
+
+    /// A duration that is waited for: at most a year.
+    fn interval(&mut self, value: Option<&Value>, path: &str) -> Option<Duration> {
+        let text = self.string(value, path)?;
+        parse_interval(&text).map_err(|e| self.problem(path, e)).ok()
+    }
+
+    fn integer(&mut self, value: Option<&Value>, path: &str, min: u64) -> Option<u64> {
+        match value? {
+            Value::Null => None,
+            Value::Number(n) if n.as_u64().is_some_and(|n| n >= min) => n.as_u64(),
+            other => {
+                self.problem(
+                    path,
+                    format!("expected a whole number of at least {min}, found {}", display(other)),
+                );
+                None
+            }
+        }
+    }
+
+    fn strings(&mut self, value: Option<&Value>, path: &str) -> Vec<String> {
+        match value {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Sequence(items)) => items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| self.string(Some(item), &format!("{path}[{i}]")))
+                .collect(),
+            Some(other) => {
+                self.problem(path, format!("expected a list, found {}", kind(other)));
+                Vec::new()
+            }
+        }
+    }
+
+    fn account_ids(&mut self, value: Option<&Value>, path: &str) -> Vec<String> {
+        let ids = self.strings(value, path);
+        for (i, id) in ids.iter().enumerate() {
+            if !is_account_id(id) {
+                self.problem(
+                    &format!("{path}[{i}]"),
+                    format!("{id:?} is not a 12-digit AWS account id"),
+                );
+            }
+        }
+        ids
+    }
+
+    pub(super) fn file(&mut self, root: &Value) -> FileConfig {
+        let mut config = FileConfig::default();
+        let known = [
+            "refresh_interval",
+            "source",
+            "credential_report",
+            "accounts",
+            "policy",
+            "users",
+            "labels",
+            "metrics",
+            "shard",
+            "aws",
+        ];
+        let Some(root) = self.mapping(Some(root), "(top level)", &known) else {
+            return config;
+        };
+        config.refresh_interval = self.interval(root.get("refresh_interval"), "refresh_interval");
+        config.source = self
+            .string(root.get("source"), "source")
+            .and_then(|s| match s.as_str() {
+                "api" => Some(SourceKind::Api),
+                "credential-report" => Some(SourceKind::CredentialReport),
+                other => {
+                    self.problem("source", format!("{other:?} is not one of api, credential-report"));
+                    None
+                }
+            });
+        config.accounts = self.accounts(root.get("accounts"));
+        config.policy = self.policy(root.get("policy"));
+        config.users = self.users(root.get("users"));
+        config.labels = self.labels(root.get("labels"));
+        if let Some(metrics) = self.mapping(root.get("metrics"), "metrics", &["key_series"]) {
+            // `null`, as absence, means the default (all), not none.
+            if let Some(names) = metrics.get("key_series").filter(|v| !v.is_null()) {
+                let names = self.strings(Some(names), "metrics.key_series");
+                match KeySeriesSet::parse(names.iter().map(String::as_str)) {
+                    Ok(set) => config.key_series = Some(set),
+                    Err(e) => self.problem("metrics.key_series", e),
+                }
+            }
+        }
+        if let Some(shard) = self.mapping(root.get("shard"), "shard", &["index", "count"]) {
+            let index = self.integer(shard.get("index"), "shard.index", 0).unwrap_or(0);
+            let count = self.integer(shard.get("count"), "shard.count", 1).unwrap_or(1);
+            if index >= count {
+                self.problem("shard.index", format!("{index} must be below shard.count ({count})"));
+            }
+            config.shard = Some(Shard {
+                index: index.min(u32::MAX as u64) as u32,
+                count: count.min(u32::MAX as u64) as u32,
+            });
+        }
+        if let Some(report) = self.mapping(root.get("credential_report"), "credential_report", &["max_wait"]) {
+            config.credential_report_max_wait = self.interval(report.get("max_wait"), "credential_report.max_wait");
+        }
+        let known_aws = [
+            "max_concurrent_requests",
+            "max_concurrent_accounts",
+            "max_attempts",
+            "call_timeout",
+            "refresh_timeout",
+        ];
+        if let Some(aws) = self.mapping(root.get("aws"), "aws", &known_aws) {
+            config.call_timeout = self.interval(aws.get("call_timeout"), "aws.call_timeout");
+            config.refresh_timeout = self.interval(aws.get("refresh_timeout"), "aws.refresh_timeout");
+            config.max_concurrent_accounts = self
+                .integer(aws.get("max_concurrent_accounts"), "aws.max_concurrent_accounts", 1)
+                .map(|n| n.min(256) as usize);
+            config.max_concurrent_requests = self
+                .integer(aws.get("max_concurrent_requests"), "aws.max_concurrent_requests", 1)
+                .map(|n| n.min(1024) as usize);
+            config.max_attempts = self
+                .integer(aws.get("max_attempts"), "aws.max_attempts", 1)
+                .map(|n| n.min(20) as u32);
+        }
+        config
+    }
+
+    fn accounts(&mut self, value: Option<&Value>) -> Accounts {
+        let mut accounts = Accounts::default();
+        let Some(m) = self.mapping(value, "accounts", &["organization", "static", "include", "exclude"]) else {
+            return accounts;
+        };
+        if let Some(org) = self.mapping(
+            m.get("organization"),
+            "accounts.organization",
+            &["role_name", "external_id"],
+        ) {
+            let role_name = self.string(org.get("role_name"), "accounts.organization.role_name");
+            match role_name {
+                Some(name) if is_role_name(&name) => {
+                    accounts.organization = Some(OrganizationAccounts {
+                        role_name: name,
+                        external_id: self.string(org.get("external_id"), "accounts.organization.external_id"),
+                    })
+                }
+                Some(name) => self.problem(
+                    "accounts.organization.role_name",
+                    format!("{name:?} is not a valid IAM role name"),
+                ),
+                None => self.problem("accounts.organization.role_name", "is required"),
+            }
+        }
+        match m.get("static") {
+            None | Some(Value::Null) => {}
+            Some(Value::Sequence(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    let path = format!("accounts.static[{i}]");
+                    let Some(entry) = self.mapping(Some(item), &path, &["role_arn", "external_id", "name"]) else {
+                        continue;
+                    };
+                    match self.string(entry.get("role_arn"), &format!("{path}.role_arn")) {
+                        Some(arn) if role_arn_account(&arn).is_some() => accounts.static_accounts.push(StaticAccount {
+                            role_arn: arn,
+                            external_id: self.string(entry.get("external_id"), &format!("{path}.external_id")),
+                            name: self.string(entry.get("name"), &format!("{path}.name")),
+                        }),
+                        Some(arn) => self.problem(
+                            &format!("{path}.role_arn"),
+                            format!("{arn:?} is not a role ARN (arn:aws:iam::123456789012:role/NAME)"),
+                        ),
+                        None => self.problem(&format!("{path}.role_arn"), "is required"),
+                    }
+                }
+            }
+            Some(other) => self.problem("accounts.static", format!("expected a list, found {}", kind(other))),
+        }
+        accounts.include = self.account_ids(m.get("include"), "accounts.include");
+        accounts.exclude = self.account_ids(m.get("exclude"), "accounts.exclude");
+        accounts
+    }
+
+    fn policy(&mut self, value: Option<&Value>) -> Policy {
+        let mut policy = Policy::default();
+        let Some(m) = self.mapping(value, "policy", &["high_risk", "age_buckets"]) else {
+            return policy;
+        };
+        let known = ["rotated_more_than", "never_used_after", "unused_more_than"];
+        if let Some(hr) = self.mapping(m.get("high_risk"), "policy.high_risk", &known) {
+            if let Some(d) = self.duration(hr.get("rotated_more_than"), "policy.high_risk.rotated_more_than") {
+                policy.rotated_more_than = d;
+            }
+            if let Some(d) = self.duration(hr.get("never_used_after"), "policy.high_risk.never_used_after") {
+                policy.never_used_after = d;
+            }
+            policy.unused_more_than = self.duration(hr.get("unused_more_than"), "policy.high_risk.unused_more_than");
+        }
+        if let Some(bounds) = m.get("age_buckets").filter(|v| !v.is_null()) {
+            let texts = self.strings(Some(bounds), "policy.age_buckets");
+            let count = self.problems.len();
+            let durations: Vec<Duration> = texts
+                .iter()
+                .enumerate()
+                .filter_map(|(i, t)| {
+                    parse_duration(t)
+                        .map_err(|e| self.problem(&format!("policy.age_buckets[{i}]"), e))
+                        .ok()
+                })
+                .collect();
+            if self.problems.len() == count {
+                match AgeBuckets::new(durations) {
+                    Ok(buckets) => policy.age_buckets = buckets,
+                    Err(e) => self.problem("policy.age_buckets", e),
+                }
+            }
+        }
+        policy
+    }
+
+    fn users(&mut self, value: Option<&Value>) -> UserFilter {
+        let mut filter = UserFilter::default();
+        let Some(m) = self.mapping(value, "users", &["exclude", "exclude_tags"]) else {
+            return filter;
+        };
+        for (i, pattern) in self.strings(m.get("exclude"), "users.exclude").into_iter().enumerate() {
+            match regex::Regex::new(&pattern) {
+                Ok(re) => filter.exclude.push(re),
+                Err(e) => self.problem(
+                    &format!("users.exclude[{i}]"),
+                    format!("invalid regex {pattern:?}: {e}"),
+                ),
+            }
+        }
+        match m.get("exclude_tags") {
+            None | Some(Value::Null) => {}
+            Some(Value::Mapping(tags)) => {
+                for (k, v) in tags {
+                    let path = format!("users.exclude_tags.{}", display(k));
+                    if let (Some(k), Some(v)) = (self.string(Some(k), &path), self.string(Some(v), &path)) {
+                        filter.exclude_tags.insert(k, v);
+                    }
+                }
+            }
+            Some(other) => self.problem(
+                "users.exclude_tags",
+                format!("expected a mapping of tag key to value, found {}", kind(other)),
+            ),
+        }
+        filter
+    }
+
+    fn labels(&mut self, value: Option<&Value>) -> LabelSettings {
+        let mut labels = LabelSettings::default();
+        let Some(m) = self.mapping(value, "labels", &["user_tags", "access_key_id"]) else {
+            return labels;
+        };
+        let mut seen: BTreeMap<String, String> = BTreeMap::new();
+        for (i, key) in self
+            .strings(m.get("user_tags"), "labels.user_tags")
+            .into_iter()
+            .enumerate()
+        {
+            let label = LabelSettings::tag_label(&key);
+            if key.is_empty() {
+                self.problem(&format!("labels.user_tags[{i}]"), "tag key must not be empty");
+            } else if let Some(first) = seen.insert(label.clone(), key.clone()) {
+                self.problem(
+                    &format!("labels.user_tags[{i}]"),
+                    format!("{key:?} and {first:?} would both be exported as label {label}"),
+                );
+            } else {
+                labels.user_tags.push(key);
+            }
+        }
+        if let Some(mode) = self.string(m.get("access_key_id"), "labels.access_key_id") {
+            labels.access_key_id = match mode.as_str() {
+                "full" => KeyIdLabel::Full,
+                "last4" => KeyIdLabel::Last4,
+                "none" => KeyIdLabel::None,
+                other => {
+                    self.problem(
+                        "labels.access_key_id",
+                        format!("{other:?} is not one of full, last4, none"),
+                    );
+                    KeyIdLabel::Full
+                }
+            };
+        }
+        labels
+    }
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path == "(top level)" {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+fn display(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => serde_norway::to_string(other).unwrap_or_default().trim().to_string(),
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
+    }
+}

@@ -1,0 +1,344 @@
+//! `--web.config.file` in the Prometheus exporter-toolkit format: TLS (and
+//! mutual TLS), basic authentication with bcrypt hashes, and response
+//! headers. Validated at start; read again when it (or a file it names)
+//! changes, keeping the previous configuration if the new one is invalid.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use axum::http::{HeaderName, HeaderValue};
+use rustls::server::WebPkiClientVerifier;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use serde::Deserialize;
+
+use crate::collect::file_watch::{self, FileMeta};
+
+/// Response headers the exporter-toolkit allows to be set.
+const ALLOWED_HEADERS: [&str; 5] = [
+    "Strict-Transport-Security",
+    "X-Content-Type-Options",
+    "X-Frame-Options",
+    "X-XSS-Protection",
+    "Content-Security-Policy",
+];
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawWebConfig {
+    tls_server_config: Option<RawTls>,
+    http_server_config: Option<RawHttp>,
+    basic_auth_users: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    client_auth_type: Option<String>,
+    client_ca_file: Option<PathBuf>,
+    min_version: Option<String>,
+    max_version: Option<String>,
+    // Known to the toolkit, not supported here: named in the error rather
+    // than reported as unknown.
+    cipher_suites: Option<serde_norway::Value>,
+    curve_preferences: Option<serde_norway::Value>,
+    prefer_server_cipher_suites: Option<serde_norway::Value>,
+    client_allowed_sans: Option<serde_norway::Value>,
+    cert: Option<serde_norway::Value>,
+    key: Option<serde_norway::Value>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    http2: Option<bool>,
+    headers: Option<BTreeMap<String, String>>,
+}
+
+/// Successful password checks remembered, as the exporter-toolkit does: a
+/// scraper sends the same credentials every time and must not pay bcrypt
+/// (tens of milliseconds of CPU, on purpose) for each scrape.
+const AUTH_CACHE_SIZE: usize = 100;
+
+/// bcrypt checks run one at a time, whatever the configuration in force: a
+/// flood of wrong passwords then takes one core, never every core, and
+/// scrapes whose credentials are cached are not slowed by it.
+static BCRYPT_TURN: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+
+/// A validated web configuration.
+#[derive(Debug, Default)]
+pub struct WebConfig {
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// User name to bcrypt hash; empty: no authentication.
+    pub users: BTreeMap<String, String>,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Files whose change means the configuration must be read again.
+    files: Vec<PathBuf>,
+    /// Checked for unknown users, so that they cost what a known user costs
+    /// and user names cannot be told by timing. Made at load with a random
+    /// salt and the highest cost of the configured hashes; also the secret
+    /// mixed into the cache keys.
+    dummy_hash: String,
+    /// SHA-256 of a secret, user and password of the checks that succeeded;
+    /// never a password. A new configuration starts with an empty cache.
+    auth_cache: std::sync::Mutex<std::collections::HashSet<[u8; 32]>>,
+}
+
+impl WebConfig {
+    /// Reads and validates the file; the error names the file and the problem.
+    pub fn load(path: &Path) -> Result<WebConfig, String> {
+        let fail = |message: String| format!("{}: {message}", path.display());
+        let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+        let raw: RawWebConfig = if text.trim().is_empty() {
+            RawWebConfig::default()
+        } else {
+            serde_norway::from_str(&text).map_err(|e| fail(e.to_string()))?
+        };
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut config = WebConfig {
+            files: vec![path.to_path_buf()],
+            ..WebConfig::default()
+        };
+        if let Some(tls) = raw.tls_server_config {
+            config.tls = Some(Arc::new(tls_config(tls, base, &mut config.files).map_err(fail)?));
+        }
+        let mut highest_cost = None;
+        for (user, hash) in raw.basic_auth_users.unwrap_or_default() {
+            let parts = hash
+                .parse::<bcrypt::HashParts>()
+                .map_err(|e| fail(format!("basic_auth_users.{user}: not a bcrypt hash ({e})")))?;
+            highest_cost = highest_cost.max(Some(parts.get_cost()));
+            config.users.insert(user, hash);
+        }
+        if let Some(cost) = highest_cost {
+            config.dummy_hash = bcrypt::hash("a password no user has", cost)
+                .map_err(|e| fail(format!("basic_auth_users: cannot make the dummy hash ({e})")))?;
+        }
+        let http = raw.http_server_config.unwrap_or_default();
+        if http.http2 == Some(false) {
+            return Err(fail(
+                "http_server_config.http2: turning HTTP/2 off is not supported".into(),
+            ));
+        }
+        for (name, value) in http.headers.unwrap_or_default() {
+            let Some(allowed) = ALLOWED_HEADERS.iter().find(|h| h.eq_ignore_ascii_case(&name)) else {
+                return Err(fail(format!(
+                    "http_server_config.headers.{name}: not one of the headers that may be set ({})",
+                    ALLOWED_HEADERS.join(", ")
+                )));
+            };
+            let value = HeaderValue::from_str(&value)
+                .map_err(|_| fail(format!("http_server_config.headers.{name}: invalid header value")))?;
+            // HeaderName keeps names in lower case, whatever case it is given.
+            let name = HeaderName::from_bytes(allowed.as_bytes()).expect("the allowed header names are valid");
+            config.headers.push((name, value));
+        }
+        Ok(config)
+    }
+
+    /// Checks a user name and password: from the cache of successful
+    /// checks, else with bcrypt, one check at a time on the blocking pool.
+    pub async fn authorize(self: Arc<Self>, user: String, password: String) -> bool {
+        let key = self.cache_key(&user, &password);
+        if self.cached(&key) {
+            return true;
+        }
+        let Ok(turn) = BCRYPT_TURN.acquire().await else {
+            return false;
+        };
+        // The same credentials may have been checked while this one waited.
+        if self.cached(&key) {
+            return true;
+        }
+        let this = self.clone();
+        // The turn goes with the check, so that a client that hangs up while
+        // it runs does not let the next one start beside it.
+        let ok = tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            this.authenticate(&user, &password)
+        })
+        .await
+        .unwrap_or(false);
+        if ok {
+            self.remember(key);
+        }
+        ok
+    }
+
+    fn remember(&self, key: [u8; 32]) {
+        let mut cache = self.auth_cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= AUTH_CACHE_SIZE {
+            // Any entry: a scraper evicted pays bcrypt once more.
+            if let Some(old) = cache.iter().next().copied() {
+                cache.remove(&old);
+            }
+        }
+        cache.insert(key);
+    }
+
+    /// Checks a user name and password with bcrypt, unknown users against
+    /// the dummy hash; slow on purpose, so call it off the async workers.
+    pub fn authenticate(&self, user: &str, password: &str) -> bool {
+        match self.users.get(user) {
+            Some(hash) => bcrypt::verify(password, hash).unwrap_or(false),
+            None => {
+                let _ = bcrypt::verify(password, &self.dummy_hash);
+                false
+            }
+        }
+    }
+
+    fn cached(&self, key: &[u8; 32]) -> bool {
+        self.auth_cache.lock().unwrap_or_else(|e| e.into_inner()).contains(key)
+    }
+
+    fn cache_key(&self, user: &str, password: &str) -> [u8; 32] {
+        use sha2::Digest as _;
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(self.dummy_hash.as_bytes());
+        // The length keeps ("ab", "c") and ("a", "bc") apart.
+        hasher.update((user.len() as u64).to_le_bytes());
+        hasher.update(user.as_bytes());
+        hasher.update(password.as_bytes());
+        hasher.finalize().into()
+    }
+
+    async fn fingerprint(&self) -> Vec<Option<FileMeta>> {
+        file_watch::stamps(self.files.clone()).await
+    }
+}
+
+fn tls_config(raw: RawTls, base: &Path, files: &mut Vec<PathBuf>) -> Result<rustls::ServerConfig, String> {
+    let unsupported = [
+        ("cipher_suites", raw.cipher_suites.is_some()),
+        ("curve_preferences", raw.curve_preferences.is_some()),
+        ("prefer_server_cipher_suites", raw.prefer_server_cipher_suites.is_some()),
+        ("client_allowed_sans", raw.client_allowed_sans.is_some()),
+        ("cert", raw.cert.is_some()),
+        ("key", raw.key.is_some()),
+    ];
+    if let Some((key, _)) = unsupported.iter().find(|(_, set)| *set) {
+        return Err(format!(
+            "tls_server_config.{key}: not supported by this exporter (use cert_file and key_file; the cipher suites are rustls's safe defaults)"
+        ));
+    }
+    let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+    let cert_file = resolve(raw.cert_file.ok_or("tls_server_config.cert_file: required")?);
+    let key_file = resolve(raw.key_file.ok_or("tls_server_config.key_file: required")?);
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_file)
+        .and_then(|certs| certs.collect())
+        .map_err(|e| {
+            format!(
+                "tls_server_config.cert_file: cannot read a certificate from {}: {e}",
+                cert_file.display()
+            )
+        })?;
+    if certs.is_empty() {
+        return Err(format!(
+            "tls_server_config.cert_file: no certificate in {}",
+            cert_file.display()
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(&key_file).map_err(|e| {
+        format!(
+            "tls_server_config.key_file: cannot read a private key from {}: {e}",
+            key_file.display()
+        )
+    })?;
+    files.extend([cert_file, key_file]);
+
+    let versions: &[&'static rustls::SupportedProtocolVersion] = match (raw.min_version.as_deref(), raw.max_version.as_deref()) {
+        (None | Some("TLS12"), None | Some("TLS13")) => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        (Some("TLS13"), None | Some("TLS13")) => &[&rustls::version::TLS13],
+        (None | Some("TLS12"), Some("TLS12")) => &[&rustls::version::TLS12],
+        (min, max) => {
+            return Err(format!(
+                "tls_server_config: min_version {min:?} / max_version {max:?}: TLS12 and TLS13 are supported, min not above max"
+            ))
+        }
+    };
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)
+        .map_err(|e| format!("tls_server_config: {e}"))?;
+
+    let auth = raw.client_auth_type.as_deref().unwrap_or("NoClientCert");
+    let needs_ca = matches!(auth, "RequireAndVerifyClientCert" | "VerifyClientCertIfGiven");
+    let builder = match (auth, raw.client_ca_file) {
+        ("NoClientCert", _) => builder.with_no_client_auth(),
+        (_, None) if needs_ca => {
+            return Err(format!("tls_server_config.client_ca_file: required with client_auth_type {auth}"));
+        }
+        (_, Some(ca_file)) if needs_ca => {
+            let ca_file = resolve(ca_file);
+            let mut roots = rustls::RootCertStore::empty();
+            for ca in CertificateDer::pem_file_iter(&ca_file)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| format!("tls_server_config.client_ca_file: cannot read {}: {e}", ca_file.display()))?
+            {
+                roots
+                    .add(ca)
+                    .map_err(|e| format!("tls_server_config.client_ca_file: {}: {e}", ca_file.display()))?;
+            }
+            files.push(ca_file);
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            let verifier = if auth == "VerifyClientCertIfGiven" {
+                verifier.allow_unauthenticated()
+            } else {
+                verifier
+            };
+            builder.with_client_cert_verifier(verifier.build().map_err(|e| format!("tls_server_config: {e}"))?)
+        }
+        (other, _) => {
+            return Err(format!(
+                "tls_server_config.client_auth_type: {other:?} is not supported; use NoClientCert, VerifyClientCertIfGiven or RequireAndVerifyClientCert"
+            ))
+        }
+    };
+    let mut config = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("tls_server_config: the certificate and key do not form a usable pair: {e}"))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// The web configuration in force, swapped when the file changes.
+pub type SharedWebConfig = Arc<ArcSwap<WebConfig>>;
+
+/// Reads the file again whenever it or a file it names changes; an invalid
+/// new version is logged and the previous one stays.
+pub async fn watch(path: PathBuf, shared: SharedWebConfig, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let mut seen = shared.load().fingerprint().await;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(file_watch::POLL) => {}
+            _ = shutdown.changed() => return,
+        }
+        let now = shared.load().fingerprint().await;
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        // Reading files and making the dummy bcrypt hash would stall an async
+        // worker.
+        let reading = path.clone();
+        let loaded = tokio::task::spawn_blocking(move || WebConfig::load(&reading))
+            .await
+            .unwrap_or_else(|e| Err(format!("{}: reading failed: {e}", path.display())));
+        match loaded {
+            Ok(config) => {
+                tracing::info!(file = %path.display(), "web configuration changed; now in force");
+                seen = config.fingerprint().await;
+                shared.store(Arc::new(config));
+            }
+            Err(e) => tracing::error!(error = %e, "web configuration changed but is invalid; keeping the previous one"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,334 @@
+//! The `report` command's output: the details, high-risk and summary tables
+//! of the classic "Access Keys" report, as a text table, JSON or CSV. Pure
+//! functions of the assessed model ([`crate::domain::assess`]), which also feeds
+//! `/metrics`. The HTML document is in [`html`].
+
+pub mod html;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+
+use crate::domain::assess::{Assessed, Assessor, PolicyTerms};
+use crate::domain::disclosure::KeyIdLabel;
+use crate::domain::key::KeyStatus;
+
+/// Where the server serves the HTML report; the telemetry path may not take it.
+pub const PATH: &str = "/report";
+
+/// How `report` prints (`--format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Json,
+    Csv,
+    /// One self-contained HTML document with the age chart and every table.
+    Html,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportTable {
+    All,
+    Details,
+    HighRisk,
+    Summary,
+}
+
+/// A titled table: title, header, rows.
+type Table<'a> = (&'a str, Vec<String>, Vec<Vec<String>>);
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeyRow {
+    pub account_id: String,
+    pub account_name: String,
+    pub user: String,
+    pub key: u8,
+    pub access_key_id: String,
+    pub status: KeyStatus,
+    pub created: String,
+    pub age_days: u64,
+    pub last_used: Option<String>,
+    pub unused_days: u64,
+    pub last_used_service: String,
+    pub last_used_region: String,
+    pub high_risk: bool,
+    pub risk_reasons: Vec<&'static str>,
+    /// The user's exported tags (`labels.user_tags`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AccountRow {
+    pub account_id: String,
+    pub account_name: String,
+    pub up: bool,
+    pub users: usize,
+    pub keys: usize,
+    pub active_keys: usize,
+    pub high_risk_keys: usize,
+    pub users_multiple_active_keys: i64,
+    pub root_access_key_present: bool,
+    /// Keys per age bucket, in bucket order.
+    pub age_buckets: Vec<(String, usize)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub generated: String,
+    pub details: Vec<KeyRow>,
+    pub high_risk: Vec<KeyRow>,
+    pub summary: Vec<AccountRow>,
+    /// Accounts without data: every refresh of theirs so far failed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_read: Vec<String>,
+    /// The policy the keys were assessed against, for the HTML header.
+    #[serde(skip)]
+    pub policy: PolicyTerms,
+}
+
+/// What `/report` serves: the assessment of the current snapshot, presented
+/// as `context` says.
+#[derive(Debug)]
+pub struct Page {
+    pub assessor: Assessor,
+    pub context: html::Context,
+}
+
+impl Page {
+    pub fn render(&self) -> String {
+        let report = Report::build(&self.assessor.assess(), self.context.key_ids);
+        html::render(&report, &self.context)
+    }
+}
+
+impl Report {
+    pub fn build(assessed: &Assessed, key_ids: KeyIdLabel) -> Report {
+        let mut details = Vec::new();
+        let mut summary = Vec::new();
+        for account in &assessed.accounts {
+            let data = &account.data;
+            let tags: BTreeMap<&str, &BTreeMap<String, String>> =
+                data.users.iter().map(|u| (&*u.name, &u.tags)).collect();
+            for (key, a) in account.keys() {
+                details.push(KeyRow {
+                    account_id: account.id.clone(),
+                    account_name: data.account_name.clone(),
+                    user: key.user.to_string(),
+                    key: key.position,
+                    access_key_id: key_ids.render(key.access_key_id.as_deref()).to_string(),
+                    status: key.status,
+                    created: timestamp(key.created),
+                    age_days: a.age_days(),
+                    last_used: key.last_used.map(timestamp),
+                    unused_days: a.unused_days(),
+                    last_used_service: key.last_used_service.as_deref().unwrap_or_default().to_string(),
+                    last_used_region: key.last_used_region.as_deref().unwrap_or_default().to_string(),
+                    high_risk: a.high_risk(),
+                    risk_reasons: a.reasons.iter().map(|r| r.describe()).collect(),
+                    tags: tags.get(&*key.user).map(|t| (*t).clone()).unwrap_or_default(),
+                });
+            }
+            let s = &account.summary;
+            summary.push(AccountRow {
+                account_id: account.id.clone(),
+                account_name: data.account_name.clone(),
+                up: account.up,
+                users: s.users,
+                keys: s.keys,
+                active_keys: s.active_keys,
+                high_risk_keys: s.high_risk_keys,
+                users_multiple_active_keys: s.users_multiple_active_keys as i64,
+                root_access_key_present: s.root_access_key_present,
+                age_buckets: assessed
+                    .policy
+                    .age_buckets
+                    .iter()
+                    .cloned()
+                    .zip(s.buckets.iter().copied())
+                    .collect(),
+            });
+        }
+        let high_risk = details.iter().filter(|r| r.high_risk).cloned().collect();
+        Report {
+            generated: timestamp(assessed.now),
+            details,
+            high_risk,
+            summary,
+            not_read: assessed.not_read().map(String::from).collect(),
+            policy: assessed.policy.clone(),
+        }
+    }
+
+    pub fn has_high_risk(&self) -> bool {
+        !self.high_risk.is_empty()
+    }
+
+    /// The report in `format`; `table` picks the tables of the text formats
+    /// (the HTML document always has them all), `context` is for HTML's header.
+    pub fn render(&self, format: ReportFormat, table: ReportTable, context: &html::Context) -> String {
+        let tables: Vec<Table> = [
+            (
+                ReportTable::Details,
+                "Access key details",
+                key_header(),
+                self.details.iter().map(key_cells).collect(),
+            ),
+            (
+                ReportTable::HighRisk,
+                "High-risk access keys",
+                key_header(),
+                self.high_risk.iter().map(key_cells).collect(),
+            ),
+            (
+                ReportTable::Summary,
+                "Summary by account",
+                self.summary_header(),
+                self.summary.iter().map(summary_cells).collect(),
+            ),
+        ]
+        .into_iter()
+        .filter(|(which, ..)| table == ReportTable::All || table == *which)
+        .map(|(_, title, header, rows)| (title, header, rows))
+        .collect();
+        match format {
+            ReportFormat::Html => html::render(self, context),
+            ReportFormat::Json => {
+                let value = match table {
+                    ReportTable::All => serde_json::to_value(self),
+                    ReportTable::Details => serde_json::to_value(&self.details),
+                    ReportTable::HighRisk => serde_json::to_value(&self.high_risk),
+                    ReportTable::Summary => serde_json::to_value(&self.summary),
+                };
+                let mut out = serde_json::to_string_pretty(&value.expect("report rows serialize"))
+                    .expect("JSON value serializes");
+                out.push('\n');
+                out
+            }
+            ReportFormat::Csv => tables
+                .iter()
+                .map(|(_, header, rows)| csv_table(header, rows))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            ReportFormat::Table => tables
+                .iter()
+                .map(|(title, header, rows)| format!("{title} ({})\n{}", rows.len(), text_table(header, rows)))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        }
+    }
+
+    fn summary_header(&self) -> Vec<String> {
+        let mut header: Vec<String> = [
+            "account_id",
+            "account_name",
+            "up",
+            "users",
+            "keys",
+            "active_keys",
+            "high_risk_keys",
+            "users_multiple_active_keys",
+            "root_access_key_present",
+        ]
+        .map(String::from)
+        .to_vec();
+        if let Some(first) = self.summary.first() {
+            header.extend(first.age_buckets.iter().map(|(label, _)| format!("age_{label}")));
+        }
+        header
+    }
+}
+
+/// Times as every output writes them: RFC 3339 in UTC, whole seconds.
+pub(crate) fn timestamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn key_header() -> Vec<String> {
+    [
+        "account_id",
+        "account_name",
+        "user",
+        "key",
+        "access_key_id",
+        "status",
+        "created",
+        "age_days",
+        "last_used",
+        "unused_days",
+        "last_used_service",
+        "last_used_region",
+        "high_risk",
+        "risk_reasons",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn key_cells(r: &KeyRow) -> Vec<String> {
+    vec![
+        r.account_id.clone(),
+        r.account_name.clone(),
+        r.user.clone(),
+        r.key.to_string(),
+        r.access_key_id.clone(),
+        r.status.as_str().to_string(),
+        r.created.clone(),
+        r.age_days.to_string(),
+        r.last_used.clone().unwrap_or_else(|| "Never".into()),
+        r.unused_days.to_string(),
+        r.last_used_service.clone(),
+        r.last_used_region.clone(),
+        r.high_risk.to_string(),
+        r.risk_reasons.join("; "),
+    ]
+}
+
+fn summary_cells(r: &AccountRow) -> Vec<String> {
+    let mut cells = vec![
+        r.account_id.clone(),
+        r.account_name.clone(),
+        r.up.to_string(),
+        r.users.to_string(),
+        r.keys.to_string(),
+        r.active_keys.to_string(),
+        r.high_risk_keys.to_string(),
+        r.users_multiple_active_keys.to_string(),
+        r.root_access_key_present.to_string(),
+    ];
+    cells.extend(r.age_buckets.iter().map(|(_, n)| n.to_string()));
+    cells
+}
+
+fn text_table(header: &[String], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        padded.join("  ").trim_end().to_string() + "\n"
+    };
+    let upper: Vec<String> = header.iter().map(|h| h.to_uppercase()).collect();
+    let mut out = line(&upper);
+    for row in rows {
+        out.push_str(&line(row));
+    }
+    out
+}
+
+fn csv_table(header: &[String], rows: &[Vec<String>]) -> String {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    // Writing CSV records into memory cannot fail.
+    writer.write_record(header).expect("in-memory CSV");
+    for row in rows {
+        writer.write_record(row).expect("in-memory CSV");
+    }
+    String::from_utf8(writer.into_inner().expect("in-memory CSV")).expect("CSV of UTF-8 cells is UTF-8")
+}
+
+#[cfg(test)]
+mod tests;
