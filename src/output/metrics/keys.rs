@@ -28,15 +28,15 @@ use crate::output::key_series::{KeySeries, KeySeriesSet};
 
 /// A per-key family: its series, name, help and unit.
 #[derive(Debug)]
-struct Family {
-    series: KeySeries,
-    name: &'static str,
-    help: &'static str,
-    unit: Option<Unit>,
+pub(super) struct Family {
+    pub(super) series: KeySeries,
+    pub(super) name: &'static str,
+    pub(super) help: &'static str,
+    pub(super) unit: Option<Unit>,
 }
 
 /// The per-key families, in exposition order.
-const FAMILIES: [Family; 7] = [
+pub(super) const FAMILIES: [Family; 7] = [
     Family {
         series: KeySeries::Created,
         name: "aws_iam_access_key_created_timestamp",

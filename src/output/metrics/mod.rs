@@ -23,6 +23,8 @@ mod collector;
 mod gzip;
 mod keys;
 mod labels;
+#[cfg(test)]
+mod reference;
 mod seconds;
 
 #[cfg(test)]
