@@ -42,20 +42,19 @@ pub fn metrics_with_keys(keys: usize) -> Arc<Metrics> {
                     break;
                 }
                 let n = data.keys.len() as i64;
-                data.keys.push(AccessKey {
-                    user: user.clone(),
-                    position,
-                    access_key_id: Some(format!("AKIA{:016}", n + a as i64 * 1_000_000).into()),
-                    status: if n % 10 == 0 {
-                        KeyStatus::Inactive
-                    } else {
-                        KeyStatus::Active
-                    },
-                    created: now() - chrono::Duration::days(n % 800),
-                    last_used: (n % 5 != 0).then(|| now() - chrono::Duration::days(n % 40)),
-                    last_used_service: (n % 5 != 0).then(|| "s3".into()),
-                    last_used_region: (n % 5 != 0).then(|| "eu-west-1".into()),
-                });
+                let used = n % 5 != 0;
+                data.keys.push(
+                    AccessKey::new(user.clone(), now() - chrono::Duration::days(n % 800))
+                        .position(position)
+                        .id(format!("AKIA{:016}", n + a as i64 * 1_000_000))
+                        .status(if n % 10 == 0 {
+                            KeyStatus::Inactive
+                        } else {
+                            KeyStatus::Active
+                        })
+                        .last_used(used.then(|| now() - chrono::Duration::days(n % 40)))
+                        .last_used_in(used.then(|| "s3".into()), used.then(|| "eu-west-1".into())),
+                );
             }
         }
         outcomes.push(Outcome {

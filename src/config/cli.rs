@@ -209,10 +209,11 @@ pub struct ServeFlags {
     #[arg(long = "refresh.interval", env = "AWS_IAM_KEY_EXPORTER_REFRESH_INTERVAL", value_parser = parse_interval)]
     pub refresh_interval: Option<Duration>,
 
-    /// Per-key families to export, comma-separated, among created,
-    /// last_used, age, unused, never_used, high_risk, info (default all);
-    /// `created,last_used,high_risk` halves what Prometheus holds.
-    #[arg(long = "metrics.key-series", env = "AWS_IAM_KEY_EXPORTER_METRICS_KEY_SERIES")]
+    #[arg(
+        long = "metrics.key-series",
+        env = "AWS_IAM_KEY_EXPORTER_METRICS_KEY_SERIES",
+        help = crate::output::key_series::flag_help()
+    )]
     pub key_series: Option<String>,
 }
 

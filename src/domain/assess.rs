@@ -217,16 +217,9 @@ mod tests {
     }
 
     fn key(user: &str, status: KeyStatus, age_days: i64) -> AccessKey {
-        AccessKey {
-            user: user.into(),
-            position: 1,
-            access_key_id: None,
-            status,
-            created: now() - chrono::Duration::days(age_days),
-            last_used: Some(now()),
-            last_used_service: None,
-            last_used_region: None,
-        }
+        AccessKey::new(user, now() - chrono::Duration::days(age_days))
+            .status(status)
+            .last_used(now())
     }
 
     /// Root is not an IAM user, even with two active keys.

@@ -52,6 +52,50 @@ impl AccessKey {
         &*self.user == ROOT_USER
     }
 
+    /// An active key of `user` created at `created`, first of the user's,
+    /// with no id and never used; the setters below say the rest, for the
+    /// sources and for the keys of tests and benchmarks alike.
+    pub fn new(user: impl Into<Arc<str>>, created: DateTime<Utc>) -> AccessKey {
+        AccessKey {
+            user: user.into(),
+            access_key_id: None,
+            last_used_service: None,
+            last_used_region: None,
+            created,
+            last_used: None,
+            position: 1,
+            status: KeyStatus::Active,
+        }
+    }
+
+    pub fn position(mut self, position: u8) -> AccessKey {
+        self.position = position;
+        self
+    }
+
+    pub fn id(mut self, id: impl Into<Box<str>>) -> AccessKey {
+        self.access_key_id = Some(id.into());
+        self
+    }
+
+    pub fn status(mut self, status: KeyStatus) -> AccessKey {
+        self.status = status;
+        self
+    }
+
+    /// Takes a time or an `Option` of one.
+    pub fn last_used(mut self, when: impl Into<Option<DateTime<Utc>>>) -> AccessKey {
+        self.last_used = when.into();
+        self
+    }
+
+    /// Where it was last used.
+    pub fn last_used_in(mut self, service: Option<Arc<str>>, region: Option<Arc<str>>) -> AccessKey {
+        self.last_used_service = service;
+        self.last_used_region = region;
+        self
+    }
+
     /// Where its time unused counts from: a key never used has been unused
     /// since it was created.
     pub fn unused_since(&self) -> DateTime<Utc> {

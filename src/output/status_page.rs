@@ -173,7 +173,7 @@ mod tests {
     use super::*;
     use crate::domain::assess::assess;
     use crate::domain::failure::{ErrorReason, SourceError};
-    use crate::domain::key::{AccessKey, AccountData, KeyStatus};
+    use crate::domain::key::{AccessKey, AccountData};
     use crate::domain::policy::Policy;
     use crate::domain::snapshot::{Outcome, Snapshot};
     use chrono::TimeZone;
@@ -183,16 +183,8 @@ mod tests {
     }
 
     fn key(user: &str, age_days: i64, used: bool) -> AccessKey {
-        AccessKey {
-            user: user.into(),
-            position: 1,
-            access_key_id: None,
-            status: KeyStatus::Active,
-            created: now() - chrono::Duration::days(age_days),
-            last_used: used.then(|| now() - chrono::Duration::days(1)),
-            last_used_service: None,
-            last_used_region: None,
-        }
+        AccessKey::new(user, now() - chrono::Duration::days(age_days))
+            .last_used(used.then(|| now() - chrono::Duration::days(1)))
     }
 
     /// A healthy account (one key not rotated), an account whose latest

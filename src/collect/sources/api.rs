@@ -173,16 +173,15 @@ async fn fetch_user(
         let last = last_used.access_key_last_used();
         // Interned by the caller, which sees every user's keys.
         let known = |v: Option<&str>| v.filter(|v| !is_missing(v)).map(Arc::from);
-        keys.push(AccessKey {
-            user: Arc::clone(&name),
-            position: 0,
-            access_key_id: Some(id.into()),
-            status,
-            created,
-            last_used: last.and_then(|l| l.last_used_date()).and_then(to_chrono),
-            last_used_service: known(last.map(|l| l.service_name())),
-            last_used_region: known(last.map(|l| l.region())),
-        });
+        // Numbered by creation date once the user's keys are all in.
+        keys.push(
+            AccessKey::new(Arc::clone(&name), created)
+                .position(0)
+                .id(id)
+                .status(status)
+                .last_used(last.and_then(|l| l.last_used_date()).and_then(to_chrono))
+                .last_used_in(known(last.map(|l| l.service_name())), known(last.map(|l| l.region()))),
+        );
     }
     let user = User {
         name,

@@ -385,16 +385,16 @@ fn parse_row(
             continue;
         };
         let last_used = parse_time(field(key.last_used_date)).map_err(|e| (Some(key.last_used_date), e))?;
-        keys[n] = Some(AccessKey {
-            user: Arc::clone(&name),
-            position: n as u8 + 1,
-            access_key_id: None,
-            status: if active { KeyStatus::Active } else { KeyStatus::Inactive },
-            created,
-            last_used,
-            last_used_service: optional(field(key.last_used_service), interner),
-            last_used_region: optional(field(key.last_used_region), interner),
-        });
+        keys[n] = Some(
+            AccessKey::new(Arc::clone(&name), created)
+                .position(n as u8 + 1)
+                .status(if active { KeyStatus::Active } else { KeyStatus::Inactive })
+                .last_used(last_used)
+                .last_used_in(
+                    optional(field(key.last_used_service), interner),
+                    optional(field(key.last_used_region), interner),
+                ),
+        );
     }
     Ok(Row {
         user: name,
@@ -723,16 +723,7 @@ mod tests {
     }
 
     fn key(user: &str, position: u8, status: KeyStatus, created: DateTime<Utc>) -> AccessKey {
-        AccessKey {
-            user: user.into(),
-            position,
-            access_key_id: None,
-            status,
-            created,
-            last_used: None,
-            last_used_service: None,
-            last_used_region: None,
-        }
+        AccessKey::new(user, created).position(position).status(status)
     }
 
     /// AWS's real values: `N/A`, `no_information`, `not_supported`, the root row,
@@ -748,17 +739,12 @@ nokeys,arn:aws:iam::111122223333:user/nokeys,2020-01-01T10:00:00+00:00,true,2026
         );
         let data = parse(&report).unwrap();
         // Column 1 holds alice's newer key: `key` follows the column.
-        let alice_new = AccessKey {
-            last_used: Some(t(2026, 11, 1)),
-            last_used_service: Some("s3".into()),
-            last_used_region: Some("eu-west-1".into()),
-            ..key("alice", 1, KeyStatus::Active, t(2024, 2, 1))
-        };
-        let alice_old = AccessKey {
-            last_used: Some(t(2026, 10, 1)),
-            last_used_service: Some("iam".into()),
-            ..key("alice", 2, KeyStatus::Active, t(2023, 1, 1))
-        };
+        let alice_new = key("alice", 1, KeyStatus::Active, t(2024, 2, 1))
+            .last_used(t(2026, 11, 1))
+            .last_used_in(Some("s3".into()), Some("eu-west-1".into()));
+        let alice_old = key("alice", 2, KeyStatus::Active, t(2023, 1, 1))
+            .last_used(t(2026, 10, 1))
+            .last_used_in(Some("iam".into()), None);
         let expected = AccountData {
             account_id: "111122223333".into(),
             account_name: String::new(),
@@ -806,15 +792,13 @@ nokeys,arn:aws:iam::111122223333:user/nokeys,2020-01-01T10:00:00+00:00,true,2026
         assert!(!data.root_access_key_present);
         assert_eq!(
             data.keys,
-            [AccessKey {
-                last_used: Some(Utc.with_ymd_and_hms(2026, 11, 28, 11, 0, 0).unwrap()),
-                ..key(
-                    "bob",
-                    1,
-                    KeyStatus::Active,
-                    Utc.with_ymd_and_hms(2026, 11, 28, 10, 0, 0).unwrap()
-                )
-            }]
+            [key(
+                "bob",
+                1,
+                KeyStatus::Active,
+                Utc.with_ymd_and_hms(2026, 11, 28, 10, 0, 0).unwrap()
+            )
+            .last_used(Utc.with_ymd_and_hms(2026, 11, 28, 11, 0, 0).unwrap())]
         );
     }
 
@@ -1039,12 +1023,8 @@ nokeys,arn:aws:iam::111122223333:user/nokeys,2020-01-01T10:00:00+00:00,true,2026
     }
 
     fn used(key: AccessKey, when: DateTime<Utc>) -> AccessKey {
-        AccessKey {
-            last_used: Some(when),
-            last_used_service: Some("s3".into()),
-            last_used_region: Some("us-east-1".into()),
-            ..key
-        }
+        key.last_used(when)
+            .last_used_in(Some("s3".into()), Some("us-east-1".into()))
     }
 
     fn user(name: &str) -> User {

@@ -13,14 +13,10 @@ pub(crate) fn now() -> DateTime<Utc> {
 /// A key created `age` days before [`now`], used `used` days before it (in
 /// S3, from eu-west-1).
 pub(crate) fn key(user: &str, position: u8, id: &str, status: KeyStatus, age: i64, used: Option<i64>) -> AccessKey {
-    AccessKey {
-        user: user.into(),
-        position,
-        access_key_id: Some(id.into()),
-        status,
-        created: now() - chrono::Duration::days(age),
-        last_used: used.map(|d| now() - chrono::Duration::days(d)),
-        last_used_service: used.map(|_| "s3".into()),
-        last_used_region: used.map(|_| "eu-west-1".into()),
-    }
+    AccessKey::new(user, now() - chrono::Duration::days(age))
+        .position(position)
+        .id(id)
+        .status(status)
+        .last_used(used.map(|d| now() - chrono::Duration::days(d)))
+        .last_used_in(used.map(|_| "s3".into()), used.map(|_| "eu-west-1".into()))
 }

@@ -261,16 +261,9 @@ mod properties {
         ) {
             let now = chrono::DateTime::from_timestamp(2_000_000_000, 0).unwrap();
             let used_ago = used_ago.map(|u| u.min(age));
-            let key = AccessKey {
-                user: "u".into(),
-                position: 1,
-                access_key_id: None,
-                status: if active { KeyStatus::Active } else { KeyStatus::Inactive },
-                created: now - chrono::Duration::seconds(age),
-                last_used: used_ago.map(|u| now - chrono::Duration::seconds(u)),
-                last_used_service: None,
-                last_used_region: None,
-            };
+            let key = AccessKey::new("u", now - chrono::Duration::seconds(age))
+                .status(if active { KeyStatus::Active } else { KeyStatus::Inactive })
+                .last_used(used_ago.map(|u| now - chrono::Duration::seconds(u)));
             let policy = Policy { unused_more_than: unused_limit.map(Duration::from_secs), ..Policy::default() };
             let a = policy.assess(&key, now);
             let expected = active

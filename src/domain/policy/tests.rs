@@ -8,16 +8,9 @@ fn now() -> DateTime<Utc> {
 }
 
 fn key(age: Duration, last_used: Option<Duration>, status: KeyStatus) -> AccessKey {
-    AccessKey {
-        user: "alice".into(),
-        position: 1,
-        access_key_id: None,
-        status,
-        created: now() - age,
-        last_used: last_used.map(|ago| now() - ago),
-        last_used_service: None,
-        last_used_region: None,
-    }
+    AccessKey::new("alice", now() - age)
+        .status(status)
+        .last_used(last_used.map(|ago| now() - ago))
 }
 
 fn days(n: u64) -> Duration {
@@ -140,9 +133,10 @@ fn unused_threshold_is_optional_and_strict() {
 /// age and however recently used; an inactive one is not.
 #[test]
 fn an_active_root_key_is_always_high_risk() {
-    let root = |status| AccessKey {
-        user: crate::domain::key::ROOT_USER.into(),
-        ..key(days(1), Some(SECOND), status)
+    let root = |status| {
+        AccessKey::new(crate::domain::key::ROOT_USER, now() - days(1))
+            .status(status)
+            .last_used(now() - SECOND)
     };
     let p = Policy::default();
     assert_eq!(p.assess(&root(KeyStatus::Active), now()).reasons, [RiskReason::RootKey]);

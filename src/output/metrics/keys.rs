@@ -17,69 +17,14 @@ use chrono::{DateTime, Utc};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
-use prometheus_client::registry::{Registry, Unit};
+use prometheus_client::registry::Registry;
 
 use super::seconds::{Value, ValueText};
 use super::Format;
 use crate::domain::assess::Assessed;
 use crate::domain::disclosure::LabelSettings;
 use crate::domain::key::{AccessKey, AccountData};
-use crate::output::key_series::{KeySeries, KeySeriesSet};
-
-/// A per-key family: its series, name, help and unit.
-#[derive(Debug)]
-pub(super) struct Family {
-    pub(super) series: KeySeries,
-    pub(super) name: &'static str,
-    pub(super) help: &'static str,
-    pub(super) unit: Option<Unit>,
-}
-
-/// The per-key families, in exposition order.
-pub(super) const FAMILIES: [Family; 7] = [
-    Family {
-        series: KeySeries::Created,
-        name: "aws_iam_access_key_created_timestamp",
-        help: "Creation time of the access key, which is its last rotation.",
-        unit: Some(Unit::Seconds),
-    },
-    Family {
-        series: KeySeries::LastUsed,
-        name: "aws_iam_access_key_last_used_timestamp",
-        help: "Time the access key was last used; absent for a key never used.",
-        unit: Some(Unit::Seconds),
-    },
-    Family {
-        series: KeySeries::Age,
-        name: "aws_iam_access_key_age",
-        help: "Time since the access key was created (rotated).",
-        unit: Some(Unit::Seconds),
-    },
-    Family {
-        series: KeySeries::Unused,
-        name: "aws_iam_access_key_unused",
-        help: "Time since the access key was last used, or since its creation if never used.",
-        unit: Some(Unit::Seconds),
-    },
-    Family {
-        series: KeySeries::NeverUsed,
-        name: "aws_iam_access_key_never_used",
-        help: "1 if the access key has never been used.",
-        unit: None,
-    },
-    Family {
-        series: KeySeries::HighRisk,
-        name: "aws_iam_access_key_high_risk",
-        help: "1 if the access key is high risk by the configured policy.",
-        unit: None,
-    },
-    Family {
-        series: KeySeries::Info,
-        name: "aws_iam_access_key_info",
-        help: "Always 1; carries the service and region of the key's last use.",
-        unit: None,
-    },
-];
+use crate::output::key_series::{KeyFact, KeySeriesSet, KeyValue, Verdict, FACTS};
 
 /// Where the per-key families sit in the exposition: the timestamps, the
 /// ages (which change with the clock), the rest. The component families
@@ -92,11 +37,11 @@ pub(super) enum Section {
 }
 
 impl Section {
-    fn of(series: KeySeries) -> Section {
-        match series {
-            KeySeries::Created | KeySeries::LastUsed => Section::Timestamps,
-            KeySeries::Age | KeySeries::Unused => Section::Ages,
-            KeySeries::NeverUsed | KeySeries::HighRisk | KeySeries::Info => Section::Rest,
+    fn of(fact: &KeyFact) -> Section {
+        match fact.value {
+            KeyValue::Time(_) => Section::Timestamps,
+            KeyValue::Since(_) => Section::Ages,
+            KeyValue::Verdict(_) | KeyValue::LastUse => Section::Rest,
         }
     }
 }
@@ -105,8 +50,6 @@ impl Section {
 /// set without its values.
 const LABEL_NAMES_SIZE: usize = 57;
 const KEY_POSITIONS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
-const NEVER_USED: u8 = 1;
-const HIGH_RISK: u8 = 2;
 
 /// Every key of a snapshot, in exposition order (accounts by id, keys as the
 /// account's data holds them), with its label set and verdicts.
@@ -120,7 +63,7 @@ pub(super) struct KeyTable {
     labels: String,
     /// Where each key's label set ends in `labels`.
     ends: Vec<usize>,
-    /// Per key, `NEVER_USED | HIGH_RISK` as the policy judged it.
+    /// Per key, the bits of the [`Verdict`]s the policy gave it.
     verdicts: Vec<u8>,
 }
 
@@ -166,8 +109,10 @@ impl KeyTable {
                 table.labels.push('}');
                 table.ends.push(table.labels.len());
                 table.verdicts.push(
-                    if assessment.never_used { NEVER_USED } else { 0 }
-                        | if assessment.high_risk() { HIGH_RISK } else { 0 },
+                    Verdict::ALL
+                        .into_iter()
+                        .filter(|v| v.of(assessment))
+                        .fold(0, |bits, v| bits | v.bit()),
                 );
             }
         }
@@ -232,7 +177,7 @@ pub struct KeyLines {
 /// A family as a format writes it: its descriptor, and the name on its samples.
 #[derive(Debug)]
 struct Rendered {
-    family: &'static Family,
+    fact: &'static KeyFact,
     descriptor: String,
     sample_name: String,
 }
@@ -246,19 +191,19 @@ impl KeyLines {
         series: KeySeriesSet,
         sections: &[Section],
     ) -> KeyLines {
-        let families: Arc<[Rendered]> = FAMILIES
+        let families: Arc<[Rendered]> = FACTS
             .iter()
-            .filter(|f| series.contains(f.series) && sections.contains(&Section::of(f.series)))
-            .map(|family| {
-                let descriptor = descriptor(family, format);
+            .filter(|f| series.contains(f.series) && sections.contains(&Section::of(f)))
+            .map(|fact| {
+                let descriptor = descriptor(fact, format);
                 let sample_name = descriptor
                     .lines()
                     .find_map(|l| l.strip_prefix("# TYPE "))
                     .and_then(|l| l.split(' ').next())
-                    .unwrap_or(family.name)
+                    .unwrap_or(fact.metric)
                     .to_string();
                 Rendered {
-                    family,
+                    fact,
                     descriptor,
                     sample_name,
                 }
@@ -330,23 +275,16 @@ impl KeyLines {
             return Some(Line::Descriptor(&rendered.descriptor));
         };
         let key = self.table.key(i);
-        let verdict = |bit| {
-            Value::Text(if self.table.verdicts[i] & bit != 0 {
+        let value = match rendered.fact.value {
+            KeyValue::Time(time) => Value::Millis(time.of(key)?.timestamp().saturating_mul(1000)),
+            // As `policy::seconds_since` counts them.
+            KeyValue::Since(span) => Value::Millis((self.now - span.start(key)).num_milliseconds().max(0)),
+            KeyValue::Verdict(verdict) => Value::Text(if self.table.verdicts[i] & verdict.bit() != 0 {
                 "1.0"
             } else {
                 "0.0"
-            })
-        };
-        let since = |then: DateTime<Utc>| Value::Millis((self.now - then).num_milliseconds().max(0));
-        let value = match rendered.family.series {
-            KeySeries::Created => Value::Millis(key.created.timestamp().saturating_mul(1000)),
-            KeySeries::LastUsed => Value::Millis(key.last_used?.timestamp().saturating_mul(1000)),
-            // As `policy::seconds_since` counts them.
-            KeySeries::Age => since(key.created),
-            KeySeries::Unused => since(key.unused_since()),
-            KeySeries::NeverUsed => verdict(NEVER_USED),
-            KeySeries::HighRisk => verdict(HIGH_RISK),
-            KeySeries::Info => {
+            }),
+            KeyValue::LastUse => {
                 return Some(Line::Info(Info {
                     name: &rendered.sample_name,
                     labels: self.table.labels(i),
@@ -452,19 +390,19 @@ impl Cursor {
     }
 }
 
-/// A family's descriptor as `format`'s encoder writes it.
-fn descriptor(family: &'static Family, format: Format) -> String {
+/// A fact's descriptor as `format`'s encoder writes it.
+fn descriptor(fact: &'static KeyFact, format: Format) -> String {
     #[derive(Debug)]
-    struct Descriptor(&'static Family);
+    struct Descriptor(&'static KeyFact);
     impl Collector for Descriptor {
         fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
-            let family = self.0;
-            encoder.encode_descriptor(family.name, family.help, family.unit.as_ref(), MetricType::Gauge)?;
+            let fact = self.0;
+            encoder.encode_descriptor(fact.metric, fact.help, fact.unit.as_ref(), MetricType::Gauge)?;
             Ok(())
         }
     }
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(Descriptor(family)));
+    registry.register_collector(Box::new(Descriptor(fact)));
     let mut out = String::new();
     super::encode_into(format, &registry, &mut out);
     out

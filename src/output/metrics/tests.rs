@@ -288,15 +288,9 @@ mod properties {
                 keys: keys
                     .iter()
                     .enumerate()
-                    .map(|(i, (age_days, active))| AccessKey {
-                        user: format!("u{i}").into(),
-                        position: 1,
-                        access_key_id: None,
-                        status: if *active { KeyStatus::Active } else { KeyStatus::Inactive },
-                        created: now - chrono::Duration::days(*age_days),
-                        last_used: None,
-                        last_used_service: None,
-                        last_used_region: None,
+                    .map(|(i, (age_days, active))| {
+                        AccessKey::new(format!("u{i}"), now - chrono::Duration::days(*age_days))
+                            .status(if *active { KeyStatus::Active } else { KeyStatus::Inactive })
                     })
                     .collect(),
                 ..AccountData::default()

@@ -15,7 +15,8 @@ use sha2::Digest as _;
 
 use crate::domain::disclosure::KeyIdLabel;
 
-use super::{AccountRow, KeyRow, Report};
+use super::{AccountRow, CellValue, KeyRow, Report};
+use crate::output::key_series::{self, HtmlTables};
 
 /// What the report was made with: the policy and key id masking it applies,
 /// and, for its header, where the data came from and which accounts it covers.
@@ -480,18 +481,38 @@ fn risk_reasons(row: &KeyRow) -> String {
     row.risk_reasons.join(", ")
 }
 
-/// The columns the high-risk and details tables share.
-const KEY_COLUMNS: [(&str, bool); 9] = [
+/// The columns of the key itself that begin the high-risk and details
+/// tables; the facts' columns follow (see `key_series::FACTS`).
+const KEY_COLUMNS: [(&str, bool); 5] = [
     ("Account", false),
     ("User", false),
     ("Key", true),
     ("Access key id", false),
     ("Status", false),
-    ("Created", false),
-    ("Last used", false),
-    ("Age (days)", true),
-    ("Unused (days)", true),
 ];
+
+/// The facts' columns that `tables` show, with their index among the
+/// facts' cells, their title and whether they are numbers.
+fn fact_columns(tables: HtmlTables) -> impl Iterator<Item = (usize, (String, bool))> {
+    key_series::columns().enumerate().filter_map(move |(i, column)| {
+        let (title, shown) = column.html?;
+        (shown == tables).then(|| (i, (title.to_string(), matches!(column.cell, key_series::Cell::Days(_)))))
+    })
+}
+
+fn fact_cell(value: &CellValue) -> Cell {
+    match value {
+        CellValue::Time(time) => date(time.as_deref()),
+        CellValue::Days(days) => number(days),
+        CellValue::Text(value) => text(value),
+        CellValue::Flag(flag) => yes_no(*flag),
+        CellValue::List(items) => text(&items.join(", ")),
+    }
+}
+
+fn fact_cells(row: &KeyRow, tables: HtmlTables) -> impl Iterator<Item = Cell> + '_ {
+    fact_columns(tables).map(|(i, _)| fact_cell(&row.facts.0[i]))
+}
 
 fn key_cells(row: &KeyRow) -> Vec<Cell> {
     let key_id = if row.access_key_id.is_empty() {
@@ -506,17 +527,16 @@ fn key_cells(row: &KeyRow) -> Vec<Cell> {
             ..text(&row.access_key_id)
         }
     };
-    vec![
+    [
         account_cell(&row.account_name, &row.account_id),
         text(&row.user),
         number(row.key),
         key_id,
         text(row.status.as_str()),
-        date(Some(&row.created)),
-        date(row.last_used.as_deref()),
-        number(row.age_days),
-        number(row.unused_days),
     ]
+    .into_iter()
+    .chain(fact_cells(row, HtmlTables::Both))
+    .collect()
 }
 
 /// A sortable table; `rows` empty gives one row that says `empty`.
@@ -578,7 +598,10 @@ fn table(
 }
 
 fn key_columns() -> impl Iterator<Item = (String, bool)> {
-    KEY_COLUMNS.iter().map(|(n, numeric)| (n.to_string(), *numeric))
+    KEY_COLUMNS
+        .iter()
+        .map(|(n, numeric)| (n.to_string(), *numeric))
+        .chain(fact_columns(HtmlTables::Both).map(|(_, column)| column))
 }
 
 fn high_risk(out: &mut String, report: &Report) {
@@ -612,9 +635,8 @@ fn high_risk(out: &mut String, report: &Report) {
 
 fn details(out: &mut String, report: &Report, context: &Context) {
     out.push_str("<section id=\"details\">\n<h2>Details</h2>\n");
-    let extra = [("Last used service", false), ("Last used region", false)]
-        .into_iter()
-        .map(|(n, numeric)| (n.to_string(), numeric))
+    let extra = fact_columns(HtmlTables::Details)
+        .map(|(_, column)| column)
         .chain(context.user_tags.iter().map(|tag| (format!("Tag {tag}"), false)))
         .chain([("High risk".to_string(), false)]);
     let rows = report
@@ -622,12 +644,11 @@ fn details(out: &mut String, report: &Report, context: &Context) {
         .iter()
         .map(|row| {
             let mut cells = key_cells(row);
-            cells.push(text(&row.last_used_service));
-            cells.push(text(&row.last_used_region));
+            cells.extend(fact_cells(row, HtmlTables::Details));
             for tag in &context.user_tags {
                 cells.push(text(row.tags.get(tag).map_or("", String::as_str)));
             }
-            cells.push(if row.high_risk {
+            cells.push(if row.high_risk() {
                 Cell {
                     class: "risk",
                     ..text(&format!("yes: {}", risk_reasons(row)))

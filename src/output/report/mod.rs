@@ -10,9 +10,10 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
-use crate::domain::assess::{Assessed, Assessor, PolicyTerms};
+use crate::domain::assess::{Assessed, Assessment, Assessor, PolicyTerms};
 use crate::domain::disclosure::KeyIdLabel;
-use crate::domain::key::KeyStatus;
+use crate::domain::key::{AccessKey, KeyStatus};
+use crate::output::key_series::{self, Cell};
 
 /// Where the server serves the HTML report; the telemetry path may not take it.
 pub const PATH: &str = "/report";
@@ -46,17 +47,81 @@ pub struct KeyRow {
     pub key: u8,
     pub access_key_id: String,
     pub status: KeyStatus,
-    pub created: String,
-    pub age_days: u64,
-    pub last_used: Option<String>,
-    pub unused_days: u64,
-    pub last_used_service: String,
-    pub last_used_region: String,
-    pub high_risk: bool,
+    /// What the per-key facts put in the report.
+    #[serde(flatten)]
+    pub facts: FactCells,
+    /// Why the policy judged the key high risk, for the tables that pick or
+    /// mark the high-risk keys.
+    #[serde(skip)]
     pub risk_reasons: Vec<&'static str>,
     /// The user's exported tags (`labels.user_tags`).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
+}
+
+impl KeyRow {
+    pub fn high_risk(&self) -> bool {
+        !self.risk_reasons.is_empty()
+    }
+}
+
+/// One cell per column of [`key_series::columns`], in that order; JSON
+/// writes them in the tables' order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FactCells(pub Vec<CellValue>);
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum CellValue {
+    /// `None` for a key without that time.
+    Time(Option<String>),
+    Days(u64),
+    Text(String),
+    Flag(bool),
+    List(Vec<&'static str>),
+}
+
+impl FactCells {
+    fn of(key: &AccessKey, assessment: &Assessment) -> FactCells {
+        let text =
+            |value: &Option<std::sync::Arc<str>>| CellValue::Text(value.as_deref().unwrap_or_default().to_string());
+        FactCells(
+            key_series::columns()
+                .map(|column| match column.cell {
+                    Cell::Time(time) => CellValue::Time(time.of(key).map(timestamp)),
+                    Cell::Days(span) => CellValue::Days(span.days(assessment)),
+                    Cell::LastUsedService => text(&key.last_used_service),
+                    Cell::LastUsedRegion => text(&key.last_used_region),
+                    Cell::Verdict(verdict) => CellValue::Flag(verdict.of(assessment)),
+                    Cell::RiskReasons => CellValue::List(assessment.reasons.iter().map(|r| r.describe()).collect()),
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Serialize for FactCells {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (i, column) in key_series::report_columns() {
+            map.serialize_entry(column.name, &self.0[i])?;
+        }
+        map.end()
+    }
+}
+
+impl CellValue {
+    /// The cell in the text and CSV tables.
+    fn text(&self) -> String {
+        match self {
+            CellValue::Time(time) => time.clone().unwrap_or_else(|| "Never".into()),
+            CellValue::Days(days) => days.to_string(),
+            CellValue::Text(text) => text.clone(),
+            CellValue::Flag(flag) => flag.to_string(),
+            CellValue::List(items) => items.join("; "),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -119,13 +184,7 @@ impl Report {
                     key: key.position,
                     access_key_id: key_ids.render(key.access_key_id.as_deref()).to_string(),
                     status: key.status,
-                    created: timestamp(key.created),
-                    age_days: a.age_days(),
-                    last_used: key.last_used.map(timestamp),
-                    unused_days: a.unused_days(),
-                    last_used_service: key.last_used_service.as_deref().unwrap_or_default().to_string(),
-                    last_used_region: key.last_used_region.as_deref().unwrap_or_default().to_string(),
-                    high_risk: a.high_risk(),
+                    facts: FactCells::of(key, a),
                     risk_reasons: a.reasons.iter().map(|r| r.describe()).collect(),
                     tags: tags.get(&*key.user).map(|t| (*t).clone()).unwrap_or_default(),
                 });
@@ -150,7 +209,7 @@ impl Report {
                     .collect(),
             });
         }
-        let high_risk = details.iter().filter(|r| r.high_risk).cloned().collect();
+        let high_risk = details.iter().filter(|r| r.high_risk()).cloned().collect();
         Report {
             generated: timestamp(assessed.now),
             details,
@@ -246,43 +305,28 @@ pub(crate) fn timestamp(t: DateTime<Utc>) -> String {
 }
 
 fn key_header() -> Vec<String> {
-    [
-        "account_id",
-        "account_name",
-        "user",
-        "key",
-        "access_key_id",
-        "status",
-        "created",
-        "age_days",
-        "last_used",
-        "unused_days",
-        "last_used_service",
-        "last_used_region",
-        "high_risk",
-        "risk_reasons",
-    ]
-    .map(String::from)
-    .to_vec()
+    ["account_id", "account_name", "user", "key", "access_key_id", "status"]
+        .into_iter()
+        .chain(key_series::report_columns().into_iter().map(|(_, column)| column.name))
+        .map(String::from)
+        .collect()
 }
 
 fn key_cells(r: &KeyRow) -> Vec<String> {
-    vec![
+    let mut cells = vec![
         r.account_id.clone(),
         r.account_name.clone(),
         r.user.clone(),
         r.key.to_string(),
         r.access_key_id.clone(),
         r.status.as_str().to_string(),
-        r.created.clone(),
-        r.age_days.to_string(),
-        r.last_used.clone().unwrap_or_else(|| "Never".into()),
-        r.unused_days.to_string(),
-        r.last_used_service.clone(),
-        r.last_used_region.clone(),
-        r.high_risk.to_string(),
-        r.risk_reasons.join("; "),
-    ]
+    ];
+    cells.extend(
+        key_series::report_columns()
+            .into_iter()
+            .map(|(i, _)| r.facts.0[i].text()),
+    );
+    cells
 }
 
 fn summary_cells(r: &AccountRow) -> Vec<String> {

@@ -2,7 +2,7 @@
 //! beside it must write it byte for byte.
 //!
 //! The exposition is the component families (refresh errors, AWS calls, the
-//! process), then the per-key families of [`FAMILIES`], then the user,
+//! process), then the per-key families of [`FACTS`], then the user,
 //! account and exporter families of [`TailCollector`]. Here each is one loop
 //! over the assessed model, handing labels and `f64` values to
 //! prometheus-client's encoders, which escape the labels, format the numbers
@@ -17,7 +17,7 @@
 //! The user, account and exporter families were always written through the
 //! encoders, by [`TailCollector`] (`collector.rs`), so the reference uses
 //! it as it is; the names, help and units of the per-key families are
-//! declared once, in [`FAMILIES`]. What the reference restates is how the
+//! declared once, in [`FACTS`] (`key_series.rs`). What the reference restates is how the
 //! per-key families are written: which keys, in which order, with which
 //! labels and which value.
 //!
@@ -38,12 +38,12 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use super::collector::TailCollector;
-use super::keys::FAMILIES;
 use super::{Format, Metrics};
 use crate::domain::assess::{Assessed, Assessment};
 use crate::domain::disclosure::LabelSettings;
 use crate::domain::key::AccessKey;
 use crate::domain::snapshot::Snapshot;
+use crate::output::key_series::FACTS;
 use crate::output::key_series::{KeySeries, KeySeriesSet};
 
 /// The whole exposition of `metrics` for `snapshot` at `now`, as the fast
@@ -97,9 +97,9 @@ enum Sample<'a> {
 
 impl Collector for KeyFamilies {
     fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
-        for family in FAMILIES.iter().filter(|f| self.series.contains(f.series)) {
+        for family in FACTS.iter().filter(|f| self.series.contains(f.series)) {
             let mut samples =
-                encoder.encode_descriptor(family.name, family.help, family.unit.as_ref(), MetricType::Gauge)?;
+                encoder.encode_descriptor(family.metric, family.help, family.unit.as_ref(), MetricType::Gauge)?;
             // Accounts by id, keys as the account's data holds them.
             for account in &self.assessed.accounts {
                 for (key, assessment) in account.keys() {
