@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::parser::ValueSource;
-use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::collect::sources::SourceKind;
 use crate::config::logging::{LogFormat, LogLevel};
@@ -22,7 +22,7 @@ pub struct Cli {
     #[command(flatten)]
     pub flags: Flags,
 
-    /// The serve-only flags given before any subcommand; moved into `flags`
+    /// The serve-only flags given before any subcommand; moved into `flags.serve`
     /// by [`Cli::try_parse_args_from`], empty after it.
     #[command(flatten)]
     pub serve: ServeFlags,
@@ -62,9 +62,8 @@ pub struct ReportArgs {
 
 /// Every setting the command line gives, for [`crate::config`]. These flags
 /// apply to every command and are global; the serve-only ones are parsed as
-/// [`ServeFlags`] and copied into the skipped fields by
-/// [`Cli::try_parse_args_from`].
-#[derive(Debug, Default, Args)]
+/// [`ServeFlags`] and moved into `serve` by [`Cli::try_parse_args_from`].
+#[derive(Debug, Clone, Default, Args)]
 pub struct Flags {
     /// YAML configuration file; flags override it.
     #[arg(long = "config.file", global = true, env = "AWS_IAM_KEY_EXPORTER_CONFIG_FILE")]
@@ -134,27 +133,10 @@ pub struct Flags {
     #[arg(long = "log.format", global = true, value_enum, default_value_t = LogFormat::Logfmt, env = "AWS_IAM_KEY_EXPORTER_LOG_FORMAT")]
     pub log_format: LogFormat,
 
-    // The serve-only settings, from `ServeFlags`.
+    /// The serve-only settings, parsed as [`ServeFlags`] before or after
+    /// `serve` and settled here by [`Cli::try_parse_args_from`].
     #[arg(skip)]
-    pub listen_addresses: Vec<String>,
-    #[arg(skip)]
-    pub telemetry_path: Option<String>,
-    #[arg(skip)]
-    pub web_config_file: Option<PathBuf>,
-    #[arg(skip)]
-    pub read_header_timeout: Option<Duration>,
-    #[arg(skip)]
-    pub idle_timeout: Option<Duration>,
-    #[arg(skip)]
-    pub write_timeout: Option<Duration>,
-    #[arg(skip)]
-    pub max_requests: Option<usize>,
-    #[arg(skip)]
-    pub bound_addresses_file: Option<PathBuf>,
-    #[arg(skip)]
-    pub refresh_interval: Option<Duration>,
-    #[arg(skip)]
-    pub key_series: Option<String>,
+    pub serve: ServeFlags,
 }
 
 /// The flags only `serve` uses: given before any subcommand (`serve` is the
@@ -218,55 +200,12 @@ pub struct ServeFlags {
 }
 
 impl ServeFlags {
-    /// The arguments' ids, as in [`ArgMatches`].
+    /// The arguments' ids, as in [`clap::ArgMatches`].
     fn ids() -> Vec<String> {
         ServeFlags::augment_args(clap::Command::new("serve"))
             .get_arguments()
             .map(|a| a.get_id().to_string())
             .collect()
-    }
-
-    /// Takes from `after` (the flags after `serve`) those given on its command
-    /// line: they win over the same flag before `serve`, which wins over the
-    /// environment (which both read).
-    fn overlay(&mut self, after: ServeFlags, matches: &ArgMatches) {
-        let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
-        // Destructured whole: a field added to ServeFlags and not here does
-        // not compile.
-        macro_rules! take_given {
-            ($($field:ident),*) => {{
-                let ServeFlags { $($field),* } = after;
-                $(if given(stringify!($field)) {
-                    self.$field = $field;
-                })*
-            }};
-        }
-        take_given!(
-            listen_addresses,
-            telemetry_path,
-            web_config_file,
-            read_header_timeout,
-            idle_timeout,
-            write_timeout,
-            max_requests,
-            bound_addresses_file,
-            refresh_interval,
-            key_series
-        );
-    }
-
-    /// Into the skipped fields of `flags`.
-    fn apply_to(self, flags: &mut Flags) {
-        flags.listen_addresses = self.listen_addresses;
-        flags.telemetry_path = self.telemetry_path;
-        flags.web_config_file = self.web_config_file;
-        flags.read_header_timeout = self.read_header_timeout;
-        flags.idle_timeout = self.idle_timeout;
-        flags.write_timeout = self.write_timeout;
-        flags.max_requests = self.max_requests;
-        flags.bound_addresses_file = self.bound_addresses_file;
-        flags.refresh_interval = self.refresh_interval;
-        flags.key_series = self.key_series;
     }
 }
 
@@ -286,13 +225,28 @@ impl Cli {
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
+        let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
         let mut command = Cli::command();
-        let matches = command.try_get_matches_from_mut(args)?;
+        let matches = command.try_get_matches_from_mut(&args)?;
         let mut cli = Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut command))?;
         let mut serve = std::mem::take(&mut cli.serve);
         match (&mut cli.command, matches.subcommand()) {
             (None, _) => {}
-            (Some(Command::Serve(after)), Some((_, sub))) => serve.overlay(std::mem::take(after), sub),
+            (Some(Command::Serve(after)), Some(_)) => {
+                std::mem::take(after);
+                // Both copies of a serve flag read its environment variable,
+                // so only what is written after `serve` may override the
+                // first: the same line parsed again, that copy blind to the
+                // environment.
+                let after_only = Cli::command()
+                    .mut_subcommand("serve", |serve| serve.mut_args(|arg| arg.env(None::<&str>)))
+                    .try_get_matches_from(&args)?;
+                if let Some((_, after)) = after_only.subcommand() {
+                    serve
+                        .update_from_arg_matches(after)
+                        .map_err(|e| e.format(&mut command))?;
+                }
+            }
             (Some(_), Some((name, _))) => {
                 if let Some(id) = ServeFlags::ids()
                     .iter()
@@ -311,7 +265,7 @@ impl Cli {
             }
             (Some(_), None) => unreachable!("a command is a subcommand"),
         }
-        serve.apply_to(&mut cli.flags);
+        cli.flags.serve = serve;
         if matches!(cli.command, Some(Command::Report(_)))
             && matches.value_source("log_level") == Some(ValueSource::DefaultValue)
         {
@@ -377,8 +331,8 @@ mod tests {
     fn web_limit_flags_read_their_environment_variables() {
         let cli =
             Cli::try_parse_args_from(["x", "--web.read-header-timeout", "3s", "--web.max-requests", "7"]).unwrap();
-        assert_eq!(cli.flags.read_header_timeout, Some(Duration::from_secs(3)));
-        assert_eq!(cli.flags.max_requests, Some(7));
+        assert_eq!(cli.flags.serve.read_header_timeout, Some(Duration::from_secs(3)));
+        assert_eq!(cli.flags.serve.max_requests, Some(7));
         let err = Cli::try_parse_args_from(["x", "--web.write-timeout", "500000000000y"]).unwrap_err();
         assert!(err.to_string().contains("--web.write-timeout"), "{err}");
         let names: Vec<String> = Cli::command()
@@ -414,7 +368,7 @@ mod tests {
             "--web.listen-address=[::1]:2",
         ])
         .unwrap();
-        assert_eq!(cli.flags.listen_addresses, ["127.0.0.1:1", "[::1]:2"]);
+        assert_eq!(cli.flags.serve.listen_addresses, ["127.0.0.1:1", "[::1]:2"]);
     }
 
     /// Each serve-only flag, with two valid values.

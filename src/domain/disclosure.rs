@@ -2,7 +2,8 @@
 //! masked or left out, and which user tags become labels. Shared by the
 //! outputs and the refresh's logs; configured by `labels.*`.
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// `labels.access_key_id`; its values are parsed as the command line's are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum KeyIdLabel {
     #[default]
     Full,

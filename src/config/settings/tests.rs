@@ -10,7 +10,7 @@ use crate::http::listen::split_listen_address;
 #[test]
 fn bundled_example_config_is_valid_and_complete() {
     let config = parse_config(include_str!("../../../examples/config.yaml")).unwrap();
-    assert_eq!(config.refresh_interval, Some(Duration::from_secs(1800)));
+    assert_eq!(config.flags.serve.refresh_interval, Some(Duration::from_secs(1800)));
     assert_eq!(config.policy, Policy::default());
     assert!(config.accounts.organization.is_some());
     assert_eq!(config.labels.user_tags, ["owner", "team"]);
@@ -22,7 +22,7 @@ fn empty_file_means_defaults() {
     let config = parse_config("").unwrap();
     assert_eq!(config.policy, Policy::default());
     assert_eq!(config.labels, LabelSettings::default());
-    assert!(config.refresh_interval.is_none() && config.source.is_none());
+    assert!(config.flags.serve.refresh_interval.is_none() && config.flags.source.is_none());
 }
 
 #[test]
@@ -51,8 +51,8 @@ aws: {max_concurrent_requests: 4, max_attempts: 5, call_timeout: 2s, refresh_tim
 "#,
     )
     .unwrap();
-    assert_eq!(config.refresh_interval, Some(Duration::from_secs(900)));
-    assert_eq!(config.source, Some(SourceKind::CredentialReport));
+    assert_eq!(config.flags.serve.refresh_interval, Some(Duration::from_secs(900)));
+    assert_eq!(config.flags.source, Some(SourceKind::CredentialReport));
     assert_eq!(
         config.accounts,
         Accounts {
@@ -84,9 +84,9 @@ aws: {max_concurrent_requests: 4, max_attempts: 5, call_timeout: 2s, refresh_tim
     assert!(!config.users.excludes_tags([("exporter-ignore", "false")].into_iter()));
     assert_eq!(config.labels.user_tags, ["owner", "cost-center"]);
     assert_eq!(config.labels.access_key_id, KeyIdLabel::Last4);
-    assert_eq!(config.shard, Some(Shard { index: 1, count: 3 }));
+    assert_eq!((config.flags.shard_index, config.flags.shard_count), (Some(1), Some(3)));
     assert_eq!(
-        (config.max_concurrent_requests, config.max_attempts),
+        (config.flags.max_concurrent_requests, config.flags.max_attempts),
         (Some(4), Some(5))
     );
 }
@@ -167,7 +167,10 @@ fn yaml_syntax_errors_are_reported() {
 fn flags_override_the_file() {
     let file = parse_config("refresh_interval: 15m\nsource: credential-report\naws: {max_attempts: 5}").unwrap();
     let flags = Flags {
-        refresh_interval: Some(Duration::from_secs(60)),
+        serve: ServeFlags {
+            refresh_interval: Some(Duration::from_secs(60)),
+            ..ServeFlags::default()
+        },
         ..Flags::default()
     };
     let settings = Settings::from_parts(&flags, Some(&file)).unwrap();
@@ -182,7 +185,10 @@ fn flags_override_the_file() {
 #[test]
 fn the_telemetry_path_cannot_take_the_report_s() {
     let flags = Flags {
-        telemetry_path: Some("/report".into()),
+        serve: ServeFlags {
+            telemetry_path: Some("/report".into()),
+            ..ServeFlags::default()
+        },
         ..Flags::default()
     };
     let Err(Error::Config(problems)) = Settings::from_parts(&flags, None) else {
@@ -197,8 +203,11 @@ fn the_telemetry_path_cannot_take_the_report_s() {
 #[test]
 fn invalid_flags_are_named() {
     let flags = Flags {
-        telemetry_path: Some("metrics".into()),
-        listen_addresses: vec!["localhost".into(), ":http".into()],
+        serve: ServeFlags {
+            telemetry_path: Some("metrics".into()),
+            listen_addresses: vec!["localhost".into(), ":http".into()],
+            ..ServeFlags::default()
+        },
         shard_index: Some(2),
         shard_count: Some(2),
         ..Flags::default()
@@ -285,7 +294,10 @@ fn key_series_come_from_the_file_or_the_flag_and_unknown_names_are_refused() {
     );
     // The flag wins over the file, and is checked the same way.
     let flags = Flags {
-        key_series: Some("created,last_used,high_risk,".into()),
+        serve: ServeFlags {
+            key_series: Some("created,last_used,high_risk,".into()),
+            ..ServeFlags::default()
+        },
         ..Flags::default()
     };
     assert_eq!(
@@ -293,7 +305,10 @@ fn key_series_come_from_the_file_or_the_flag_and_unknown_names_are_refused() {
         KeySeriesSet::lean()
     );
     let flags = Flags {
-        key_series: Some("created,age_seconds".into()),
+        serve: ServeFlags {
+            key_series: Some("created,age_seconds".into()),
+            ..ServeFlags::default()
+        },
         ..Flags::default()
     };
     let Err(Error::Config(problems)) = Settings::from_parts(&flags, Some(&lean)) else {
@@ -303,4 +318,37 @@ fn key_series_come_from_the_file_or_the_flag_and_unknown_names_are_refused() {
         problems,
         ["--metrics.key-series: \"age_seconds\" is not one of created, last_used, age, unused, never_used, high_risk, info"]
     );
+}
+
+/// One check of the merged settings: a count too small, or a shard past the
+/// count, is the same problem whether the file or a flag says it, and a
+/// shard is checked against the count it is merged with.
+#[test]
+fn file_and_flags_are_checked_alike_once_merged() {
+    let problems = parse_config("aws: {max_attempts: 0, max_concurrent_accounts: 0}\nshard: {count: 0}\n").unwrap_err();
+    let expected = [
+        "aws.max_concurrent_accounts: must be at least 1",
+        "aws.max_attempts: must be at least 1",
+        "shard.count: must be at least 1",
+    ];
+    assert_eq!(problems, expected);
+    let flags = Flags {
+        max_attempts: Some(0),
+        max_concurrent_accounts: Some(0),
+        shard_count: Some(0),
+        ..Flags::default()
+    };
+    let Err(Error::Config(problems)) = Settings::from_parts(&flags, None) else {
+        panic!("expected a config error");
+    };
+    assert_eq!(problems, expected);
+    let file = parse_config("shard: {index: 2, count: 3}\n").unwrap();
+    let flags = Flags {
+        shard_count: Some(2),
+        ..Flags::default()
+    };
+    let Err(Error::Config(problems)) = Settings::from_parts(&flags, Some(&file)) else {
+        panic!("expected a config error");
+    };
+    assert_eq!(problems, ["shard.index: 2 must be below shard.count (2)"]);
 }

@@ -7,11 +7,13 @@ use std::time::Duration;
 
 use serde_norway::{Mapping, Value};
 
-use super::FileConfig;
-use crate::collect::sources::{SourceKind, UserFilter};
+use clap::ValueEnum;
+
+use super::{least, FileConfig};
+use crate::collect::sources::UserFilter;
 use crate::config::cli::{parse_duration, parse_interval};
-use crate::domain::accounts::{Accounts, OrganizationAccounts, Shard, StaticAccount};
-use crate::domain::disclosure::{KeyIdLabel, LabelSettings};
+use crate::domain::accounts::{Accounts, OrganizationAccounts, StaticAccount};
+use crate::domain::disclosure::LabelSettings;
 use crate::domain::ids::{is_account_id, is_role_name, role_arn_account};
 use crate::domain::policy::{AgeBuckets, Policy};
 use crate::output::key_series::KeySeriesSet;
@@ -73,18 +75,38 @@ impl Validator {
         parse_interval(&text).map_err(|e| self.problem(path, e)).ok()
     }
 
-    fn integer(&mut self, value: Option<&Value>, path: &str, min: u64) -> Option<u64> {
+    /// A whole number; whether it is large enough is the merged settings'
+    /// check, which knows its least value.
+    fn whole(&mut self, value: Option<&Value>, path: &str) -> Option<u64> {
         match value? {
             Value::Null => None,
-            Value::Number(n) if n.as_u64().is_some_and(|n| n >= min) => n.as_u64(),
+            Value::Number(n) if n.as_u64().is_some() => n.as_u64(),
             other => {
                 self.problem(
                     path,
-                    format!("expected a whole number of at least {min}, found {}", display(other)),
+                    format!(
+                        "expected a whole number of at least {}, found {}",
+                        least(path),
+                        display(other)
+                    ),
                 );
                 None
             }
         }
+    }
+
+    /// One of an enum's values, spelled as on the command line.
+    fn choice<T: ValueEnum>(&mut self, value: Option<&Value>, path: &str) -> Option<T> {
+        let text = self.string(value, path)?;
+        let choice = T::from_str(&text, false).ok();
+        if choice.is_none() {
+            let names: Vec<String> = T::value_variants()
+                .iter()
+                .filter_map(|v| v.to_possible_value().map(|p| p.get_name().to_string()))
+                .collect();
+            self.problem(path, format!("{text:?} is not one of {}", names.join(", ")));
+        }
+        choice
     }
 
     fn strings(&mut self, value: Option<&Value>, path: &str) -> Vec<String> {
@@ -132,17 +154,9 @@ impl Validator {
         let Some(root) = self.mapping(Some(root), "(top level)", &known) else {
             return config;
         };
-        config.refresh_interval = self.interval(root.get("refresh_interval"), "refresh_interval");
-        config.source = self
-            .string(root.get("source"), "source")
-            .and_then(|s| match s.as_str() {
-                "api" => Some(SourceKind::Api),
-                "credential-report" => Some(SourceKind::CredentialReport),
-                other => {
-                    self.problem("source", format!("{other:?} is not one of api, credential-report"));
-                    None
-                }
-            });
+        // A key a flag also sets goes into the flag's field, merged later.
+        config.flags.serve.refresh_interval = self.interval(root.get("refresh_interval"), "refresh_interval");
+        config.flags.source = self.choice(root.get("source"), "source");
         config.accounts = self.accounts(root.get("accounts"));
         config.policy = self.policy(root.get("policy"));
         config.users = self.users(root.get("users"));
@@ -157,19 +171,14 @@ impl Validator {
                 }
             }
         }
+        let flags = &mut config.flags;
         if let Some(shard) = self.mapping(root.get("shard"), "shard", &["index", "count"]) {
-            let index = self.integer(shard.get("index"), "shard.index", 0).unwrap_or(0);
-            let count = self.integer(shard.get("count"), "shard.count", 1).unwrap_or(1);
-            if index >= count {
-                self.problem("shard.index", format!("{index} must be below shard.count ({count})"));
-            }
-            config.shard = Some(Shard {
-                index: index.min(u32::MAX as u64) as u32,
-                count: count.min(u32::MAX as u64) as u32,
-            });
+            let whole_u32 = |n: u64| n.min(u32::MAX.into()) as u32;
+            flags.shard_index = self.whole(shard.get("index"), "shard.index").map(whole_u32);
+            flags.shard_count = self.whole(shard.get("count"), "shard.count").map(whole_u32);
         }
         if let Some(report) = self.mapping(root.get("credential_report"), "credential_report", &["max_wait"]) {
-            config.credential_report_max_wait = self.interval(report.get("max_wait"), "credential_report.max_wait");
+            flags.credential_report_max_wait = self.interval(report.get("max_wait"), "credential_report.max_wait");
         }
         let known_aws = [
             "max_concurrent_requests",
@@ -179,16 +188,16 @@ impl Validator {
             "refresh_timeout",
         ];
         if let Some(aws) = self.mapping(root.get("aws"), "aws", &known_aws) {
-            config.call_timeout = self.interval(aws.get("call_timeout"), "aws.call_timeout");
-            config.refresh_timeout = self.interval(aws.get("refresh_timeout"), "aws.refresh_timeout");
-            config.max_concurrent_accounts = self
-                .integer(aws.get("max_concurrent_accounts"), "aws.max_concurrent_accounts", 1)
+            flags.call_timeout = self.interval(aws.get("call_timeout"), "aws.call_timeout");
+            flags.refresh_timeout = self.interval(aws.get("refresh_timeout"), "aws.refresh_timeout");
+            flags.max_concurrent_accounts = self
+                .whole(aws.get("max_concurrent_accounts"), "aws.max_concurrent_accounts")
                 .map(|n| n.min(256) as usize);
-            config.max_concurrent_requests = self
-                .integer(aws.get("max_concurrent_requests"), "aws.max_concurrent_requests", 1)
+            flags.max_concurrent_requests = self
+                .whole(aws.get("max_concurrent_requests"), "aws.max_concurrent_requests")
                 .map(|n| n.min(1024) as usize);
-            config.max_attempts = self
-                .integer(aws.get("max_attempts"), "aws.max_attempts", 1)
+            flags.max_attempts = self
+                .whole(aws.get("max_attempts"), "aws.max_attempts")
                 .map(|n| n.min(20) as u32);
         }
         config
@@ -340,19 +349,8 @@ impl Validator {
                 labels.user_tags.push(key);
             }
         }
-        if let Some(mode) = self.string(m.get("access_key_id"), "labels.access_key_id") {
-            labels.access_key_id = match mode.as_str() {
-                "full" => KeyIdLabel::Full,
-                "last4" => KeyIdLabel::Last4,
-                "none" => KeyIdLabel::None,
-                other => {
-                    self.problem(
-                        "labels.access_key_id",
-                        format!("{other:?} is not one of full, last4, none"),
-                    );
-                    KeyIdLabel::Full
-                }
-            };
+        if let Some(mode) = self.choice(m.get("access_key_id"), "labels.access_key_id") {
+            labels.access_key_id = mode;
         }
         labels
     }
