@@ -77,7 +77,7 @@ impl ReportFileSource {
     async fn first_read(&mut self) -> Result<AccountData, SourceError> {
         let mut attempts = 1;
         loop {
-            match self.file.check(true).await {
+            match self.file.read_new_version(true).await {
                 FileRead::Read(result) => return result,
                 FileRead::Changing | FileRead::Unchanged if attempts < FILE_ATTEMPTS => {
                     attempts += 1;
@@ -95,7 +95,7 @@ impl ReportFileSource {
     /// been written for a whole interval.
     async fn look(&mut self, due: bool, interval: Duration) -> Option<Result<AccountData, SourceError>> {
         let started = Instant::now();
-        match self.file.check(due).await {
+        match self.file.read_new_version(due).await {
             FileRead::Unchanged => None,
             FileRead::Changing => {
                 // One line per spell of writing, not one per look.
@@ -184,7 +184,7 @@ impl ReportFile {
     /// Reads the file if it is a version not taken yet (or always, with
     /// `force`), on the blocking pool: reading and parsing a large report
     /// must not hold up an async worker.
-    pub async fn check(&mut self, force: bool) -> FileRead {
+    pub async fn read_new_version(&mut self, force: bool) -> FileRead {
         let path = self.path.clone();
         let settle = self.settle;
         let taken = if force { None } else { self.taken.clone() };
