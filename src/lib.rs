@@ -24,11 +24,10 @@ use tokio::sync::watch;
 
 pub use error::{Error, Result};
 
-use collect::aws::{self, AwsCallCounters};
+use collect::aws::AwsCallCounters;
 use collect::refresh::{self, RefreshMetrics, RefreshSettings, Refresher};
 use collect::sources::api::ApiOptions;
-use collect::sources::source::AccountSource;
-use collect::sources::SourceKind;
+use collect::sources::{Source, SourceKind};
 use config::cli::{Cli, Command, ReportArgs};
 use config::logging;
 use config::settings::{self as config_settings, Settings};
@@ -163,9 +162,16 @@ async fn build(settings: &Settings) -> Result<Exporter> {
         settings.key_series,
         BuildInfo::CURRENT,
     );
-    let refresh = RefreshSettings {
-        interval: settings.refresh_interval,
-        source: AccountSource::new(
+    let reads_report = settings.credential_report_file.is_some() || settings.source == SourceKind::CredentialReport;
+    if reads_report && (!settings.users.exclude_tags.is_empty() || !settings.labels.user_tags.is_empty()) {
+        tracing::warn!("users.exclude_tags and labels.user_tags need the api source: a credential report has no tags");
+    }
+    let source = match &settings.credential_report_file {
+        Some(path) => {
+            warn_ignored_for_file(settings);
+            Source::report_file(path.clone())
+        }
+        None => Source::new(
             settings.source,
             ApiOptions {
                 max_concurrent_requests: settings.aws.max_concurrent_requests,
@@ -173,6 +179,10 @@ async fn build(settings: &Settings) -> Result<Exporter> {
             },
             settings.live_report.clone(),
         ),
+    };
+    let refresh = RefreshSettings {
+        interval: settings.refresh_interval,
+        source,
         users: settings.users.clone(),
         accounts: settings.accounts.clone(),
         shard: settings.shard,
@@ -183,32 +193,14 @@ async fn build(settings: &Settings) -> Result<Exporter> {
             .refresh_timeout
             .unwrap_or_else(|| refresh::default_refresh_timeout(settings.refresh_interval)),
     };
-    let reads_report = settings.credential_report_file.is_some() || settings.source == SourceKind::CredentialReport;
-    if reads_report && (!settings.users.exclude_tags.is_empty() || !settings.labels.user_tags.is_empty()) {
-        tracing::warn!("users.exclude_tags and labels.user_tags need the api source: a credential report has no tags");
-    }
-    let refresher = match &settings.credential_report_file {
-        Some(path) => {
-            warn_ignored_for_file(settings);
-            Refresher::for_file(
-                path.clone(),
-                settings.users.clone(),
-                refresh,
-                store.clone(),
-                telemetry.refresh.clone(),
-            )
-        }
-        None => {
-            let sdk = aws::load_sdk_config(&settings.aws).await;
-            Refresher::for_aws(
-                sdk,
-                refresh,
-                store.clone(),
-                telemetry.refresh.clone(),
-                telemetry.aws_calls.clone(),
-            )
-        }
-    };
+    let refresher = Refresher::new(
+        refresh,
+        &settings.aws,
+        store.clone(),
+        telemetry.refresh.clone(),
+        telemetry.aws_calls.clone(),
+    )
+    .await;
     Ok(Exporter {
         store,
         metrics: telemetry.metrics,

@@ -2,7 +2,7 @@
 //! that names a line, never panics, and what it returns is consistent.
 #![no_main]
 
-use aws_iam_key_exporter::sources::credential_report::parse;
+use aws_iam_key_exporter::collect::sources::report_csv::parse;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,27 +1,27 @@
 //! Fetching: who the base credentials are, which accounts to read
-//! (Organizations), and one account's refresh through its source, bounded by
-//! the refresh timeout.
+//! (Organizations), and one read of an account through its source, bounded
+//! by the refresh timeout when it goes to AWS.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_config::SdkConfig;
 use chrono::Utc;
 
 use super::access::AccountAccess;
 use super::publish::{record_and_publish, RefreshMetrics};
 use super::{AwsState, RefreshSettings};
-use crate::collect::aws::{classify, AwsCallCounters, Clients};
+use crate::collect::aws::classify;
+use crate::collect::sources::Occasion;
 use crate::domain::accounts::{self, Caller, MemberAccount, Target};
 use crate::domain::failure::{ErrorReason, SourceError};
-use crate::domain::key::AccountData;
 use crate::domain::snapshot::{Outcome, SnapshotStore};
 
 /// Learns who the base credentials are and, with Organizations, the member
 /// accounts; plans the targets. On failure the previous targets stay.
 pub(super) async fn discover(
     state: &mut AwsState,
+    known: &mut Vec<Target>,
     settings: &RefreshSettings,
     store: &SnapshotStore,
     metrics: &RefreshMetrics,
@@ -65,14 +65,14 @@ pub(super) async fn discover(
                 metrics.start_at_zero(id);
             }
             state.access.retain(|id, _| ids.contains(id));
-            if targets != state.targets {
+            if targets != *known {
                 tracing::info!(accounts = targets.len(), "accounts discovered");
             }
-            state.targets = targets;
+            *known = targets;
             store.publish(store.load().retaining(&ids));
             Vec::new()
         }
-        Err(e) if state.targets.is_empty() => {
+        Err(e) if known.is_empty() => {
             // Nothing known yet: show the failure as an account that is
             // down, so that "all accounts down" alerts see it.
             let outcome = Outcome {
@@ -118,66 +118,69 @@ async fn list_members(client: &aws_sdk_organizations::Client) -> Result<Vec<Memb
     Ok(active)
 }
 
-/// A finished refresh, with the access to keep for the account's next one.
+/// A finished read, with the access to keep for the account's next one;
+/// no outcome when the source had nothing new.
 pub(super) struct Refreshed {
     pub target: Target,
-    pub access: AccountAccess,
-    pub outcome: Outcome,
+    pub access: Option<AccountAccess>,
+    pub outcome: Option<Outcome>,
 }
 
-/// A refresh of one account that owns what it needs, so that it can run
-/// while other accounts start and finish. It gives up after
-/// `account_timeout` so that a hung account frees its slot.
-pub(super) fn start_refresh(
-    state: &mut AwsState,
+/// A read of one account that owns what it needs, so that it can run while
+/// other accounts start and finish. Through AWS (`state`), it gives up after
+/// the refresh timeout so that a hung account frees its slot; a report file
+/// is local and read without one, as it always was.
+pub(super) fn start_read(
+    state: Option<&mut AwsState>,
     target: Target,
+    occasion: Occasion,
     settings: &Arc<RefreshSettings>,
 ) -> impl std::future::Future<Output = Refreshed> + 'static {
-    let mut access = state
-        .access
-        .remove(&target.account_id)
-        .filter(|a| a.role() == target.role.as_ref())
-        .unwrap_or_else(|| AccountAccess::new(target.role.clone()));
-    let (sdk, base, aws_calls) = (state.sdk.clone(), state.base.clone(), state.aws_calls.clone());
+    let reach = state.map(|state| {
+        let access = state
+            .access
+            .remove(&target.account_id)
+            .filter(|a| a.role() == target.role.as_ref())
+            .unwrap_or_else(|| AccountAccess::new(target.role.clone()));
+        (access, state.sdk.clone(), state.base.clone(), state.aws_calls.clone())
+    });
     let settings = settings.clone();
     async move {
         let started = Instant::now();
-        let limit = settings.refresh_timeout;
-        let work = refresh_account(&target, &mut access, &sdk, &base, &settings, &aws_calls);
-        let result = tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
-            Err(SourceError::new(
-                ErrorReason::Timeout,
-                format!(
-                    "the refresh did not finish within {}s (--aws.refresh-timeout); check the network path to AWS, or raise it",
-                    limit.as_secs()
-                ),
-            ))
-        });
-        let outcome = Outcome {
-            previous_id: Some(target.account_id.clone()),
+        let previous_id = settings.source.known_account(&target).await;
+        let (source, interval, users) = (&settings.source, settings.interval, &settings.users);
+        let (access, result) = match reach {
+            None => (None, source.read(occasion, &target, None, interval, users).await),
+            Some((mut access, sdk, base, aws_calls)) => {
+                let limit = settings.refresh_timeout;
+                let work = async {
+                    let clients = access.clients(&sdk, &base, &aws_calls).await?;
+                    Ok(source.read(occasion, &target, Some(&clients), interval, users).await)
+                };
+                let result = match tokio::time::timeout(limit, work).await {
+                    Ok(Ok(read)) => read,
+                    Ok(Err(e)) => Some(Err(e)),
+                    Err(_) => Some(Err(SourceError::new(
+                        ErrorReason::Timeout,
+                        format!(
+                            "the refresh did not finish within {}s (--aws.refresh-timeout); check the network path to AWS, or raise it",
+                            limit.as_secs()
+                        ),
+                    ))),
+                };
+                (Some(access), result)
+            }
+        };
+        let outcome = result.map(|result| Outcome {
+            previous_id,
             result,
             finished: Utc::now(),
             duration: started.elapsed(),
-        };
+        });
         Refreshed {
             target,
             access,
             outcome,
         }
     }
-}
-
-async fn refresh_account(
-    target: &Target,
-    access: &mut AccountAccess,
-    sdk: &SdkConfig,
-    base: &Clients,
-    settings: &RefreshSettings,
-    aws_calls: &AwsCallCounters,
-) -> Result<AccountData, SourceError> {
-    let clients = access.clients(sdk, base, aws_calls).await?;
-    settings
-        .source
-        .fetch(&clients, &target.account_id, target.name.as_deref(), &settings.users)
-        .await
 }

@@ -9,34 +9,24 @@ mod publish;
 mod schedule;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
-use chrono::Utc;
 use futures::StreamExt;
 use tokio::sync::watch;
 
 use access::AccountAccess;
-use fetch::{discover, start_refresh, Refreshed};
+use fetch::{discover, start_read, Refreshed};
 use publish::record_and_publish;
 pub use publish::RefreshMetrics;
 use schedule::Schedule;
 
-use crate::collect::aws::{self, AwsCallCounters, Clients};
-use crate::collect::file_watch::POLL;
-use crate::collect::sources::credential_report::{FileRead, ReportFile};
-use crate::collect::sources::source::AccountSource;
-use crate::collect::sources::UserFilter;
+use crate::collect::aws::{self, AwsCallCounters, AwsSettings, Clients};
+use crate::collect::sources::{Occasion, Source, UserFilter};
 use crate::domain::accounts::{Accounts, Shard, Target};
-use crate::domain::failure::{ErrorReason, SourceError};
-use crate::domain::key::AccountData;
-use crate::domain::snapshot::{Outcome, SnapshotStore};
-
-/// Looks at a file being written before a one-off read (the first refresh,
-/// the `report` command) gives up on it.
-const FILE_ATTEMPTS: u32 = 5;
+use crate::domain::failure::SourceError;
+use crate::domain::snapshot::SnapshotStore;
 
 /// The log target of every line the refresh writes (its submodules' too),
 /// which `report` filters on.
@@ -46,8 +36,8 @@ pub const LOG_TARGET: &str = module_path!();
 #[derive(Debug, Clone)]
 pub struct RefreshSettings {
     pub interval: Duration,
-    /// How each account is read.
-    pub source: AccountSource,
+    /// Where every account is read from.
+    pub source: Source,
     /// The users no source reports (`users.*`).
     pub users: UserFilter,
     pub accounts: Accounts,
@@ -60,20 +50,13 @@ pub struct RefreshSettings {
 }
 
 pub struct Refresher {
-    mode: Mode,
     settings: Arc<RefreshSettings>,
     store: Arc<SnapshotStore>,
     metrics: RefreshMetrics,
-}
-
-enum Mode {
-    File {
-        file: Box<ReportFile>,
-        filter: UserFilter,
-        /// The account id learned by the last successful read.
-        known_id: Option<String>,
-    },
-    Aws(Box<AwsState>),
+    /// The accounts to read: discovered through AWS, or the report file's one.
+    targets: Vec<Target>,
+    /// How accounts are found and reached, for a source that calls AWS.
+    aws: Option<Box<AwsState>>,
 }
 
 struct AwsState {
@@ -81,54 +64,42 @@ struct AwsState {
     base: Clients,
     aws_calls: AwsCallCounters,
     organizations: aws_sdk_organizations::Client,
-    targets: Vec<Target>,
     /// Per account: how to get its credentials, with assumed-role
     /// credentials cached until shortly before they expire.
     access: HashMap<String, AccountAccess>,
 }
 
 impl Refresher {
-    pub fn for_file(
-        path: PathBuf,
-        filter: UserFilter,
+    /// A refresher of `settings.source`; the AWS configuration is loaded
+    /// only for a source that calls AWS.
+    pub async fn new(
         settings: RefreshSettings,
-        store: Arc<SnapshotStore>,
-        metrics: RefreshMetrics,
-    ) -> Refresher {
-        Refresher {
-            mode: Mode::File {
-                file: Box::new(ReportFile::new(path)),
-                filter,
-                known_id: None,
-            },
-            settings: Arc::new(settings),
-            store,
-            metrics,
-        }
-    }
-
-    pub fn for_aws(
-        sdk: SdkConfig,
-        settings: RefreshSettings,
+        aws_settings: &AwsSettings,
         store: Arc<SnapshotStore>,
         metrics: RefreshMetrics,
         aws_calls: AwsCallCounters,
     ) -> Refresher {
-        let base = Clients::new(&sdk, &aws_calls);
-        let organizations = aws::organizations_client(&sdk, &aws_calls);
-        aws_calls.start_at_zero(&operations(&settings));
-        Refresher {
-            mode: Mode::Aws(Box::new(AwsState {
+        let aws = if settings.source.calls_aws() {
+            let sdk = aws::load_sdk_config(aws_settings).await;
+            let base = Clients::new(&sdk, &aws_calls);
+            let organizations = aws::organizations_client(&sdk, &aws_calls);
+            aws_calls.start_at_zero(&operations(&settings));
+            Some(Box::new(AwsState {
                 sdk,
                 base,
                 aws_calls,
                 organizations,
-                targets: Vec::new(),
                 access: HashMap::new(),
-            })),
+            }))
+        } else {
+            None
+        };
+        Refresher {
             settings: Arc::new(settings),
             store,
             metrics,
+            targets: Vec::new(),
+            aws,
         }
     }
 
@@ -136,206 +107,114 @@ impl Refresher {
     /// the errors. Readiness turns on when it finishes; for a report file,
     /// once the file has been read, so that a wrong path stops a rollout.
     pub async fn refresh_all(&mut self) -> Vec<SourceError> {
-        match &mut self.mode {
-            Mode::File { file, .. } => {
-                let started = Instant::now();
-                let mut attempts = 1;
-                let result = loop {
-                    match file.check(true).await {
-                        FileRead::Read(result) => break result,
-                        FileRead::Changing | FileRead::Unchanged if attempts < FILE_ATTEMPTS => {
-                            attempts += 1;
-                            tokio::time::sleep(POLL).await;
-                        }
-                        FileRead::Changing | FileRead::Unchanged => {
-                            break Err(SourceError::new(ErrorReason::Other, still_changing(file)));
-                        }
-                    }
-                };
-                self.take_file_result(result, started).into_iter().collect()
-            }
-            Mode::Aws(state) => {
-                let mut errors = discover(state, &self.settings, &self.store, &self.metrics).await;
-                let targets = state.targets.clone();
-                errors.extend(refresh_targets(state, targets, &self.settings, &self.store, &self.metrics).await);
-                self.store.mark_ready();
-                errors
-            }
+        let mut errors = self.discover().await;
+        let reads: Vec<_> = (self.targets.clone().into_iter())
+            .map(|t| start_read(self.aws.as_deref_mut(), t, Occasion::First, &self.settings))
+            .collect();
+        let mut done = futures::stream::iter(reads).buffer_unordered(self.settings.max_concurrent_accounts.max(1));
+        while let Some(read) = done.next().await {
+            errors.extend(self.finish_read(read));
         }
-    }
-
-    /// Publishes one read of the report file; returns its error.
-    fn take_file_result(&mut self, result: Result<AccountData, SourceError>, started: Instant) -> Option<SourceError> {
-        let Mode::File { filter, known_id, .. } = &mut self.mode else {
-            return None;
-        };
-        let outcome = Outcome {
-            previous_id: known_id.clone(),
-            result: result.map(|mut data| {
-                filter.apply(&mut data);
-                data
-            }),
-            finished: Utc::now(),
-            duration: started.elapsed(),
-        };
-        let error = match &outcome.result {
-            Ok(data) => {
-                *known_id = Some(data.account_id.clone());
-                None
-            }
-            Err(e) => Some(e.clone()),
-        };
-        record_and_publish(&self.store, &self.metrics, self.settings.key_ids, outcome);
-        // Ready only once the data is published: a scrape that follows a
-        // ready answer must see it (at 100,000 keys publishing takes long
-        // enough for a scrape to come in between).
-        if error.is_none() {
+        if self.ready_despite_failures() {
             self.store.mark_ready();
         }
-        error
+        errors
     }
 
-    /// Refreshes at start, then every interval; returns when `shutdown` turns
+    /// Refreshes at start, then each account once per interval at its own
+    /// phase (a report file: an interval after its last read, and whenever
+    /// it changes), at most `max_concurrent_accounts` at once, each started
+    /// as soon as it is due and a slot is free, so that a slow or hanging
+    /// account never holds back the others. Returns when `shutdown` turns
     /// true.
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         tokio::select! {
             _ = self.refresh_all() => {}
             _ = shutdown.changed() => return,
         }
-        match self.mode {
-            Mode::File { .. } => self.run_file(shutdown).await,
-            Mode::Aws(_) => self.run_aws(shutdown).await,
-        }
-    }
-
-    /// A report file: read again when its content or identity changes, and
-    /// every interval; a version still being written waits for the next look.
-    async fn run_file(mut self, mut shutdown: watch::Receiver<bool>) {
-        let interval = self.settings.interval;
-        let mut next = Instant::now() + interval;
-        let mut changing_since: Option<Instant> = None;
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep_until((Instant::now() + POLL).min(next).into()) => {}
-                _ = shutdown.changed() => return,
-            }
-            let Mode::File { file, .. } = &mut self.mode else {
-                return;
-            };
-            let due = Instant::now() >= next;
-            let started = Instant::now();
-            match file.check(due).await {
-                FileRead::Unchanged => {}
-                FileRead::Changing => {
-                    // One line per spell of writing, not one per look.
-                    if changing_since.is_none() {
-                        tracing::info!(file = %file.path().display(), "credential report file is being written; waiting until it holds still");
-                    }
-                    let since = *changing_since.get_or_insert(started);
-                    if due && since.elapsed() >= interval {
-                        let error = SourceError::new(ErrorReason::Other, still_changing(file));
-                        self.take_file_result(Err(error), started);
-                        changing_since = None;
-                        next = Instant::now() + interval;
-                    }
-                }
-                FileRead::Read(result) => {
-                    if !due {
-                        tracing::info!(file = %file.path().display(), "credential report file changed; read it again");
-                    }
-                    changing_since = None;
-                    self.take_file_result(result, started);
-                    next = Instant::now() + interval;
-                }
-            }
-        }
-    }
-
-    /// AWS accounts: each refreshed once per interval at its own phase, at
-    /// most `max_concurrent_accounts` at once, each started as soon as it is
-    /// due and a slot is free, so that a slow or hanging account never holds
-    /// back the others.
-    async fn run_aws(mut self, mut shutdown: watch::Receiver<bool>) {
-        let Mode::Aws(state) = &mut self.mode else {
-            return;
-        };
         let settings = self.settings.clone();
         let mut schedule = Schedule::new(
             Instant::now(),
             settings.interval,
             settings.max_concurrent_accounts,
-            &state.targets,
+            &self.targets,
+            settings.source.looks_every(),
         );
         let mut in_flight = futures::stream::FuturesUnordered::new();
         loop {
             let now = Instant::now();
             if schedule.discovery_due(now) {
-                discover(state, &settings, &self.store, &self.metrics).await;
-                schedule.discovered(now, &state.targets);
+                self.discover().await;
+                schedule.discovered(now, &self.targets);
             }
-            for target in schedule.start_due(now, &state.targets) {
-                in_flight.push(start_refresh(state, target, &settings));
+            for (target, occasion) in schedule.start_due(now, &self.targets) {
+                in_flight.push(start_read(self.aws.as_deref_mut(), target, occasion, &settings));
             }
             let wake = schedule.next_wake();
             tokio::select! {
                 Some(done) = in_flight.next(), if !in_flight.is_empty() => {
-                    schedule.finished(&done.target.account_id);
-                    finish_refresh(state, &self.store, &self.metrics, settings.key_ids, done);
+                    schedule.finished(&done.target.account_id, Instant::now(), done.outcome.is_some());
+                    self.finish_read(done);
                 }
                 _ = tokio::time::sleep_until(wake.into()) => {}
                 _ = shutdown.changed() => return,
             }
         }
     }
-}
 
-fn still_changing(file: &ReportFile) -> String {
-    format!(
-        "{}: the file kept changing while it was read; write it elsewhere and rename it into place",
-        file.path().display()
-    )
-}
-
-/// Refreshes the targets, at most `max_concurrent_accounts` at once, each
-/// outcome published as soon as it is known.
-async fn refresh_targets(
-    state: &mut AwsState,
-    targets: Vec<Target>,
-    settings: &Arc<RefreshSettings>,
-    store: &SnapshotStore,
-    metrics: &RefreshMetrics,
-) -> Vec<SourceError> {
-    let refreshes: Vec<_> = targets.into_iter().map(|t| start_refresh(state, t, settings)).collect();
-    let mut done = futures::stream::iter(refreshes).buffer_unordered(settings.max_concurrent_accounts.max(1));
-    let mut errors = Vec::new();
-    while let Some(refreshed) = done.next().await {
-        errors.extend(refreshed.outcome.result.as_ref().err().cloned());
-        finish_refresh(state, store, metrics, settings.key_ids, refreshed);
+    /// Finds the accounts to read: through AWS, or the report file's one,
+    /// whose id only the file tells.
+    async fn discover(&mut self) -> Vec<SourceError> {
+        match self.aws.as_deref_mut() {
+            Some(aws) => discover(aws, &mut self.targets, &self.settings, &self.store, &self.metrics).await,
+            None => {
+                self.targets = vec![Target {
+                    account_id: String::new(),
+                    name: None,
+                    role: None,
+                }];
+                Vec::new()
+            }
+        }
     }
-    errors
-}
 
-fn finish_refresh(
-    state: &mut AwsState,
-    store: &SnapshotStore,
-    metrics: &RefreshMetrics,
-    key_ids: crate::domain::disclosure::KeyIdLabel,
-    Refreshed {
-        target,
-        access,
-        outcome,
-    }: Refreshed,
-) {
-    record_and_publish(store, metrics, key_ids, outcome);
-    // An account dropped by a discovery while it was being read stays gone.
-    if state.targets.iter().any(|t| t.account_id == target.account_id) {
-        state.access.insert(target.account_id, access);
-    } else {
-        store.publish(
-            store
-                .load()
-                .retaining(&state.targets.iter().map(|t| t.account_id.clone()).collect()),
-        );
+    /// Publishes a finished read, if it had something new; returns its error.
+    fn finish_read(
+        &mut self,
+        Refreshed {
+            target,
+            access,
+            outcome,
+        }: Refreshed,
+    ) -> Option<SourceError> {
+        let error = outcome.as_ref().and_then(|o| o.result.as_ref().err().cloned());
+        let published = outcome.is_some();
+        if let Some(outcome) = outcome {
+            record_and_publish(&self.store, &self.metrics, self.settings.key_ids, outcome);
+        }
+        // Ready only once the data is published: a scrape that follows a
+        // ready answer must see it (at 100,000 keys publishing takes long
+        // enough for a scrape to come in between).
+        if published && error.is_none() && !self.ready_despite_failures() {
+            self.store.mark_ready();
+        }
+        // An account dropped by a discovery while it was being read stays gone.
+        if self.targets.iter().any(|t| t.account_id == target.account_id) {
+            if let (Some(aws), Some(access)) = (self.aws.as_deref_mut(), access) {
+                aws.access.insert(target.account_id, access);
+            }
+        } else {
+            let ids = self.targets.iter().map(|t| t.account_id.clone()).collect();
+            self.store.publish(self.store.load().retaining(&ids));
+        }
+        error
+    }
+
+    /// Accounts read through AWS make the exporter ready once each was
+    /// tried: one failing account must not keep the others from being
+    /// served. A report file is the only account, and ready once read.
+    fn ready_despite_failures(&self) -> bool {
+        self.settings.source.calls_aws()
     }
 }
 
@@ -369,7 +248,7 @@ mod tests {
     fn settings(kind: SourceKind, accounts: Accounts, tags: Vec<String>) -> RefreshSettings {
         RefreshSettings {
             interval: Duration::from_secs(60),
-            source: AccountSource::new(
+            source: Source::new(
                 kind,
                 ApiOptions {
                     max_concurrent_requests: 1,

@@ -1,11 +1,14 @@
 //! When each account is read: at its own phase within the interval, at most
 //! `max_concurrent_accounts` at once, never twice at the same time, and a
-//! newly discovered account at once. Pure over `Instant`s, so the rules are
-//! tested without AWS and without waiting.
+//! newly discovered account at once; a source that can tell that it changed
+//! (a report file) is also looked at between its due reads, and its interval
+//! counts from its last read instead of a phase. Pure over `Instant`s, so the
+//! rules are tested without AWS and without waiting.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
+use crate::collect::sources::Occasion;
 use crate::domain::accounts::{self, Target};
 
 #[derive(Debug)]
@@ -17,21 +20,36 @@ pub struct Schedule {
     /// Accounts being read.
     busy: BTreeSet<String>,
     next_discovery: Instant,
+    /// For a source looked at between due reads: how often, and when each
+    /// account is next looked at.
+    looks: Option<(Duration, HashMap<String, Instant>)>,
 }
 
 impl Schedule {
-    /// Every target due at its phase after `start`; the next discovery one
-    /// interval after it.
-    pub fn new(start: Instant, interval: Duration, max_concurrent: usize, targets: &[Target]) -> Schedule {
+    /// Every target due at its phase after `start`, or, looked at every
+    /// `looks_every`, one interval after `start` (the first refresh has just
+    /// read it); the next discovery one interval after it.
+    pub fn new(
+        start: Instant,
+        interval: Duration,
+        max_concurrent: usize,
+        targets: &[Target],
+        looks_every: Option<Duration>,
+    ) -> Schedule {
+        let first = |t: &Target| match looks_every {
+            Some(_) => start + interval,
+            None => start + phase(&t.account_id, interval),
+        };
         Schedule {
             interval,
             max_concurrent: max_concurrent.max(1),
-            due: targets
-                .iter()
-                .map(|t| (t.account_id.clone(), start + phase(&t.account_id, interval)))
-                .collect(),
+            due: targets.iter().map(|t| (t.account_id.clone(), first(t))).collect(),
             busy: BTreeSet::new(),
             next_discovery: start + interval,
+            looks: looks_every.map(|every| {
+                let looks = targets.iter().map(|t| (t.account_id.clone(), start + every)).collect();
+                (every, looks)
+            }),
         }
     }
 
@@ -45,43 +63,73 @@ impl Schedule {
     pub fn discovered(&mut self, now: Instant, targets: &[Target]) {
         let ids: BTreeSet<&str> = targets.iter().map(|t| t.account_id.as_str()).collect();
         self.due.retain(|id, _| ids.contains(id.as_str()));
+        if let Some((_, looks)) = &mut self.looks {
+            looks.retain(|id, _| ids.contains(id.as_str()));
+        }
         for id in ids {
             self.due.entry(id.to_string()).or_insert(now);
         }
         self.next_discovery = now + self.interval;
     }
 
-    /// The targets to start at `now`: due, not being read, as many as there
-    /// are free slots, in `targets` order. Each is marked busy and due again
-    /// one interval after its slot, but never sooner than half an interval
-    /// from now, so that a late start does not bring two reads together.
-    pub fn start_due(&mut self, now: Instant, targets: &[Target]) -> Vec<Target> {
+    /// The targets to start at `now`, with why: due, or to be looked at;
+    /// not being read, as many as there are free slots, in `targets` order.
+    /// Each is marked busy. A due account is due again one interval after
+    /// its slot, but never sooner than half an interval from now, so that a
+    /// late start does not bring two reads together; one that is looked at
+    /// stays due until a read of it publishes (see [`Schedule::finished`]).
+    pub fn start_due(&mut self, now: Instant, targets: &[Target]) -> Vec<(Target, Occasion)> {
         let free = self.max_concurrent.saturating_sub(self.busy.len());
-        let due: Vec<Target> = targets
+        let started: Vec<(Target, Occasion)> = targets
             .iter()
-            .filter(|t| !self.busy.contains(&t.account_id) && self.due.get(&t.account_id).is_some_and(|d| *d <= now))
+            .filter(|t| !self.busy.contains(&t.account_id))
+            .filter_map(|t| Some((t.clone(), self.occasion(&t.account_id, now)?)))
             .take(free)
-            .cloned()
             .collect();
-        for target in &due {
-            let next = self.due.get(&target.account_id).copied().unwrap_or(now) + self.interval;
-            self.due
-                .insert(target.account_id.clone(), next.max(now + self.interval / 2));
+        for (target, occasion) in &started {
+            if *occasion == Occasion::Due && self.looks.is_none() {
+                let next = self.due.get(&target.account_id).copied().unwrap_or(now) + self.interval;
+                self.due
+                    .insert(target.account_id.clone(), next.max(now + self.interval / 2));
+            }
             self.busy.insert(target.account_id.clone());
         }
-        due
+        started
     }
 
-    pub fn finished(&mut self, account_id: &str) {
+    fn occasion(&self, account_id: &str, now: Instant) -> Option<Occasion> {
+        if self.due.get(account_id).is_some_and(|d| *d <= now) {
+            return Some(Occasion::Due);
+        }
+        let (_, looks) = self.looks.as_ref()?;
+        looks
+            .get(account_id)
+            .is_none_or(|l| *l <= now)
+            .then_some(Occasion::Look)
+    }
+
+    /// A read of `account_id` finished at `now`; `published`: it had
+    /// something new. A source that is looked at is next looked at one look
+    /// later, and due one interval after its last published read, however
+    /// that read came about: a version read because it changed is fresh.
+    pub fn finished(&mut self, account_id: &str, now: Instant, published: bool) {
         self.busy.remove(account_id);
+        if let Some((every, looks)) = &mut self.looks {
+            looks.insert(account_id.to_string(), now + *every);
+            if published {
+                self.due.insert(account_id.to_string(), now + self.interval);
+            }
+        }
     }
 
     /// When something is next to do, unless a read finishes first.
     pub fn next_wake(&self) -> Instant {
+        let looks = self.looks.iter().flat_map(|(_, looks)| looks);
         self.due
             .iter()
+            .chain(looks)
             .filter(|(id, _)| !self.busy.contains(*id))
-            .map(|(_, due)| *due)
+            .map(|(_, at)| *at)
             .chain([self.next_discovery])
             .min()
             .unwrap_or(self.next_discovery)
@@ -113,8 +161,8 @@ mod tests {
             .collect()
     }
 
-    fn ids(targets: &[Target]) -> Vec<&str> {
-        targets.iter().map(|t| t.account_id.as_str()).collect()
+    fn ids(started: &[(Target, Occasion)]) -> Vec<&str> {
+        started.iter().map(|(t, _)| t.account_id.as_str()).collect()
     }
 
     const A: &str = "111111111111";
@@ -125,7 +173,7 @@ mod tests {
     fn accounts_start_at_their_phase_and_again_one_interval_later() {
         let start = Instant::now();
         let all = targets(&[A]);
-        let mut schedule = Schedule::new(start, INTERVAL, 4, &all);
+        let mut schedule = Schedule::new(start, INTERVAL, 4, &all, None);
         let at = start + phase(A, INTERVAL);
         assert_eq!(schedule.next_wake(), at);
         if at > start {
@@ -135,7 +183,7 @@ mod tests {
         // Busy: not due again, not what the loop wakes for.
         assert!(schedule.start_due(at + INTERVAL * 3, &all).is_empty());
         assert_eq!(schedule.next_wake(), start + INTERVAL, "the next discovery");
-        schedule.finished(A);
+        schedule.finished(A, start, true);
         assert_eq!(schedule.next_wake(), (at + INTERVAL).min(start + INTERVAL));
         assert_eq!(ids(&schedule.start_due(at + INTERVAL, &all)), [A]);
     }
@@ -144,10 +192,10 @@ mod tests {
     fn a_late_start_is_followed_by_at_least_half_an_interval() {
         let start = Instant::now();
         let all = targets(&[A]);
-        let mut schedule = Schedule::new(start, INTERVAL, 1, &all);
+        let mut schedule = Schedule::new(start, INTERVAL, 1, &all, None);
         let late = start + phase(A, INTERVAL) + INTERVAL - Duration::from_secs(1);
         assert_eq!(ids(&schedule.start_due(late, &all)), [A]);
-        schedule.finished(A);
+        schedule.finished(A, start, true);
         assert!(schedule
             .start_due(late + INTERVAL / 2 - Duration::from_secs(1), &all)
             .is_empty());
@@ -158,11 +206,11 @@ mod tests {
     fn at_most_max_concurrent_accounts_are_read_at_once() {
         let start = Instant::now();
         let all = targets(&[A, B, C]);
-        let mut schedule = Schedule::new(start, INTERVAL, 2, &all);
+        let mut schedule = Schedule::new(start, INTERVAL, 2, &all, None);
         let now = start + INTERVAL;
         assert_eq!(ids(&schedule.start_due(now, &all)), [A, B]);
         assert!(schedule.start_due(now, &all).is_empty(), "no free slot");
-        schedule.finished(B);
+        schedule.finished(B, start, true);
         assert_eq!(ids(&schedule.start_due(now, &all)), [C]);
     }
 
@@ -170,7 +218,7 @@ mod tests {
     fn discovery_adds_accounts_at_once_and_drops_the_gone() {
         let start = Instant::now();
         let before = targets(&[A, B]);
-        let mut schedule = Schedule::new(start, INTERVAL, 4, &before);
+        let mut schedule = Schedule::new(start, INTERVAL, 4, &before, None);
         assert!(!schedule.discovery_due(start + INTERVAL - Duration::from_millis(1)));
         let now = start + INTERVAL;
         assert!(schedule.discovery_due(now));
@@ -181,14 +229,53 @@ mod tests {
         assert!(!schedule.discovery_due(now));
         assert_eq!(schedule.next_wake(), now, "C is due at once");
         assert_eq!(ids(&schedule.start_due(now, &after)), [C]);
-        schedule.finished(A);
-        schedule.finished(C);
+        schedule.finished(A, start, true);
+        schedule.finished(C, start, true);
         assert!(schedule.start_due(now + INTERVAL * 10, &targets(&[A, B])).is_empty());
         assert_eq!(
             schedule.next_wake(),
             now + INTERVAL,
             "C's next read and the next discovery"
         );
+    }
+
+    /// A report file: due one interval after its last published read, looked
+    /// at every look in between, and due at once again after a due read
+    /// that found nothing to take (the file was being written).
+    #[test]
+    fn a_watched_source_is_looked_at_and_due_an_interval_after_its_last_read() {
+        let look = Duration::from_secs(2);
+        let start = Instant::now();
+        let all = targets(&[""]);
+        let mut schedule = Schedule::new(start, INTERVAL, 1, &all, Some(look));
+        assert_eq!(schedule.next_wake(), start + look);
+        assert!(schedule
+            .start_due(start + look - Duration::from_millis(1), &all)
+            .is_empty());
+        let started = schedule.start_due(start + look, &all);
+        assert_eq!(started[0].1, Occasion::Look);
+        assert!(schedule.start_due(start + INTERVAL, &all).is_empty(), "busy");
+        // The look found the file changed and published it.
+        let read = start + look + Duration::from_millis(300);
+        schedule.finished("", read, true);
+        assert_eq!(schedule.next_wake(), read + look);
+        assert_eq!(schedule.start_due(read + INTERVAL - look, &all)[0].1, Occasion::Look);
+        schedule.finished("", read + INTERVAL - look, false);
+        assert!(schedule.discovery_due(read + INTERVAL - look));
+        schedule.discovered(read + INTERVAL - look, &all);
+        let due = schedule.start_due(read + INTERVAL, &all);
+        assert_eq!(
+            due[0].1,
+            Occasion::Due,
+            "an interval after the read, not after the start"
+        );
+        // Nothing taken: due again at once.
+        schedule.finished("", read + INTERVAL, false);
+        assert_eq!(schedule.next_wake(), read + INTERVAL);
+        assert_eq!(schedule.start_due(read + INTERVAL, &all)[0].1, Occasion::Due);
+        schedule.finished("", read + INTERVAL + look, true);
+        assert_eq!(schedule.next_wake(), read + INTERVAL + look * 2);
+        assert_eq!(schedule.start_due(read + INTERVAL * 2 + look, &all)[0].1, Occasion::Due);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use aws_sdk_iam::types::ReportStateType;
 use chrono::{DateTime, Utc};
 
-use super::credential_report::{self, BytesError};
+use super::report_csv::{self, BytesError};
 use crate::collect::aws::classify;
 use crate::domain::failure::{ErrorReason, SourceError};
 use crate::domain::key::AccountData;
@@ -126,7 +126,7 @@ pub async fn fetch(
 }
 
 fn parse(content: &[u8], generated: Option<DateTime<Utc>>) -> Result<AccountData, SourceError> {
-    let mut data = credential_report::parse_bytes(content).map_err(|e| {
+    let mut data = report_csv::parse_bytes(content).map_err(|e| {
         let message = match e {
             BytesError::NotUtf8(e) => format!("credential report is not UTF-8: {e}"),
             BytesError::Parse(e) => format!("GetCredentialReport: {e}"),
@@ -158,7 +158,7 @@ mod tests {
 
     /// A report of one user, as IAM returns it.
     fn one_user_report() -> Vec<u8> {
-        format!("{}\nalice,arn:aws:iam::111122223333:user/alice,2020-01-01T10:00:00+00:00,false,N/A,N/A,N/A,false,true,2024-02-01T10:00:00+00:00,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A\n", credential_report::TEST_HEADER).into_bytes()
+        format!("{}\nalice,arn:aws:iam::111122223333:user/alice,2020-01-01T10:00:00+00:00,false,N/A,N/A,N/A,false,true,2024-02-01T10:00:00+00:00,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A\n", report_csv::TEST_HEADER).into_bytes()
     }
 
     fn now() -> DateTime<Utc> {

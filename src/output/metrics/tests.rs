@@ -207,7 +207,7 @@ aws_iam_exporter_build_info{version="1.2.3",revision="abc",rustc_version="1.95.0
 /// active one high risk at any age; users are counted once, root never.
 #[test]
 fn renders_root_keys_and_merged_users_of_a_credential_report() {
-    let header = crate::collect::sources::credential_report::TEST_HEADER;
+    let header = crate::collect::sources::report_csv::TEST_HEADER;
     let report = format!(
         "{header}\n\
 <root_account>,arn:aws:iam::111122223333:root,2011-01-01T00:00:00+00:00,not_supported,N/A,not_supported,not_supported,false,TRUE,2026-11-18T00:00:00+00:00,2026-11-27T00:00:00+00:00,us-east-1,ec2,FALSE,2011-05-01T00:00:00+00:00,N/A,N/A,N/A,false,N/A,false,N/A\n\
@@ -215,7 +215,7 @@ dup,arn:aws:iam::111122223333:user/dup,2020-01-01T00:00:00+00:00,true,2026-11-27
 dup,arn:aws:iam::111122223333:user/dup,2020-01-01T00:00:00+00:00,false,N/A,N/A,N/A,false,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A\n\
 two,arn:aws:iam::111122223333:user/ci/two,2020-01-01T00:00:00+00:00,false,N/A,N/A,N/A,false,true,2026-11-18T00:00:00+00:00,2026-11-27T00:00:00+00:00,eu-west-1,sts,true,2026-06-01T00:00:00+00:00,2026-11-20T00:00:00+00:00,eu-west-1,s3,false,N/A,false,N/A\n"
     );
-    let data = crate::collect::sources::credential_report::parse(&report).unwrap();
+    let data = crate::collect::sources::report_csv::parse(&report).unwrap();
     let store = Arc::new(SnapshotStore::default());
     store.publish(crate::domain::snapshot::Snapshot::default().with_outcomes([Outcome {
         previous_id: None,

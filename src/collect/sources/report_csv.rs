@@ -1,24 +1,19 @@
-//! The IAM credential report: parsing the CSV that AWS writes (and moto's
-//! variant of it), and reading it from a file that may be rewritten at any
-//! moment.
+//! The IAM credential report's CSV, as AWS writes it (and moto's variant of
+//! it): text in, one account's data or an error naming the line out. Pure:
+//! the live source ([`super::live_report`]) hands it AWS's bytes, the file
+//! source ([`super::report_file`]) a file's.
 //!
-//! Longer than 400 lines: one file format, every shape real reports take
-//! (booleans in any case, rows of one user merged, root keys, bad rows
-//! skipped) and the safe reading of a file being rewritten, kept together so
-//! that the format's rules are read in one place.
+//! Longer than 400 lines with its tests: one file format and every shape real
+//! reports take (booleans in any case, rows of one user merged, root keys, bad
+//! rows skipped), kept together so that the format's rules are read in one place.
 
 use std::collections::HashMap;
-use std::hash::Hasher as _;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
 
 use super::intern::Interner;
 use super::is_missing;
-use crate::collect::file_watch::FileMeta;
-use crate::domain::failure::{ErrorReason, SourceError};
 use crate::domain::ids::IamArn;
 use crate::domain::key::{AccessKey, AccountData, KeyStatus, User, ROOT_USER};
 
@@ -123,7 +118,7 @@ pub fn parse(text: &str) -> Result<AccountData, ParseError> {
 
 /// [`parse`] from a stream, so that a large report file need not be held
 /// whole in memory while it is read.
-fn parse_reader(input: impl std::io::Read) -> Result<AccountData, ParseError> {
+pub(super) fn parse_reader(input: impl std::io::Read) -> Result<AccountData, ParseError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
@@ -429,246 +424,6 @@ fn optional(value: &str, interner: &mut Interner) -> Option<Arc<str>> {
     (!is_missing(value)).then(|| interner.get(value))
 }
 
-/// Filesystems stamp modification times coarsely (a second on some): a
-/// file whose stamp is this close to the time it was read may have been
-/// written again since without its metadata showing it, so its content is
-/// compared.
-const COARSE_TIMESTAMPS: Duration = Duration::from_secs(2);
-
-/// Pause between two looks at a file that must be the same to be taken.
-pub const SETTLE: Duration = Duration::from_millis(200);
-
-/// The version of the file last taken.
-#[derive(Debug, Clone)]
-struct Taken {
-    meta: FileMeta,
-    hash: u64,
-    read_at: SystemTime,
-}
-
-/// What one look at a report file found.
-#[derive(Debug)]
-pub enum FileRead {
-    /// The same version as the one last taken.
-    Unchanged,
-    /// Being written: it changed while it was read. Try again later.
-    Changing,
-    /// A version read whole: its data, or why it is not a report.
-    Read(Result<AccountData, SourceError>),
-}
-
-/// A credential report file, read only once it holds still, and again when
-/// its content or identity changes.
-#[derive(Debug)]
-pub struct ReportFile {
-    path: PathBuf,
-    settle: Duration,
-    taken: Option<Taken>,
-    /// The error of the last look, so that a missing file is counted and
-    /// logged once per interval, not at every look.
-    last_error: Option<String>,
-}
-
-impl ReportFile {
-    pub fn new(path: PathBuf) -> ReportFile {
-        ReportFile {
-            path,
-            settle: SETTLE,
-            taken: None,
-            last_error: None,
-        }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Reads the file if it is a version not taken yet (or always, with
-    /// `force`), on the blocking pool: reading and parsing a large report
-    /// must not hold up an async worker.
-    pub async fn check(&mut self, force: bool) -> FileRead {
-        let path = self.path.clone();
-        let settle = self.settle;
-        let taken = if force { None } else { self.taken.clone() };
-        let joined =
-            tokio::task::spawn_blocking(move || look(&path, taken.as_ref(), || std::thread::sleep(settle))).await;
-        let (read, taken) = joined.unwrap_or_else(|e| {
-            let message = format!("{}: reading the file failed: {e}", self.path.display());
-            (FileRead::Read(Err(SourceError::new(ErrorReason::Other, message))), None)
-        });
-        if let Some(taken) = taken {
-            self.taken = Some(taken);
-        }
-        match &read {
-            FileRead::Read(Err(e)) => {
-                if !force && self.last_error.as_ref() == Some(&e.message) {
-                    return FileRead::Unchanged;
-                }
-                self.last_error = Some(e.message.clone());
-            }
-            FileRead::Read(Ok(_)) => self.last_error = None,
-            FileRead::Changing | FileRead::Unchanged => {}
-        }
-        read
-    }
-}
-
-/// One look at the file; `settle` is the pause before the last look (a
-/// hook, so tests can write to the file then). Returns the version taken.
-fn look(path: &Path, taken: Option<&Taken>, settle: impl FnOnce()) -> (FileRead, Option<Taken>) {
-    let fail = |reason, message: String| {
-        let message = format!("{}: {message}", path.display());
-        (FileRead::Read(Err(SourceError::new(reason, message))), None)
-    };
-    let meta = |path: &Path| std::fs::metadata(path).map(|m| FileMeta::of(&m));
-    let before = match meta(path) {
-        Ok(m) => m,
-        Err(e) => return fail(ErrorReason::Other, format!("cannot read: {e}")),
-    };
-    let racy = |t: &Taken| before.modified.is_none_or(|m| m + COARSE_TIMESTAMPS > t.read_at);
-    if taken.is_some_and(|t| t.meta == before && !racy(t)) {
-        return (FileRead::Unchanged, None);
-    }
-    let read_at = SystemTime::now();
-    // Streamed twice, never held whole: a first pass to learn the version,
-    // a second to parse it. At 100,000 keys the file held whole was a
-    // quarter of the memory a read needs.
-    let scanned = std::fs::File::open(path).and_then(|mut file| Ok((scan(&mut file)?, file)));
-    let (scanned, mut file) = match scanned {
-        Ok(s) => s,
-        Err(e) => return fail(ErrorReason::Other, format!("cannot read: {e}")),
-    };
-    let after = meta(path).ok();
-    if after != Some(before) || scanned.len != before.len {
-        return (FileRead::Changing, None);
-    }
-    settle();
-    if meta(path).ok() != Some(before) {
-        return (FileRead::Changing, None);
-    }
-    let version = Taken {
-        meta: before,
-        hash: scanned.hash,
-        read_at,
-    };
-    if taken.is_some_and(|t| t.hash == scanned.hash) {
-        return (FileRead::Unchanged, Some(version));
-    }
-    let (result, reread) = match parse_again(&mut file, scanned.utf8) {
-        Ok(parsed) => parsed,
-        Err(e) => return fail(ErrorReason::Other, format!("cannot read: {e}")),
-    };
-    // Written in place since the scan, though its metadata did not show it.
-    if (reread.len, reread.hash) != (scanned.len, scanned.hash) {
-        return (FileRead::Changing, None);
-    }
-    let result = result.map_err(|(reason, message)| SourceError::new(reason, format!("{}: {message}", path.display())));
-    let result = result.map(|mut data| {
-        data.credential_report_generated = before.modified.map(DateTime::<Utc>::from);
-        data
-    });
-    (FileRead::Read(result), Some(version))
-}
-
-/// What one pass over a file saw.
-struct Scan {
-    len: u64,
-    hash: u64,
-    utf8: bool,
-}
-
-/// Bytes of a file looked at at once by [`scan`].
-const SCAN_BUFFER: usize = 64 * 1024;
-
-/// Hashes a file and checks that it is UTF-8, a buffer at a time.
-fn scan(file: &mut std::fs::File) -> std::io::Result<Scan> {
-    use std::io::Read as _;
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    let mut buffer = vec![0u8; SCAN_BUFFER];
-    let (mut len, mut carried, mut utf8) = (0u64, 0usize, true);
-    loop {
-        let n = match file.read(&mut buffer[carried..]) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.write(&buffer[carried..carried + n]);
-        len += n as u64;
-        let filled = carried + n;
-        carried = 0;
-        if utf8 {
-            match std::str::from_utf8(&buffer[..filled]) {
-                Ok(_) => {}
-                // A character cut by the buffer's end: checked whole with the next read.
-                Err(e) if e.error_len().is_none() => {
-                    carried = filled - e.valid_up_to();
-                    buffer.copy_within(e.valid_up_to()..filled, 0);
-                }
-                Err(_) => utf8 = false,
-            }
-        }
-    }
-    Ok(Scan {
-        len,
-        hash: hasher.finish(),
-        utf8: utf8 && carried == 0,
-    })
-}
-
-/// Parses a scanned file from its start, hashing what it reads so that a
-/// version other than the scanned one is noticed. A file that is not UTF-8
-/// is read whole instead, for the error to name the byte as
-/// [`parse_bytes`] does.
-fn parse_again(file: &mut std::fs::File, utf8: bool) -> std::io::Result<(FileData, Scan)> {
-    use std::io::{Read, Seek as _};
-    struct Hashing<'a> {
-        file: &'a mut std::fs::File,
-        hasher: std::collections::hash_map::DefaultHasher,
-        len: u64,
-        error: Option<std::io::Error>,
-    }
-    impl Read for Hashing<'_> {
-        fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
-            let n = self.file.read(buffer).inspect_err(|e| {
-                // The parser makes a CSV error of it: kept to be told as a read failure.
-                if e.kind() != std::io::ErrorKind::Interrupted {
-                    self.error
-                        .get_or_insert_with(|| std::io::Error::new(e.kind(), e.to_string()));
-                }
-            })?;
-            self.hasher.write(&buffer[..n]);
-            self.len += n as u64;
-            Ok(n)
-        }
-    }
-    file.rewind()?;
-    let mut reader = Hashing {
-        file,
-        hasher: std::collections::hash_map::DefaultHasher::new(),
-        len: 0,
-        error: None,
-    };
-    let result = if utf8 {
-        checked(parse_reader(&mut reader).map_err(BytesError::Parse))
-    } else {
-        let mut bytes = Vec::new();
-        reader.read_to_end(&mut bytes)?;
-        parse_file(&bytes)
-    };
-    if let Some(e) = reader.error.take() {
-        return Err(e);
-    }
-    // A report that failed early leaves the rest to hash.
-    std::io::copy(&mut reader, &mut std::io::sink())?;
-    let reread = Scan {
-        len: reader.len,
-        hash: reader.hasher.finish(),
-        utf8,
-    };
-    Ok((result, reread))
-}
-
 /// Why bytes are not a credential report: not text, or not a report.
 #[derive(Debug)]
 pub enum BytesError {
@@ -683,33 +438,13 @@ pub fn parse_bytes(bytes: &[u8]) -> Result<AccountData, BytesError> {
     parse(text).map_err(BytesError::Parse)
 }
 
-/// A report file's bytes to its data. The file's modification time stands
-/// for the time the report was generated, which the CSV does not carry.
-fn parse_file(bytes: &[u8]) -> FileData {
-    checked(parse_bytes(bytes))
-}
-
-/// A report file's data, or why it cannot be taken.
-type FileData = Result<AccountData, (ErrorReason, String)>;
-
-fn checked(parsed: Result<AccountData, BytesError>) -> FileData {
-    let data = parsed.map_err(|e| {
-        let message = match e {
-            BytesError::NotUtf8(e) => format!("not UTF-8: {e}"),
-            BytesError::Parse(e) => e.to_string(),
-        };
-        (ErrorReason::InvalidResponse, message)
-    })?;
-    if data.account_id.is_empty() {
-        let message = "credential report line 1: the report has no rows, so its account is unknown".to_string();
-        return Err((ErrorReason::InvalidResponse, message));
-    }
-    Ok(data)
-}
-
 /// The header row of every credential report, for the tests' reports.
 #[cfg(test)]
 pub(crate) const TEST_HEADER: &str = "user,arn,user_creation_time,password_enabled,password_last_used,password_last_changed,password_next_rotation,mfa_active,access_key_1_active,access_key_1_last_rotated,access_key_1_last_used_date,access_key_1_last_used_region,access_key_1_last_used_service,access_key_2_active,access_key_2_last_rotated,access_key_2_last_used_date,access_key_2_last_used_region,access_key_2_last_used_service,cert_1_active,cert_1_last_rotated,cert_2_active,cert_2_last_rotated";
+
+/// A row of [`TEST_HEADER`]: user `ok`, no keys, for the tests' reports.
+#[cfg(test)]
+pub(crate) const TEST_ROW: &str = "ok,arn:aws:iam::111122223333:user/ok,2020-01-01T10:00:00+00:00,false,N/A,N/A,N/A,false,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A\n";
 
 #[cfg(test)]
 mod tests {
@@ -831,7 +566,7 @@ nokeys,arn:aws:iam::111122223333:user/nokeys,2020-01-01T10:00:00+00:00,true,2026
         );
     }
 
-    const GOOD: &str = "ok,arn:aws:iam::111122223333:user/ok,2020-01-01T10:00:00+00:00,false,N/A,N/A,N/A,false,false,N/A,N/A,N/A,N/A,false,N/A,N/A,N/A,N/A,false,N/A,false,N/A\n";
+    use super::TEST_ROW as GOOD;
 
     /// The user `ok` of `GOOD`, the one row left of a report whose other rows are bad.
     fn only_ok(warnings: &[&str], skipped: u64) -> AccountData {
@@ -946,36 +681,11 @@ nokeys,arn:aws:iam::111122223333:user/nokeys,2020-01-01T10:00:00+00:00,true,2026
         );
     }
 
+    /// Only the caller can place a report without rows (moto writes no root row).
     #[test]
-    fn a_report_without_rows_has_no_account_and_a_file_of_it_is_rejected() {
+    fn a_report_without_rows_has_no_account() {
         let data = parse(&format!("{HEADER}\n")).unwrap();
         assert_eq!((data.account_id.as_str(), data.users.len()), ("", 0));
-        let (reason, message) = parse_file(format!("{HEADER}\n").as_bytes()).unwrap_err();
-        assert_eq!(reason, ErrorReason::InvalidResponse);
-        assert_eq!(
-            message,
-            "credential report line 1: the report has no rows, so its account is unknown"
-        );
-    }
-
-    /// What is not a credential report at all still fails the account.
-    #[test]
-    fn files_that_are_not_reports_are_rejected() {
-        assert_eq!(
-            parse_file(b"\xff\xfe binary").unwrap_err(),
-            (
-                ErrorReason::InvalidResponse,
-                "not UTF-8: invalid utf-8 sequence of 1 bytes from index 0".to_string()
-            )
-        );
-        assert_eq!(
-            parse_file(&[0u8; 64]).unwrap_err().1,
-            format!("credential report line 1: missing column \"user\" in the header")
-        );
-        assert_eq!(
-            parse_file(GOOD.as_bytes()).unwrap_err().1,
-            "credential report line 1: missing column \"user\" in the header"
-        );
     }
 
     #[test]
@@ -1242,105 +952,6 @@ nokeys,arn:aws:iam::111122223333:user/nokeys,2020-01-01T10:00:00+00:00,true,2026
         for (shape, text) in shapes {
             assert_eq!(parse(&text).as_ref(), Ok(&expected), "{shape}");
         }
-    }
-
-    /// A file written in place while it is read is not taken; once it holds
-    /// still it is, and a look at it unchanged reads nothing.
-    #[test]
-    fn a_file_rewritten_while_read_is_not_taken() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("report.csv");
-        let whole = format!("{HEADER}\n{GOOD}{}", GOOD.replace("ok", "more"));
-        let half = &whole[..whole.len() - 40];
-        std::fs::write(&path, half).unwrap();
-        // The writer goes on while the reader settles.
-        let (read, taken) = look(&path, None, || std::fs::write(&path, &whole).unwrap());
-        assert!(matches!(read, FileRead::Changing), "{read:?}");
-        assert!(taken.is_none());
-
-        let (read, taken) = look(&path, None, || {});
-        let FileRead::Read(Ok(data)) = read else {
-            panic!("{read:?}")
-        };
-        assert_eq!(data.users.len(), 2);
-        let taken = taken.unwrap();
-        // Unchanged: content compared (the stamp is recent), nothing parsed.
-        let (read, _) = look(&path, Some(&taken), || {});
-        assert!(matches!(read, FileRead::Unchanged), "{read:?}");
-
-        // The same size, rewritten in place within the same stamp: the content tells.
-        let same_size = whole.replace("more", "mora");
-        let stamp = std::fs::metadata(&path).unwrap().modified().unwrap();
-        std::fs::write(&path, &same_size).unwrap();
-        std::fs::File::options()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_modified(stamp)
-            .unwrap();
-        let (read, _) = look(&path, Some(&taken), || {});
-        let FileRead::Read(Ok(data)) = read else {
-            panic!("{read:?}")
-        };
-        assert_eq!(&*data.users[1].name, "mora");
-    }
-
-    /// A file read in pieces reads as its bytes do whole: a character cut
-    /// by a piece's end is no error, and a byte that is not UTF-8 is named
-    /// as in a report handed over whole.
-    #[test]
-    fn a_file_read_in_pieces_reads_as_whole() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("report.csv");
-        let mut text = format!("{HEADER}\n");
-        while text.len() + 2 * GOOD.len() < SCAN_BUFFER {
-            text += &GOOD.replace("ok", &format!("u{}", text.len()));
-        }
-        let cut = format!("{}é", "x".repeat(SCAN_BUFFER - 1 - text.len()));
-        text += &GOOD.replace("ok", &cut);
-        assert_eq!(&text.as_bytes()[SCAN_BUFFER - 1..=SCAN_BUFFER], "é".as_bytes());
-        text += &GOOD.replace("ok", "after");
-        std::fs::write(&path, &text).unwrap();
-        // Not UTF-8 would still parse, read whole: the scan must see the character.
-        assert!(scan(&mut std::fs::File::open(&path).unwrap()).unwrap().utf8);
-        let (read, _) = look(&path, None, || {});
-        let FileRead::Read(Ok(data)) = read else {
-            panic!("{read:?}")
-        };
-        let whole = AccountData {
-            credential_report_generated: data.credential_report_generated,
-            ..parse(&text).unwrap()
-        };
-        assert!(
-            data == whole,
-            "read in pieces, the report differs from its text parsed whole"
-        );
-        assert_eq!(&*data.users[data.users.len() - 2].name, cut);
-
-        let mut bytes = text.into_bytes();
-        let at = SCAN_BUFFER + 10;
-        bytes[at] = 0xff;
-        std::fs::write(&path, &bytes).unwrap();
-        let (read, _) = look(&path, None, || {});
-        let FileRead::Read(Err(e)) = read else {
-            panic!("{read:?}")
-        };
-        let expected = parse_file(&bytes).unwrap_err().1;
-        assert!(expected.contains(&format!("from index {at}")), "{expected}");
-        assert_eq!(e.message, format!("{}: {expected}", path.display()));
-    }
-
-    /// A missing file names itself.
-    #[test]
-    fn a_missing_file_is_named() {
-        let (read, _) = look(Path::new("/nonexistent/report.csv"), None, || {});
-        let FileRead::Read(Err(e)) = read else {
-            panic!("{read:?}")
-        };
-        assert_eq!(
-            e.message,
-            "/nonexistent/report.csv: cannot read: No such file or directory (os error 2)"
-        );
     }
 }
 
