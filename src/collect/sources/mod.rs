@@ -199,9 +199,12 @@ impl Source {
                 Some(read_live_report(clients, options, account_id, name, filter).await)
             }
             (Source::ReportFile(file), _) => file.lock().await.read(occasion, interval, filter).await,
-            (Source::Api(_) | Source::LiveReport(_), None) => {
-                unreachable!("the refresh reaches every account of an AWS source with clients")
-            }
+            // The refresh loads AWS for every source that calls it; a failed
+            // read, not a panic, if that ever stops being true.
+            (Source::Api(_) | Source::LiveReport(_), None) => Some(Err(SourceError::new(
+                ErrorReason::Other,
+                format!("account {account_id}: no AWS clients to read it with"),
+            ))),
         }
     }
 }
