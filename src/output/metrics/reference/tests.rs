@@ -110,15 +110,14 @@ fn key_of(user: Arc<str>, position: u8) -> impl Strategy<Value = AccessKey> {
     )
         .prop_map(move |(id, active, created, unused, service, region)| {
             let created = start() - chrono::Duration::seconds(created);
-            AccessKey {
-                user: user.clone(),
-                access_key_id: id.map(String::into_boxed_str),
-                last_used_service: service.map(Arc::from),
-                last_used_region: region.map(Arc::from),
-                created,
-                last_used: unused.map(|unused| (start() - chrono::Duration::seconds(unused)).max(created)),
-                position,
-                status: if active { KeyStatus::Active } else { KeyStatus::Inactive },
+            let key = AccessKey::new(user.clone(), created)
+                .position(position)
+                .status(if active { KeyStatus::Active } else { KeyStatus::Inactive })
+                .last_used(unused.map(|unused| (start() - chrono::Duration::seconds(unused)).max(created)))
+                .last_used_in(service.map(Arc::from), region.map(Arc::from));
+            match id {
+                Some(id) => key.id(id),
+                None => key,
             }
         })
 }
