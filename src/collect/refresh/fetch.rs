@@ -11,7 +11,7 @@ use chrono::Utc;
 use super::access::AccountAccess;
 use super::publish::{record_and_publish, RefreshMetrics};
 use super::{AwsState, RefreshSettings};
-use crate::collect::aws::classify;
+use crate::collect::aws::{classify, Throttles};
 use crate::collect::sources::Occasion;
 use crate::domain::accounts::{self, Caller, MemberAccount, Target};
 use crate::domain::failure::{ErrorReason, SourceError};
@@ -153,20 +153,20 @@ pub(super) fn start_read(
             None => (None, source.read(occasion, &target, None, interval, users).await),
             Some((mut access, sdk, base, aws_calls)) => {
                 let limit = settings.refresh_timeout;
+                // Throttled calls are retried until this deadline: when it
+                // passes after throttling, that is the reason to report.
+                let throttles = std::sync::Mutex::new(vec![base.throttles.clone()]);
                 let work = async {
                     let clients = access.clients(&sdk, &base, &aws_calls).await?;
+                    if let Ok(mut seen) = throttles.lock() {
+                        seen.push(clients.throttles.clone());
+                    }
                     Ok(source.read(occasion, &target, Some(&clients), interval, users).await)
                 };
                 let result = match tokio::time::timeout(limit, work).await {
                     Ok(Ok(read)) => read,
                     Ok(Err(e)) => Some(Err(e)),
-                    Err(_) => Some(Err(SourceError::new(
-                        ErrorReason::Timeout,
-                        format!(
-                            "the refresh did not finish within {}s (--aws.refresh-timeout); check the network path to AWS, or raise it",
-                            limit.as_secs()
-                        ),
-                    ))),
+                    Err(_) => Some(Err(deadline_passed(limit, &throttles, started))),
                 };
                 (Some(access), result)
             }
@@ -182,5 +182,36 @@ pub(super) fn start_read(
             access,
             outcome,
         }
+    }
+}
+
+/// The error of a read that did not finish within the refresh timeout:
+/// `throttled` when AWS was throttling it, since then it was waiting for the
+/// account's API budget, not for a broken network.
+fn deadline_passed(
+    limit: Duration,
+    throttles: &std::sync::Mutex<Vec<Arc<Throttles>>>,
+    started: Instant,
+) -> SourceError {
+    let throttled = throttles
+        .lock()
+        .map(|seen| seen.iter().any(|t| t.since(started)))
+        .unwrap_or(false);
+    if throttled {
+        SourceError::new(
+            ErrorReason::Throttled,
+            format!(
+                "AWS throttled the account's API calls and the refresh did not finish within {}s (--aws.refresh-timeout); the account's API budget is shared with its other callers: see the runbook for reason=\"throttled\"",
+                limit.as_secs()
+            ),
+        )
+    } else {
+        SourceError::new(
+            ErrorReason::Timeout,
+            format!(
+                "the refresh did not finish within {}s (--aws.refresh-timeout); check the network path to AWS, or raise it",
+                limit.as_secs()
+            ),
+        )
     }
 }
