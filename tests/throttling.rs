@@ -167,3 +167,35 @@ fn limit_exceeded_on_report_generation_is_waited_out() {
     assert_eq!(limited, 4.0);
     assert_eq!(key_users(&exporter.scrape()), seeded_key_users(&moto));
 }
+
+/// A failed account is tried again after the backoff (15 to 30 s after a
+/// first failure), not a whole interval (10 minutes here) later, and the
+/// landing page and the log say when.
+#[test]
+#[ignore = "tools tier, run by make test: needs moto"]
+fn a_failed_account_is_tried_again_soon_not_an_interval_later() {
+    let mut moto = Moto::start_with(&["--scenario", "many", "--users", "5"]);
+    moto.command(&format!("fault 500 {ACCOUNT} 1 ListUsers"));
+    let started = Instant::now();
+    let exporter = Exporter::start(
+        &["--refresh.interval", "10m", "--aws.max-attempts", "1"],
+        &moto.aws_env_via_proxy(),
+    );
+    exporter.wait_ready_at("/-/healthy");
+    wait_for("the first read to fail", Duration::from_secs(30), || {
+        errors(&exporter, "other") >= 1.0
+    });
+    let page = get(&exporter.url("/")).1;
+    assert!(page.contains("(next try about "), "{page}");
+    wait_for("the retry", Duration::from_secs(60), || up(&exporter) == 1.0);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(45), "{took:?}");
+    assert_eq!(key_users(&exporter.scrape()), seeded_key_users(&moto));
+    assert!(
+        exporter.log_lines().iter().any(|l| l.contains("trying it again in")),
+        "{:?}",
+        exporter.log_lines()
+    );
+    let page = get(&exporter.url("/")).1;
+    assert!(!page.contains("next try"), "{page}");
+}
