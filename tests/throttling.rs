@@ -91,6 +91,15 @@ fn a_tight_rate_is_waited_out_and_the_refresh_completes() {
     .map(|s| s.value)
     .sum::<f64>();
     assert_eq!(throttled_seen, throttled as f64);
+    assert_eq!(
+        metric(
+            &exporter,
+            "aws_iam_exporter_aws_throttled_requests_total",
+            &[("account_id", ACCOUNT)]
+        ),
+        throttled as f64,
+        "counted for the account"
+    );
     eprintln!("60 users at 5 calls/s: {took:?}, {throttled} throttled answers; proxy: {stats}");
 }
 

@@ -63,6 +63,7 @@ pub(super) async fn discover(
             // Before their first refresh, so that its failure is an increase.
             for id in &ids {
                 metrics.start_at_zero(id);
+                state.aws_calls.start_account_at_zero(id);
             }
             state.access.retain(|id, _| ids.contains(id));
             if targets != *known {
@@ -163,11 +164,13 @@ pub(super) fn start_read(
                     }
                     Ok(source.read(occasion, &target, Some(&clients), interval, users).await)
                 };
+                let before = base.throttles.answers();
                 let result = match tokio::time::timeout(limit, work).await {
                     Ok(Ok(read)) => read,
                     Ok(Err(e)) => Some(Err(e)),
                     Err(_) => Some(Err(deadline_passed(limit, &throttles, started))),
                 };
+                aws_calls.record_throttled(&target.account_id, throttled_in_read(&throttles, before));
                 (Some(access), result)
             }
         };
@@ -183,6 +186,23 @@ pub(super) fn start_read(
             outcome,
         }
     }
+}
+
+/// The throttled answers of a read: those of the account's own clients, and
+/// those of the base clients (with which the caller's account is read and
+/// its role assumed) since `base_before`. A discovery running at the same
+/// time would be counted too; discovery runs between reads of the caller's
+/// account except on a long read.
+fn throttled_in_read(throttles: &std::sync::Mutex<Vec<Arc<Throttles>>>, base_before: u64) -> u64 {
+    let Ok(seen) = throttles.lock() else { return 0 };
+    let base = seen.first().map_or(0, |b| b.answers().saturating_sub(base_before));
+    let own = seen
+        .iter()
+        .skip(1)
+        .filter(|t| !seen.first().is_some_and(|b| Arc::ptr_eq(b, t)))
+        .map(|t| t.answers())
+        .sum::<u64>();
+    base + own
 }
 
 /// The error of a read that did not finish within the refresh timeout:
