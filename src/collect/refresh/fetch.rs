@@ -26,7 +26,10 @@ pub(super) async fn discover(
     store: &SnapshotStore,
     metrics: &RefreshMetrics,
 ) -> Vec<SourceError> {
-    let result = async {
+    // Throttled calls are retried until a deadline, and discovery's would
+    // otherwise have none.
+    let (started, base_throttles) = (Instant::now(), state.base.throttles.clone());
+    let work = async {
         let identity = state
             .base
             .sts
@@ -55,8 +58,16 @@ pub(super) async fn discover(
             &caller,
             members.as_deref(),
         ))
-    }
-    .await;
+    };
+    let limit = settings.refresh_timeout;
+    let result = match tokio::time::timeout(limit, work).await {
+        Ok(result) => result,
+        Err(_) => Err(deadline_passed(
+            limit,
+            &std::sync::Mutex::new(vec![base_throttles]),
+            started,
+        )),
+    };
     match result {
         Ok(targets) => {
             let ids: BTreeSet<String> = targets.iter().map(|t| t.account_id.clone()).collect();
