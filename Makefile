@@ -1,6 +1,6 @@
 # The two commands of the README's quick start, and the checks CI runs.
 
-.PHONY: run-sample test lint lint-deploy deny bench bench-serve bench-refresh bench-load bench-cost fuzz
+.PHONY: run-sample test lint lint-deploy deny bench bench-serve bench-refresh bench-throttle bench-load bench-cost fuzz
 
 # Serve the bundled sample report on http://localhost:9781/metrics
 run-sample:
@@ -42,6 +42,11 @@ bench-serve:
 bench-refresh:
 	cargo build --release
 	python3 scripts/bench_refresh.py
+
+# Debug build: under the throttle the time is the rate's, not the CPU's.
+bench-throttle:
+	cargo build
+	python3 scripts/bench_throttle.py --users 300 --rates 5 10 20
 
 bench-load:
 	cargo build --release

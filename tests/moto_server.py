@@ -14,8 +14,9 @@ stdout:
   `stop` (the server stops listening), `start` (it listens again on the same
   port, with the same data), `delete-key USER KEY_ID [ACCOUNT_ID]`,
   `fault deny-assume-role ACCOUNT_ID`, `fault throttle ACCOUNT_ID N`,
-  `fault 500|503|malformed|hang|inprogress ACCOUNT_ID N|forever [OPERATION]
-  [paged]`, `fault clear`, `stats`, `quit`; for the organization, `leave-org
+  `fault rate N` (IAM's own token bucket: N calls a second, 0 for none),
+  `fault 500|503|malformed|hang|inprogress|limit-exceeded ACCOUNT_ID
+  N|forever [OPERATION] [paged]`, `fault clear`, `stats`, `quit`; for the organization, `leave-org
   ACCOUNT_ID`, `close-account ACCOUNT_ID` and `join-org NAME` (a new member
   with one user and one key, returned like a seeded account).
 
@@ -24,6 +25,9 @@ Scenarios (`--scenario`):
 - `realistic` (the default): one account, 123456789012, alias `acme-prod`;
   prints `{"endpoint", "port", "proxy_endpoint", "account_id", "alias",
   "users", "keys", "root_access_key_present"}`.
+- `many` (`--users N`, default 300): the account 123456789012 with N users
+  `user-0001` .. of one key each, for the throttling tests; prints
+  `{"endpoint", "port", "proxy_endpoint", "account_id", "users", "keys"}`.
 - `organization` (`--members N`, default 6): an AWS Organization whose
   management account is 123456789012 (alias `acme-management`) with N member
   accounts `member-1` .. `member-N` (no aliases: their names come from
@@ -254,6 +258,12 @@ def seed_realistic(endpoint):
     return {"account_id": ACCOUNT_ID, "alias": ALIAS, "users": users, "keys": keys, "root_access_key_present": True}
 
 
+def seed_many(endpoint, count):
+    specs = [(f"user-{n:04}", "/", {}, [n % len(SCENARIOS)]) for n in range(1, count + 1)]
+    users, keys = seed_users(iam_client(endpoint), ACCOUNT_ID, specs, utc_now())
+    return {"account_id": ACCOUNT_ID, "users": users, "keys": keys}
+
+
 def organization_users(index):
     """User specs of the account at `index` (0 is the management account):
     3 + index users with 0, 1 or 2 keys, aged by SCENARIOS picked so that
@@ -401,13 +411,18 @@ class FaultProxy:
     - deny-assume-role ACCOUNT: AssumeRole into ACCOUNT gets 403 AccessDenied;
     - throttle ACCOUNT N: the next N IAM requests signed with ACCOUNT's
       credentials get 400 Throttling;
+    - rate N: IAM's per-account limit as AWS applies it, a token bucket of N
+      refilled at N a second that every request draws from; a request that
+      finds it empty gets 400 Throttling ("Rate exceeded");
     - KIND ACCOUNT N|forever [OPERATION] [paged]: IAM requests of ACCOUNT
       (of that operation only, and only those with a pagination Marker when
       `paged`) get, N times or until `fault clear`:
       `500` / `503` an AWS error with that status (InternalFailure /
       ServiceUnavailable), `malformed` a 200 whose XML is cut off, `hang` no
       answer at all until the rule is cleared (then the connection closes),
-      `inprogress` a GenerateCredentialReport answer that says INPROGRESS.
+      `inprogress` a GenerateCredentialReport answer that says INPROGRESS,
+      `limit-exceeded` 409 LimitExceeded, what GenerateCredentialReport
+      answers when it is called too often.
 
     A credential's account: every AssumeRole that succeeds through the proxy
     maps the AccessKeyId in moto's answer to the RoleArn's account; any other
@@ -424,6 +439,9 @@ class FaultProxy:
         self.lock = threading.Lock()
         self.key_accounts = {}
         self.clear()
+        self.rate = 0
+        self.tokens = 0.0
+        self.refilled = time.monotonic()
         self.counts = {"denied": 0, "throttled": 0, "faulted": 0, "forwarded": 0, "dropped": 0, "by_action": {}}
         handler = type("Handler", (ProxyHandler,), {"proxy": self})
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -467,6 +485,25 @@ class FaultProxy:
         with self.lock:
             self.denied_accounts.add(account_id)
 
+    def set_rate(self, rate):
+        with self.lock:
+            self.rate = rate
+            self.tokens = float(rate)
+            self.refilled = time.monotonic()
+
+    def over_rate(self):
+        """Takes a token from the bucket; True when there was none. Called
+        with the lock held."""
+        if self.rate <= 0:
+            return False
+        now = time.monotonic()
+        self.tokens = min(float(self.rate), self.tokens + (now - self.refilled) * self.rate)
+        self.refilled = now
+        if self.tokens < 1.0:
+            return True
+        self.tokens -= 1.0
+        return False
+
     def throttle(self, account_id, count):
         with self.lock:
             self.throttles[account_id] = count
@@ -497,6 +534,9 @@ class FaultProxy:
                     f"User: arn:aws:iam::{self.base_account}:user/testing is not authorized "
                     f"to perform: sts:AssumeRole on resource: {role_arn}",
                 )
+            if self.over_rate():
+                self.counts["throttled"] += 1
+                return error_response(400, IAM_XMLNS, "Throttling", "Rate exceeded")
             account = self.key_accounts.get(request.access_key_id, self.base_account)
             if request.service == "iam" and self.throttles.get(account, 0) > 0:
                 self.throttles[account] -= 1
@@ -540,6 +580,8 @@ class FaultProxy:
             return 200, "OK", [("Content-Type", "text/xml")], body.encode()
         if kind == "hang":
             return ("hang", self.generation)
+        if kind == "limit-exceeded":
+            return error_response(409, IAM_XMLNS, "LimitExceeded", "Rate limit exceeded for GenerateCredentialReport.")
         raise ValueError(kind)
 
     def forward(self, request):
@@ -637,7 +679,10 @@ def fault_command(proxy, words):
     if len(words) == 3 and words[0] == "throttle" and words[2].isdigit():
         proxy.throttle(words[1], int(words[2]))
         return {"ok": f"throttling the next {words[2]} IAM requests of {words[1]}"}
-    kinds = ("500", "503", "malformed", "hang", "inprogress")
+    if len(words) == 2 and words[0] == "rate" and words[1].isdigit():
+        proxy.set_rate(int(words[1]))
+        return {"ok": f"{words[1]} calls a second"}
+    kinds = ("500", "503", "malformed", "hang", "inprogress", "limit-exceeded")
     if len(words) >= 3 and words[0] in kinds and (words[2].isdigit() or words[2] == "forever"):
         rest = words[3:]
         paged = "paged" in rest
@@ -646,8 +691,8 @@ def fault_command(proxy, words):
         proxy.add_rule(words[0], words[1], count, operation, paged)
         return {"ok": f"{words[0]} for {words[1]}"}
     return {
-        "error": "usage: fault deny-assume-role ACCOUNT_ID | fault throttle ACCOUNT_ID N | "
-        "fault 500|503|malformed|hang|inprogress ACCOUNT_ID|any N|forever [OPERATION] [paged] | fault clear"
+        "error": "usage: fault deny-assume-role ACCOUNT_ID | fault throttle ACCOUNT_ID N | fault rate N | "
+        "fault 500|503|malformed|hang|inprogress|limit-exceeded ACCOUNT_ID|any N|forever [OPERATION] [paged] | fault clear"
     }
 
 
@@ -659,7 +704,8 @@ def start_moto(port=0):
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scenario", choices=["realistic", "organization"], default="realistic")
+    parser.add_argument("--scenario", choices=["realistic", "organization", "many"], default="realistic")
+    parser.add_argument("--users", type=int, default=300, help="users of one key each (many)")
     parser.add_argument("--members", type=int, default=6, help="member accounts (organization)")
     return parser.parse_args(argv)
 
@@ -672,6 +718,8 @@ def main(argv=None):
     endpoint = f"http://{host}:{port}"
     if args.scenario == "organization":
         seeded = seed_organization(endpoint, args.members)
+    elif args.scenario == "many":
+        seeded = seed_many(endpoint, args.users)
     else:
         seeded = seed_realistic(endpoint)
     proxy = FaultProxy(port)

@@ -31,6 +31,9 @@ pub struct AccountState {
     /// Why the latest refresh failed, its message redacted as the logs are
     /// (see `refresh::record`); `None` once a refresh succeeds.
     pub last_error: Option<SourceError>,
+    /// When the account is tried again after its latest read failed,
+    /// sooner than the interval; `None` once a read succeeds.
+    pub next_try: Option<DateTime<Utc>>,
 }
 
 /// The result of refreshing one account.
@@ -99,6 +102,7 @@ impl Snapshot {
                 state.up = true;
                 state.last_success = Some(finished);
                 state.last_error = None;
+                state.next_try = None;
             }
             Err(e) => {
                 state.up = false;
@@ -114,6 +118,16 @@ impl Snapshot {
 }
 
 impl Snapshot {
+    /// This snapshot with `account_id` (if it is there) due to be tried
+    /// again at `at`.
+    pub fn with_next_try(&self, account_id: &str, at: DateTime<Utc>) -> Snapshot {
+        let mut next = self.clone();
+        if let Some(state) = next.accounts.get_mut(account_id) {
+            state.next_try = Some(at);
+        }
+        next
+    }
+
     /// This snapshot without the accounts that are no longer read (they left
     /// the organization, the filters or this shard).
     pub fn retaining(&self, account_ids: &std::collections::BTreeSet<String>) -> Snapshot {

@@ -120,9 +120,15 @@ fn account_row(out: &mut String, id: &str, state: &AccountState, summary: Option
         Some(summary) => (summary.keys.to_string(), summary.high_risk_keys.to_string()),
         None => ("-".to_string(), "-".to_string()),
     };
-    let error = match &state.last_error {
-        Some(e) => format!("<code>{}</code>: {}", escape(e.reason.as_str()), escape(&e.message)),
-        None => String::new(),
+    let error = match (&state.last_error, state.next_try) {
+        (Some(e), Some(at)) => format!(
+            "<code>{}</code>: {} (next try about {})",
+            escape(e.reason.as_str()),
+            escape(&e.message),
+            moment(at, now)
+        ),
+        (Some(e), None) => format!("<code>{}</code>: {}", escape(e.reason.as_str()), escape(&e.message)),
+        (None, _) => String::new(),
     };
     let (class, word) = if state.up { ("up", "up") } else { ("down", "down") };
     let _ = writeln!(
@@ -137,9 +143,13 @@ fn account_row(out: &mut String, id: &str, state: &AccountState, summary: Option
     );
 }
 
-/// When the account is next due: its latest refresh started an interval
-/// before. About, as the schedule keeps each account's phase in the interval.
+/// When the account is next due: the retry of a failed read, else an
+/// interval after its latest refresh started. About, as the schedule keeps
+/// each account's phase in the interval.
 fn next_refresh(state: &AccountState, interval: Duration) -> Option<DateTime<Utc>> {
+    if let Some(at) = state.next_try {
+        return Some(at);
+    }
     let finished = state.last_refresh?;
     let started = finished - chrono::Duration::from_std(state.last_duration).ok()?;
     Some(started + chrono::Duration::from_std(interval).ok()?)
@@ -188,8 +198,8 @@ mod tests {
     }
 
     /// A healthy account (one key not rotated), an account whose latest
-    /// refresh failed after a success, one never read; names and errors
-    /// carry markup, which must come out as text.
+    /// refresh failed after a success, one never read and tried again soon;
+    /// names and errors carry markup, which must come out as text.
     fn snapshot() -> Snapshot {
         let healthy = AccountData {
             account_id: "111122223333".into(),
@@ -220,6 +230,7 @@ mod tests {
             .with_outcomes([outcome(None, Ok(was_up), 200)])
             .with_outcomes([outcome(Some("222233334444"), Err(denied), 5)])
             .with_outcomes([outcome(Some("333344445555"), Err(never), 20)])
+            .with_next_try("333344445555", now() + chrono::Duration::minutes(2))
     }
 
     fn context() -> Context<'static> {
@@ -261,7 +272,7 @@ mod tests {
 <dt>Refresh interval</dt><dd>30m</dd>
 <dt>Ready</dt><dd>yes</dd>
 <dt>Accounts up</dt><dd>1 of 3</dd>
-<dt>Next refresh</dt><dd>about 2026-11-28T12:09:00Z (in 9m)</dd>
+<dt>Next refresh</dt><dd>about 2026-11-28T12:02:00Z (in 2m)</dd>
 <dt>Now</dt><dd>2026-11-28T12:00:00Z</dd>
 </dl>
 <h2>Accounts</h2>
@@ -270,7 +281,7 @@ mod tests {
 <tbody>
 <tr><td>111122223333</td><td>prod &lt;&amp;&gt; &quot;main&quot;</td><td class=\"up\">up</td><td>2026-11-28T11:50:00Z (10m ago)</td><td class=\"num\">2</td><td class=\"num\">1</td><td></td></tr>
 <tr><td>222233334444</td><td>staging</td><td class=\"down\">down</td><td>2026-11-28T08:40:00Z (3h ago)</td><td class=\"num\">1</td><td class=\"num\">0</td><td><code>access_denied</code>: AssumeRole of &lt;arn:aws:iam::222233334444:role/X&gt; denied</td></tr>
-<tr><td>333344445555</td><td></td><td class=\"down\">down</td><td>never</td><td class=\"num\">-</td><td class=\"num\">-</td><td><code>network</code>: timed out</td></tr>
+<tr><td>333344445555</td><td></td><td class=\"down\">down</td><td>never</td><td class=\"num\">-</td><td class=\"num\">-</td><td><code>network</code>: timed out (next try about 2026-11-28T12:02:00Z (in 2m))</td></tr>
 </tbody>
 </table>
 </body>

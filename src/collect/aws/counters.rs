@@ -22,6 +22,11 @@ struct AwsCallLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AccountLabels {
+    account_id: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AwsErrorLabels {
     service: String,
     operation: String,
@@ -33,6 +38,7 @@ struct AwsErrorLabels {
 pub struct AwsCallCounters {
     requests: Family<AwsCallLabels, Counter>,
     errors: Family<AwsErrorLabels, Counter>,
+    throttled: Family<AccountLabels, Counter>,
 }
 
 impl AwsCallCounters {
@@ -47,6 +53,27 @@ impl AwsCallCounters {
             "AWS API calls that failed, by AWS error code",
             self.errors.clone(),
         );
+        registry.register(
+            "aws_iam_exporter_aws_throttled_requests",
+            "AWS API calls of an account's reads that AWS answered with a throttling error",
+            self.throttled.clone(),
+        );
+    }
+
+    /// Starts the account's throttled-calls counter at 0, so that its first
+    /// throttle is an increase.
+    pub fn start_account_at_zero(&self, account_id: &str) {
+        drop(self.throttled.get_or_create(&AccountLabels {
+            account_id: account_id.to_string(),
+        }));
+    }
+
+    /// `count` more throttled answers in a read of `account_id`.
+    pub fn record_throttled(&self, account_id: &str, count: u64) {
+        let labels = AccountLabels {
+            account_id: account_id.to_string(),
+        };
+        self.throttled.get_or_create(&labels).inc_by(count);
     }
 
     /// Starts `aws_iam_exporter_aws_requests_total` at 0 for each

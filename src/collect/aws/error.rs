@@ -84,7 +84,7 @@ fn hint(reason: ErrorReason, code: &str, operation: &str) -> String {
             service_of(operation)
         ),
         (ErrorReason::Throttled, _) => {
-            "; AWS throttled the calls beyond the retries: lower --aws.max-concurrent-requests or raise --aws.max-attempts".to_string()
+            "; AWS throttled the calls until the refresh deadline: the account's API budget is shared with its other callers; lower --aws.max-concurrent-requests, raise --aws.refresh-timeout, or use the credential-report source".to_string()
         }
         _ => String::new(),
     }

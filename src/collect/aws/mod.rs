@@ -6,12 +6,15 @@
 
 pub mod counters;
 pub mod error;
+pub mod throttle;
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use aws_config::{meta::region::RegionProviderChain, BehaviorVersion, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_credential_types::Credentials;
+use aws_smithy_runtime::client::retries::{RetryPartition, TokenBucket};
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 
@@ -19,6 +22,8 @@ use crate::domain::failure::{ErrorReason, SourceError};
 
 pub use counters::AwsCallCounters;
 pub use error::{classify, error_code_from_response, reason_for_code};
+use throttle::ThrottleRetry;
+pub use throttle::Throttles;
 
 /// IAM is global: without a configured region, use its home region.
 const DEFAULT_REGION: &str = "us-east-1";
@@ -41,7 +46,11 @@ pub async fn load_sdk_config(settings: &AwsSettings) -> SdkConfig {
     let region = RegionProviderChain::default_provider().or_else(DEFAULT_REGION);
     aws_config::defaults(BehaviorVersion::latest())
         .region(region)
-        .retry_config(RetryConfig::adaptive().with_max_attempts(settings.max_attempts))
+        .retry_config(
+            RetryConfig::adaptive()
+                .with_max_attempts(settings.max_attempts)
+                .with_max_backoff(throttle::MAX_BACKOFF),
+        )
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(5))
@@ -86,24 +95,47 @@ pub async fn assume_role(
     ))
 }
 
-/// The clients for one account, all counting their calls.
+/// The clients for one account, all counting their calls, retrying
+/// throttled ones until the refresh deadline, and with a retry partition of
+/// their own: the SDK's default one is shared by the whole process, so one
+/// account's throttling would slow every other account down and its retry
+/// quota (500, shared) would run out under a throttle that lasts.
 #[derive(Debug, Clone)]
 pub struct Clients {
     pub iam: aws_sdk_iam::Client,
     pub sts: aws_sdk_sts::Client,
+    /// The throttled answers these clients have had.
+    pub throttles: Arc<Throttles>,
+}
+
+/// Retries of throttled calls are bounded by the refresh deadline, those of
+/// other errors by `aws.max_attempts`: a retry quota would only end a read
+/// early that the deadline bounds anyway.
+fn own_partition() -> RetryPartition {
+    RetryPartition::custom("aws-iam-key-exporter")
+        .token_bucket(TokenBucket::unlimited())
+        .build()
 }
 
 impl Clients {
     pub fn new(sdk: &SdkConfig, counters: &AwsCallCounters) -> Clients {
+        let throttle = ThrottleRetry::default();
         let iam = aws_sdk_iam::config::Builder::from(sdk)
             .interceptor(counters.clone())
+            .interceptor(throttle.clone())
+            .retry_classifier(throttle.clone())
+            .retry_partition(own_partition())
             .build();
         let sts = aws_sdk_sts::config::Builder::from(sdk)
             .interceptor(counters.clone())
+            .interceptor(throttle.clone())
+            .retry_classifier(throttle.clone())
+            .retry_partition(own_partition())
             .build();
         Clients {
             iam: aws_sdk_iam::Client::from_conf(iam),
             sts: aws_sdk_sts::Client::from_conf(sts),
+            throttles: throttle.throttles,
         }
     }
 

@@ -11,7 +11,7 @@ use chrono::Utc;
 use super::access::AccountAccess;
 use super::publish::{record_and_publish, RefreshMetrics};
 use super::{AwsState, RefreshSettings};
-use crate::collect::aws::classify;
+use crate::collect::aws::{classify, Throttles};
 use crate::collect::sources::Occasion;
 use crate::domain::accounts::{self, Caller, MemberAccount, Target};
 use crate::domain::failure::{ErrorReason, SourceError};
@@ -26,7 +26,10 @@ pub(super) async fn discover(
     store: &SnapshotStore,
     metrics: &RefreshMetrics,
 ) -> Vec<SourceError> {
-    let result = async {
+    // Throttled calls are retried until a deadline, and discovery's would
+    // otherwise have none.
+    let (started, base_throttles) = (Instant::now(), state.base.throttles.clone());
+    let work = async {
         let identity = state
             .base
             .sts
@@ -55,14 +58,23 @@ pub(super) async fn discover(
             &caller,
             members.as_deref(),
         ))
-    }
-    .await;
+    };
+    let limit = settings.refresh_timeout;
+    let result = match tokio::time::timeout(limit, work).await {
+        Ok(result) => result,
+        Err(_) => Err(deadline_passed(
+            limit,
+            &std::sync::Mutex::new(vec![base_throttles]),
+            started,
+        )),
+    };
     match result {
         Ok(targets) => {
             let ids: BTreeSet<String> = targets.iter().map(|t| t.account_id.clone()).collect();
             // Before their first refresh, so that its failure is an increase.
             for id in &ids {
                 metrics.start_at_zero(id);
+                state.aws_calls.start_account_at_zero(id);
             }
             state.access.retain(|id, _| ids.contains(id));
             if targets != *known {
@@ -153,21 +165,23 @@ pub(super) fn start_read(
             None => (None, source.read(occasion, &target, None, interval, users).await),
             Some((mut access, sdk, base, aws_calls)) => {
                 let limit = settings.refresh_timeout;
+                // Throttled calls are retried until this deadline: when it
+                // passes after throttling, that is the reason to report.
+                let throttles = std::sync::Mutex::new(vec![base.throttles.clone()]);
                 let work = async {
                     let clients = access.clients(&sdk, &base, &aws_calls).await?;
+                    if let Ok(mut seen) = throttles.lock() {
+                        seen.push(clients.throttles.clone());
+                    }
                     Ok(source.read(occasion, &target, Some(&clients), interval, users).await)
                 };
+                let before = base.throttles.answers();
                 let result = match tokio::time::timeout(limit, work).await {
                     Ok(Ok(read)) => read,
                     Ok(Err(e)) => Some(Err(e)),
-                    Err(_) => Some(Err(SourceError::new(
-                        ErrorReason::Timeout,
-                        format!(
-                            "the refresh did not finish within {}s (--aws.refresh-timeout); check the network path to AWS, or raise it",
-                            limit.as_secs()
-                        ),
-                    ))),
+                    Err(_) => Some(Err(deadline_passed(limit, &throttles, started))),
                 };
+                aws_calls.record_throttled(&target.account_id, throttled_in_read(&throttles, before));
                 (Some(access), result)
             }
         };
@@ -182,5 +196,53 @@ pub(super) fn start_read(
             access,
             outcome,
         }
+    }
+}
+
+/// The throttled answers of a read: those of the account's own clients, and
+/// those of the base clients (with which the caller's account is read and
+/// its role assumed) since `base_before`. A discovery running at the same
+/// time would be counted too; discovery runs between reads of the caller's
+/// account except on a long read.
+fn throttled_in_read(throttles: &std::sync::Mutex<Vec<Arc<Throttles>>>, base_before: u64) -> u64 {
+    let Ok(seen) = throttles.lock() else { return 0 };
+    let base = seen.first().map_or(0, |b| b.answers().saturating_sub(base_before));
+    let own = seen
+        .iter()
+        .skip(1)
+        .filter(|t| !seen.first().is_some_and(|b| Arc::ptr_eq(b, t)))
+        .map(|t| t.answers())
+        .sum::<u64>();
+    base + own
+}
+
+/// The error of a read that did not finish within the refresh timeout:
+/// `throttled` when AWS was throttling it, since then it was waiting for the
+/// account's API budget, not for a broken network.
+fn deadline_passed(
+    limit: Duration,
+    throttles: &std::sync::Mutex<Vec<Arc<Throttles>>>,
+    started: Instant,
+) -> SourceError {
+    let throttled = throttles
+        .lock()
+        .map(|seen| seen.iter().any(|t| t.since(started)))
+        .unwrap_or(false);
+    if throttled {
+        SourceError::new(
+            ErrorReason::Throttled,
+            format!(
+                "AWS throttled the account's API calls and the refresh did not finish within {}s (--aws.refresh-timeout); the account's API budget is shared with its other callers: see the runbook for reason=\"throttled\"",
+                limit.as_secs()
+            ),
+        )
+    } else {
+        SourceError::new(
+            ErrorReason::Timeout,
+            format!(
+                "the refresh did not finish within {}s (--aws.refresh-timeout); check the network path to AWS, or raise it",
+                limit.as_secs()
+            ),
+        )
     }
 }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
+use chrono::Utc;
 use futures::StreamExt;
 use tokio::sync::watch;
 
@@ -57,6 +58,9 @@ pub struct Refresher {
     targets: Vec<Target>,
     /// How accounts are found and reached, for a source that calls AWS.
     aws: Option<Box<AwsState>>,
+    /// The accounts whose read at start failed: the schedule tries them
+    /// again soon.
+    failed_at_start: Vec<String>,
 }
 
 struct AwsState {
@@ -100,6 +104,7 @@ impl Refresher {
             metrics,
             targets: Vec::new(),
             aws,
+            failed_at_start: Vec::new(),
         }
     }
 
@@ -113,7 +118,11 @@ impl Refresher {
             .collect();
         let mut done = futures::stream::iter(reads).buffer_unordered(self.settings.max_concurrent_accounts.max(1));
         while let Some(read) = done.next().await {
-            errors.extend(self.finish_read(read));
+            let account_id = read.target.account_id.clone();
+            if let Some(error) = self.finish_read(read) {
+                self.failed_at_start.push(account_id);
+                errors.push(error);
+            }
         }
         if self.ready_despite_failures() {
             self.store.mark_ready();
@@ -140,6 +149,10 @@ impl Refresher {
             &self.targets,
             settings.source.looks_every(),
         );
+        for account_id in std::mem::take(&mut self.failed_at_start) {
+            let next = schedule.failed(&account_id, Instant::now(), jitter());
+            self.tell_next_try(&account_id, schedule.failures(&account_id), next);
+        }
         let mut in_flight = futures::stream::FuturesUnordered::new();
         loop {
             let now = Instant::now();
@@ -153,13 +166,37 @@ impl Refresher {
             let wake = schedule.next_wake();
             tokio::select! {
                 Some(done) = in_flight.next(), if !in_flight.is_empty() => {
-                    schedule.finished(&done.target.account_id, Instant::now(), done.outcome.is_some());
-                    self.finish_read(done);
+                    let (account_id, now) = (done.target.account_id.clone(), Instant::now());
+                    let published = done.outcome.is_some();
+                    schedule.finished(&account_id, now, published);
+                    match self.finish_read(done) {
+                        Some(_) => {
+                            let next = schedule.failed(&account_id, now, jitter());
+                            self.tell_next_try(&account_id, schedule.failures(&account_id), next);
+                        }
+                        None if published => schedule.succeeded(&account_id, now),
+                        None => {}
+                    }
                 }
                 _ = tokio::time::sleep_until(wake.into()) => {}
                 _ = shutdown.changed() => return,
             }
         }
+    }
+
+    /// Says when a failed account is tried again, in the log and on the
+    /// landing page, since it is sooner than the interval.
+    fn tell_next_try(&self, account_id: &str, failures: u32, next: Instant) {
+        let wait = next.saturating_duration_since(Instant::now());
+        let seconds = wait.as_secs();
+        tracing::info!(
+            account_id,
+            failures,
+            next_try_in_seconds = seconds,
+            "the account's read failed; trying it again in {seconds}s"
+        );
+        let at = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
+        self.store.publish(self.store.load().with_next_try(account_id, at));
     }
 
     /// Finds the accounts to read: through AWS, or the report file's one,
@@ -220,6 +257,18 @@ impl Refresher {
 
 /// The default longest time one account's refresh may take: its interval, but
 /// never less than five minutes, which a large account needs.
+/// A number from 0 to 1 for the retry jitter; not for anything secret.
+fn jitter() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
 pub fn default_refresh_timeout(interval: Duration) -> Duration {
     interval.max(Duration::from_secs(300))
 }

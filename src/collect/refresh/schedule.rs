@@ -2,8 +2,11 @@
 //! `max_concurrent_accounts` at once, never twice at the same time, and a
 //! newly discovered account at once; a source that can tell that it changed
 //! (a report file) is also looked at between its due reads, and its interval
-//! counts from its last read instead of a phase. Pure over `Instant`s, so the
-//! rules are tested without AWS and without waiting.
+//! counts from its last read instead of a phase. A read that fails is tried
+//! again after a backoff (30 s, doubling, jittered, at most the interval),
+//! not a whole interval later, and the account is back on its phase once a
+//! read succeeds. Pure over `Instant`s (and the jitter a caller draws), so
+//! the rules are tested without AWS and without waiting.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -11,8 +14,25 @@ use std::time::{Duration, Instant};
 use crate::collect::sources::Occasion;
 use crate::domain::accounts::{self, Target};
 
+/// The wait after an account's first failed read; doubled after each
+/// further one, up to the interval.
+pub const FIRST_RETRY: Duration = Duration::from_secs(30);
+
+/// How long to wait before trying again after `failures` failed reads in a
+/// row: `FIRST_RETRY` doubled for each failure after the first, at most
+/// `interval`, then jittered down to half of that by `jitter` (0 to 1), so
+/// that accounts that failed together (a shared throttle, an outage) do not
+/// come back together.
+pub fn retry_after(failures: u32, interval: Duration, jitter: f64) -> Duration {
+    let doublings = failures.saturating_sub(1).min(20);
+    let full = FIRST_RETRY.saturating_mul(1 << doublings).min(interval);
+    full.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+}
+
 #[derive(Debug)]
 pub struct Schedule {
+    /// Where the phases count from.
+    origin: Instant,
     interval: Duration,
     max_concurrent: usize,
     /// When each account is next due; busy accounts keep their entry.
@@ -23,6 +43,8 @@ pub struct Schedule {
     /// For a source looked at between due reads: how often, and when each
     /// account is next looked at.
     looks: Option<(Duration, HashMap<String, Instant>)>,
+    /// Failed reads in a row, of the accounts whose latest read failed.
+    failures: HashMap<String, u32>,
 }
 
 impl Schedule {
@@ -41,6 +63,7 @@ impl Schedule {
             None => start + phase(&t.account_id, interval),
         };
         Schedule {
+            origin: start,
             interval,
             max_concurrent: max_concurrent.max(1),
             due: targets.iter().map(|t| (t.account_id.clone(), first(t))).collect(),
@@ -50,6 +73,7 @@ impl Schedule {
                 let looks = targets.iter().map(|t| (t.account_id.clone(), start + every)).collect();
                 (every, looks)
             }),
+            failures: HashMap::new(),
         }
     }
 
@@ -63,6 +87,7 @@ impl Schedule {
     pub fn discovered(&mut self, now: Instant, targets: &[Target]) {
         let ids: BTreeSet<&str> = targets.iter().map(|t| t.account_id.as_str()).collect();
         self.due.retain(|id, _| ids.contains(id.as_str()));
+        self.failures.retain(|id, _| ids.contains(id.as_str()));
         if let Some((_, looks)) = &mut self.looks {
             looks.retain(|id, _| ids.contains(id.as_str()));
         }
@@ -120,6 +145,38 @@ impl Schedule {
                 self.due.insert(account_id.to_string(), now + self.interval);
             }
         }
+    }
+
+    /// The read of `account_id` that finished at `now` failed: it is due
+    /// again after [`retry_after`] (`jitter`: 0 to 1, drawn by the caller),
+    /// or at its regular time if that comes sooner. Returns when.
+    pub fn failed(&mut self, account_id: &str, now: Instant, jitter: f64) -> Instant {
+        let failures = self.failures.entry(account_id.to_string()).or_insert(0);
+        *failures = failures.saturating_add(1);
+        let retry = now + retry_after(*failures, self.interval, jitter);
+        let due = self.due.entry(account_id.to_string()).or_insert(retry);
+        *due = (*due).min(retry);
+        *due
+    }
+
+    /// The read of `account_id` that finished at `now` succeeded: after
+    /// failures, back on its phase, at least half an interval from now as
+    /// after any due read.
+    pub fn succeeded(&mut self, account_id: &str, now: Instant) {
+        if self.failures.remove(account_id).is_none() || self.looks.is_some() {
+            return;
+        }
+        let slot = self.origin + phase(account_id, self.interval);
+        let earliest = now + self.interval / 2;
+        let behind = earliest.saturating_duration_since(slot).as_nanos();
+        let step = self.interval.as_nanos().max(1);
+        let steps = behind.div_ceil(step).min(u32::MAX as u128) as u32;
+        self.due.insert(account_id.to_string(), slot + self.interval * steps);
+    }
+
+    /// Failed reads in a row of `account_id`; 0 after a success.
+    pub fn failures(&self, account_id: &str) -> u32 {
+        self.failures.get(account_id).copied().unwrap_or(0)
     }
 
     /// When something is next to do, unless a read finishes first.
@@ -276,6 +333,78 @@ mod tests {
         schedule.finished("", read + INTERVAL + look, true);
         assert_eq!(schedule.next_wake(), read + INTERVAL + look * 2);
         assert_eq!(schedule.start_due(read + INTERVAL * 2 + look, &all)[0].1, Occasion::Due);
+    }
+
+    #[test]
+    fn the_retry_wait_doubles_from_30s_up_to_the_interval_with_jitter() {
+        let s = Duration::from_secs;
+        assert_eq!(retry_after(1, INTERVAL, 1.0), s(30));
+        assert_eq!(retry_after(1, INTERVAL, 0.0), s(15), "jitter takes off at most half");
+        assert_eq!(retry_after(2, INTERVAL, 1.0), s(60));
+        assert_eq!(retry_after(3, INTERVAL, 1.0), s(120));
+        assert_eq!(retry_after(7, INTERVAL, 1.0), INTERVAL, "30 s x 64 is capped");
+        assert_eq!(retry_after(u32::MAX, INTERVAL, 1.0), INTERVAL);
+        assert_eq!(retry_after(1, s(10), 1.0), s(10), "never more than the interval");
+        assert_eq!(retry_after(2, INTERVAL, 0.5), s(45));
+    }
+
+    /// A failed account is tried again after the backoff, not an interval
+    /// later, again and again with longer waits, and back on its phase once
+    /// a read succeeds.
+    #[test]
+    fn a_failed_account_is_retried_soon_and_back_on_its_phase_after_success() {
+        let start = Instant::now();
+        let all = targets(&[A, B]);
+        let mut schedule = Schedule::new(start, INTERVAL, 4, &all, None);
+        let at = start + phase(A, INTERVAL);
+        assert_eq!(ids(&schedule.start_due(at, &targets(&[A]))), [A]);
+        let done = at + Duration::from_secs(5);
+        schedule.finished(A, done, true);
+        let retry = schedule.failed(A, done, 1.0);
+        assert_eq!(retry, done + Duration::from_secs(30));
+        assert_eq!(schedule.failures(A), 1);
+        assert!(schedule.next_wake() <= retry);
+        assert!(schedule
+            .start_due(retry - Duration::from_millis(1), &targets(&[A]))
+            .is_empty());
+        assert_eq!(ids(&schedule.start_due(retry, &targets(&[A]))), [A]);
+        // The second failure waits twice as long.
+        schedule.finished(A, retry, true);
+        let again = schedule.failed(A, retry, 1.0);
+        assert_eq!(again, retry + Duration::from_secs(60));
+        assert_eq!(ids(&schedule.start_due(again, &targets(&[A]))), [A]);
+        // Success: due at its phase again, the first slot at least half an
+        // interval away.
+        let ok = again + Duration::from_secs(1);
+        schedule.finished(A, ok, true);
+        schedule.succeeded(A, ok);
+        assert_eq!(schedule.failures(A), 0);
+        let next = at + INTERVAL;
+        assert!(next >= ok + INTERVAL / 2);
+        assert!(schedule
+            .start_due(next - Duration::from_millis(1), &targets(&[A]))
+            .is_empty());
+        assert_eq!(ids(&schedule.start_due(next, &targets(&[A]))), [A]);
+        // B never failed: untouched.
+        assert_eq!(schedule.failures(B), 0);
+    }
+
+    /// Failing before its phase (the first refresh at start): the retry
+    /// comes first, and a regular time that is sooner than the retry stays.
+    #[test]
+    fn a_retry_never_postpones_a_sooner_regular_read() {
+        let start = Instant::now();
+        let all = targets(&[A]);
+        let mut schedule = Schedule::new(start, INTERVAL, 4, &all, None);
+        let regular = start + phase(A, INTERVAL);
+        let retry = schedule.failed(A, start, 1.0);
+        assert_eq!(retry, regular.min(start + Duration::from_secs(30)));
+        // Many failures later the wait is the interval, but the due time
+        // stays the sooner one.
+        for _ in 0..10 {
+            schedule.failed(A, start, 1.0);
+        }
+        assert!(schedule.next_wake() <= start + Duration::from_secs(30));
     }
 
     #[test]
