@@ -503,12 +503,12 @@ fn not_ready_until_the_first_refresh_finishes() {
     let (status, body) = get(&exporter.url("/-/ready"));
     assert_eq!(
         (status, body.as_str()),
-        (503, "Not ready: the first refresh has not finished\n")
+        (503, "Not ready: the first read has not finished\n")
     );
     let (status, body) = get(&exporter.url("/report"));
     assert_eq!(
         (status, body.as_str()),
-        (503, "Not ready: the first refresh has not finished\n"),
+        (503, "Not ready: the first read has not finished\n"),
         "no report that looks empty before the first refresh"
     );
     let text = exporter.scrape();

@@ -39,6 +39,20 @@ impl ErrorReason {
             ErrorReason::Other => "other",
         }
     }
+
+    /// The reason in words, for text meant for people (logs, pages, the
+    /// report); [`Self::as_str`] is the label value.
+    pub fn words(self) -> &'static str {
+        match self {
+            ErrorReason::Credentials => "no valid credentials",
+            ErrorReason::Timeout => "timed out",
+            ErrorReason::Throttled => "throttled",
+            ErrorReason::AccessDenied => "access denied",
+            ErrorReason::Network => "network error",
+            ErrorReason::InvalidResponse => "unreadable answer",
+            ErrorReason::Other => "error",
+        }
+    }
 }
 
 /// Why one account could not be read. Kept in the snapshot, not raised:

@@ -287,23 +287,20 @@ impl http_body::Body for Guarded {
     }
 }
 
+/// 200 once there is data to serve (see `Snapshot::readiness`), else 503
+/// with why, on one line.
 async fn ready(State(state): State<AppState>) -> Response {
-    if state.store.is_ready() {
-        (StatusCode::OK, "Ready\n").into_response()
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Not ready: the first refresh has not finished\n",
-        )
-            .into_response()
+    match state.store.readiness() {
+        Ok(()) => (StatusCode::OK, "Ready\n").into_response(),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("Not ready: {why}\n")).into_response(),
     }
 }
 
 /// The HTML report of the current snapshot, rendered on the blocking pool:
 /// at many thousand keys it is megabytes of text.
 async fn report_page(State(state): State<AppState>) -> Response {
-    // Before the first refresh a report would show no keys, which reads as
-    // "nothing to worry about": say it is not ready instead.
+    // Before any account was read a report would show no keys, which reads
+    // as "nothing to worry about": say it is not ready instead.
     if !state.store.is_ready() {
         return ready(State(state)).await;
     }
@@ -325,7 +322,7 @@ async fn render_page(what: &'static str, render: impl FnOnce() -> String + Send 
 /// The landing page (see [`crate::output::status_page`]), rendered on the blocking
 /// pool: it assesses every key.
 async fn landing_page(State(state): State<AppState>) -> Response {
-    let ready = state.store.is_ready();
+    let readiness = state.store.readiness();
     render_page("the landing page", move || {
         let report = &state.report.context;
         let context = crate::output::status_page::Context {
@@ -334,7 +331,7 @@ async fn landing_page(State(state): State<AppState>) -> Response {
             source: &report.source,
             scope: &report.scope,
             refresh_interval: state.refresh_interval,
-            ready,
+            readiness: readiness.as_ref().map_err(String::as_str).copied(),
         };
         crate::output::status_page::render(&state.report.assessor.assess(), &context)
     })

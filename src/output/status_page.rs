@@ -25,8 +25,8 @@ pub struct Context<'a> {
     pub source: &'a str,
     pub scope: &'a str,
     pub refresh_interval: Duration,
-    /// Whether the first refresh has finished (`/-/ready`).
-    pub ready: bool,
+    /// What `/-/ready` says: data to serve, or why not.
+    pub readiness: Result<(), &'a str>,
 }
 
 const STYLE: &str = "
@@ -82,10 +82,9 @@ pub fn render(assessed: &Assessed, context: &Context) -> String {
         escape(context.source),
         escape(context.scope),
         humantime::format_duration(context.refresh_interval),
-        if context.ready {
-            "yes"
-        } else {
-            "no: the first refresh has not finished"
+        match context.readiness {
+            Ok(()) => "yes".to_string(),
+            Err(why) => format!("no: {}", escape(why)),
         },
         snapshot.accounts.len(),
         match next {
@@ -233,7 +232,7 @@ mod tests {
             source: "IAM API",
             scope: "the accounts of the organization, through role IAMKeyExporter",
             refresh_interval: Duration::from_secs(1800),
-            ready: true,
+            readiness: Ok(()),
         }
     }
 
@@ -286,11 +285,11 @@ mod tests {
         let page = render(
             &assessed,
             &Context {
-                ready: false,
+                readiness: Err("the first read has not finished"),
                 ..context()
             },
         );
-        assert!(page.contains("<dt>Ready</dt><dd>no: the first refresh has not finished</dd>"));
+        assert!(page.contains("<dt>Ready</dt><dd>no: the first read has not finished</dd>"));
         assert!(page.contains("<dt>Next refresh</dt><dd>when the first refresh has finished</dd>"));
         assert!(page.contains("<td colspan=\"7\">None yet: the first refresh has not finished.</td>"));
     }
