@@ -503,12 +503,12 @@ fn not_ready_until_the_first_refresh_finishes() {
     let (status, body) = get(&exporter.url("/-/ready"));
     assert_eq!(
         (status, body.as_str()),
-        (503, "Not ready: the first read has not finished\n")
+        (503, "Not ready: the first refresh has not finished\n")
     );
     let (status, body) = get(&exporter.url("/report"));
     assert_eq!(
         (status, body.as_str()),
-        (503, "Not ready: the first read has not finished\n"),
+        (503, "Not ready: the first refresh has not finished\n"),
         "no report that looks empty before the first refresh"
     );
     let text = exporter.scrape();
@@ -521,8 +521,9 @@ fn not_ready_until_the_first_refresh_finishes() {
 }
 
 /// A report that cannot be made writes nothing a script could take for one:
-/// empty stdout, no `--output` file, exit 1, and one line on stderr that says
-/// why (the refresher's own log line for the same failure left out).
+/// empty stdout, no `--output` file, exit 4 (no account read at all), and
+/// one line on stderr that says why in words (the refresher's own log line
+/// for the same failure left out).
 #[test]
 fn a_failed_report_prints_nothing_and_one_line_of_error() {
     let dir = tempfile::tempdir().unwrap();
@@ -532,15 +533,16 @@ fn a_failed_report_prints_nothing_and_one_line_of_error() {
         let mut args = vec!["report", "--credential-report.file", missing.to_str().unwrap()];
         args.extend_from_slice(extra);
         let (code, out, err) = run(&args);
-        assert_eq!(code, 1, "a runtime failure: {err}");
+        assert_eq!(code, 4, "nothing read: {err}");
         assert_eq!(out, "", "nothing on stdout");
         assert_eq!(err.lines().count(), 1, "one line: {err:?}");
         assert!(
-            err.starts_with("aws-iam-key-exporter: refresh failed, no report written: other: ")
-                && err.contains(&format!(
-                    "{}: cannot read: No such file or directory",
-                    missing.display()
-                )),
+            err.starts_with(
+                "aws-iam-key-exporter: no report written: no account has been read yet; the latest read failed: /"
+            ) && err.contains(&format!(
+                "{}: cannot read: No such file or directory",
+                missing.display()
+            )),
             "{err}"
         );
         assert!(!output.exists(), "no --output file");
@@ -553,7 +555,7 @@ fn a_failed_report_prints_nothing_and_one_line_of_error() {
         "--credential-report.file",
         missing.to_str().unwrap(),
     ]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 4);
     assert!(err.contains("level=error") && err.contains("refresh failed"), "{err}");
 }
 

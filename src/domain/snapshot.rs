@@ -3,6 +3,7 @@
 //! a whole new snapshot and swaps it in, so a scrape never sees half of one.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -126,7 +127,7 @@ impl Snapshot {
             .iter()
             .find_map(|(id, s)| s.last_error.as_ref().map(|e| (id, e)));
         Err(match failed {
-            None => "the first read has not finished".to_string(),
+            None => "no account has been read yet".to_string(),
             Some((id, e)) => {
                 let whom = if id.is_empty() {
                     String::new()
@@ -134,9 +135,8 @@ impl Snapshot {
                     format!(" (account {id})")
                 };
                 format!(
-                    "no account has been read yet; the latest read failed{whom}: {}: {}",
-                    e.reason.words(),
-                    e.message.replace(['\n', '\r'], " ")
+                    "no account has been read yet; the latest read failed{whom}: {}",
+                    e.describe()
                 )
             }
         })
@@ -155,6 +155,7 @@ impl Snapshot {
 #[derive(Debug, Default)]
 pub struct SnapshotStore {
     current: ArcSwap<Snapshot>,
+    first_round_done: AtomicBool,
 }
 
 impl SnapshotStore {
@@ -166,9 +167,20 @@ impl SnapshotStore {
         self.current.store(Arc::new(snapshot));
     }
 
-    /// See [`Snapshot::readiness`]: derived from the published snapshot, so
-    /// that a scrape that follows a ready answer sees the data.
+    /// Called when every account has been tried once, so that the first
+    /// ready answer is followed by scrapes that hold every account that
+    /// could be read.
+    pub fn first_round_done(&self) {
+        self.first_round_done.store(true, Ordering::Release);
+    }
+
+    /// Ready once every account was tried and one of them read (see
+    /// [`Snapshot::readiness`]); derived from the published snapshot, so that
+    /// a scrape that follows a ready answer sees the data.
     pub fn readiness(&self) -> Result<(), String> {
+        if !self.first_round_done.load(Ordering::Acquire) {
+            return Err("the first refresh has not finished".to_string());
+        }
         self.load().readiness()
     }
 
@@ -254,7 +266,13 @@ mod tests {
     #[test]
     fn ready_once_one_account_was_read() {
         let store = SnapshotStore::default();
-        assert_eq!(store.readiness(), Err("the first read has not finished".into()));
+        store.publish(Snapshot::default().with_outcomes([ok("333333333333", 1)]));
+        assert_eq!(
+            store.readiness(),
+            Err("the first refresh has not finished".into()),
+            "not before every account was tried"
+        );
+        store.first_round_done();
         store.publish(Snapshot::default().with_outcomes([failed(None)]));
         assert_eq!(
             store.readiness(),

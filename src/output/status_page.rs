@@ -285,11 +285,11 @@ mod tests {
         let page = render(
             &assessed,
             &Context {
-                readiness: Err("the first read has not finished"),
+                readiness: Err("the first refresh has not finished"),
                 ..context()
             },
         );
-        assert!(page.contains("<dt>Ready</dt><dd>no: the first read has not finished</dd>"));
+        assert!(page.contains("<dt>Ready</dt><dd>no: the first refresh has not finished</dd>"));
         assert!(page.contains("<dt>Next refresh</dt><dd>when the first refresh has finished</dd>"));
         assert!(page.contains("<td colspan=\"7\">None yet: the first refresh has not finished.</td>"));
     }

@@ -104,7 +104,7 @@ impl Refresher {
     }
 
     /// Discovers the accounts and refreshes every one of them once; returns
-    /// the errors.
+    /// the errors. Readiness waits for it, and then for one account read.
     pub async fn refresh_all(&mut self) -> Vec<SourceError> {
         let mut errors = self.discover().await;
         let reads: Vec<_> = (self.targets.clone().into_iter())
@@ -114,6 +114,7 @@ impl Refresher {
         while let Some(read) = done.next().await {
             errors.extend(self.finish_read(read));
         }
+        self.store.first_round_done();
         errors
     }
 
