@@ -427,9 +427,24 @@ fn csv_table(header: &[String], rows: &[Vec<String>]) -> String {
     // Writing CSV records into memory cannot fail.
     writer.write_record(header).expect("in-memory CSV");
     for row in rows {
-        writer.write_record(row).expect("in-memory CSV");
+        writer
+            .write_record(row.iter().map(|cell| spreadsheet_safe(cell).into_owned()))
+            .expect("in-memory CSV");
     }
     String::from_utf8(writer.into_inner().expect("in-memory CSV")).expect("CSV of UTF-8 cells is UTF-8")
+}
+
+/// A cell a spreadsheet will not run as a formula (CSV injection, the OWASP
+/// rule): one that starts with `=`, `+`, `-`, `@`, a tab or a carriage
+/// return gets a leading `'`. Account names from Organizations, user names
+/// and the last-used service come from whoever can name them; no cell the
+/// exporter makes itself (ids, times, counts) starts with these.
+fn spreadsheet_safe(cell: &str) -> std::borrow::Cow<'_, str> {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{cell}").into()
+    } else {
+        cell.into()
+    }
 }
 
 #[cfg(test)]
