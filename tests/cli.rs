@@ -707,3 +707,32 @@ fn a_global_service_has_an_empty_region() {
     assert!(info.iter().all(|s| s.labels["last_used_region"].is_empty()), "{info:?}");
     assert!(find(&samples, "aws_iam_access_key_info", &[("last_used_region", "N/A")]).is_empty());
 }
+
+/// The two first mistakes with `--credential-report.file` get their own
+/// words: an empty file, and the base64 text `aws iam get-credential-report`
+/// prints when `base64 -d` is forgotten; neither reads as a missing column,
+/// and the reason is words, not a code.
+#[test]
+fn an_empty_or_base64_report_file_says_what_it_is() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.csv");
+    std::fs::write(&empty, "").unwrap();
+    let encoded = dir.path().join("encoded.csv");
+    let sample = std::fs::read(sample()).unwrap();
+    std::fs::write(
+        &encoded,
+        base64::engine::general_purpose::STANDARD.encode(sample) + "\n",
+    )
+    .unwrap();
+    for (file, words) in [(&empty, "the report is empty"), (&encoded, "base64 -d")] {
+        let (code, out, err) = run(&["report", "--credential-report.file", file.to_str().unwrap()]);
+        assert_eq!((code, out.as_str()), (4, ""), "{err}");
+        assert!(err.contains(&file.display().to_string()), "names the file: {err}");
+        assert!(err.contains(words), "{err}");
+        assert!(!err.contains("missing column"), "{err}");
+        for code in ["other:", "invalid_response:"] {
+            assert!(!err.contains(code), "a code in text for people: {err}");
+        }
+    }
+}

@@ -50,7 +50,7 @@ impl ErrorReason {
             ErrorReason::Throttled => "throttled",
             ErrorReason::AccessDenied => "access denied",
             ErrorReason::Network => "network error",
-            ErrorReason::InvalidResponse => "unreadable answer",
+            ErrorReason::InvalidResponse => "unreadable data",
             ErrorReason::Other => "",
         }
     }

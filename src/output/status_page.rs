@@ -120,7 +120,7 @@ fn account_row(out: &mut String, id: &str, state: &AccountState, summary: Option
         None => ("-".to_string(), "-".to_string()),
     };
     let error = match &state.last_error {
-        Some(e) => format!("<code>{}</code>: {}", escape(e.reason.as_str()), escape(&e.message)),
+        Some(e) => escape(&e.describe()),
         None => String::new(),
     };
     let (class, word) = if state.up { ("up", "up") } else { ("down", "down") };
@@ -268,8 +268,8 @@ mod tests {
 <thead><tr><th>Account</th><th>Name</th><th>State</th><th>Last success</th><th>Keys</th><th>High-risk keys</th><th>Error of the latest refresh</th></tr></thead>
 <tbody>
 <tr><td>111122223333</td><td>prod &lt;&amp;&gt; &quot;main&quot;</td><td class=\"up\">up</td><td>2026-11-28T11:50:00Z (10m ago)</td><td class=\"num\">2</td><td class=\"num\">1</td><td></td></tr>
-<tr><td>222233334444</td><td>staging</td><td class=\"down\">down</td><td>2026-11-28T08:40:00Z (3h ago)</td><td class=\"num\">1</td><td class=\"num\">0</td><td><code>access_denied</code>: AssumeRole of &lt;arn:aws:iam::222233334444:role/X&gt; denied</td></tr>
-<tr><td>333344445555</td><td></td><td class=\"down\">down</td><td>never</td><td class=\"num\">-</td><td class=\"num\">-</td><td><code>network</code>: timed out</td></tr>
+<tr><td>222233334444</td><td>staging</td><td class=\"down\">down</td><td>2026-11-28T08:40:00Z (3h ago)</td><td class=\"num\">1</td><td class=\"num\">0</td><td>access denied: AssumeRole of &lt;arn:aws:iam::222233334444:role/X&gt; denied</td></tr>
+<tr><td>333344445555</td><td></td><td class=\"down\">down</td><td>never</td><td class=\"num\">-</td><td class=\"num\">-</td><td>network error: timed out</td></tr>
 </tbody>
 </table>
 </body>
