@@ -300,9 +300,17 @@ async fn ready(State(state): State<AppState>) -> Response {
 /// at many thousand keys it is megabytes of text.
 async fn report_page(State(state): State<AppState>) -> Response {
     // Before any account was read a report would show no keys, which reads
-    // as "nothing to worry about": say it is not ready instead.
-    if !state.store.is_ready() {
-        return ready(State(state)).await;
+    // as "nothing to worry about": the answer is 503, as `/-/ready`. Once
+    // reads failed, the body is the report that says so in plain words and
+    // names the accounts with their errors.
+    if let Err(why) = state.store.readiness() {
+        if state.store.load().accounts.is_empty() {
+            return (StatusCode::SERVICE_UNAVAILABLE, format!("Not ready: {why}\n")).into_response();
+        }
+        let page = state.report.clone();
+        let mut response = render_page("the report", move || page.render()).await;
+        *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        return response;
     }
     let page = state.report.clone();
     render_page("the report", move || page.render()).await

@@ -243,7 +243,7 @@ fn header(out: &mut String, report: &Report, context: &Context) {
 never used more than {} after its creation{}. An active root user's key is high risk at any age.</dd>\n\
 <dt>Age buckets</dt><dd>{}</dd>\n\
 <dt>Key ids</dt><dd>{masking}</dd>\n\
-<dt>Keys</dt><dd>{}, {} high risk</dd>\n</dl>\n</header>\n",
+<dt>Keys</dt><dd>{}</dd>\n</dl>\n</header>\n",
         escape(&report.generated),
         escape(&generated),
         plural(report.summary.len(), "account"),
@@ -254,8 +254,15 @@ never used more than {} after its creation{}. An active root user's key is high 
         policy.never_used_after,
         unused,
         escape(&policy.age_buckets.join(", ")),
-        keys(report.details.len()),
-        report.high_risk.len(),
+        match (report.nothing_read(), report.not_read.len()) {
+            (true, _) => "not known: no account could be read".to_string(),
+            (false, 0) => format!("{}, {} high risk", keys(report.details.len()), report.high_risk.len()),
+            (false, _) => format!(
+                "{}, {} high risk, in the accounts read",
+                keys(report.details.len()),
+                report.high_risk.len()
+            ),
+        },
     );
 }
 
@@ -767,6 +774,15 @@ fn summary(out: &mut String, report: &Report) {
             read + report.not_read.len()
         )),
     ]);
+    if report.nothing_read() {
+        // Totals of nothing would be zeros that read as a clean result.
+        for cell in footer.iter_mut().skip(1) {
+            *cell = Cell {
+                class: "risk",
+                ..text(NOT_READ)
+            };
+        }
+    }
     table(
         out,
         &format!("Keys by account ({})", plural(read + report.not_read.len(), "account")),
@@ -995,6 +1011,9 @@ account 777788889999 (access denied: denied)</dd>"
         assert!(!html.contains("<svg"), "no empty chart");
         assert!(!html.contains("No access key is high risk"));
         assert!(html.contains("Not known: no account could be read."));
+        assert!(html.contains("<dt>Keys</dt><dd>not known: no account could be read</dd>"));
+        let totals = &html[html.find("<tfoot>").unwrap()..html.find("</tfoot>").unwrap()];
+        assert!(!totals.contains(">0<"), "no zero totals: {totals}");
     }
 
     /// A segment too narrow for its count still shows it, after the bar.
