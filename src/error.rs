@@ -1,5 +1,10 @@
 use std::path::PathBuf;
 
+/// Exit status of `report` when no account at all was read: no data is not
+/// a clean result, and a script must be able to tell it from one failed
+/// account among many (1).
+pub const EXIT_NOTHING_READ: i32 = 4;
+
 /// Everything that can stop the exporter or one of its commands.
 ///
 /// A failed refresh of one account is *not* an `Error`: it is kept in the
@@ -28,6 +33,10 @@ pub enum Error {
     #[error("refresh failed, no report written: {}", .0.join("; "))]
     ReportIncomplete(Vec<String>),
 
+    /// `report` read no account at all (exit [`EXIT_NOTHING_READ`]).
+    #[error("no report written: {0}")]
+    NothingRead(String),
+
     #[error("cannot write output: {0}")]
     Output(String),
 
@@ -43,6 +52,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Config(_) | Error::ReadFile { .. } => 2,
+            Error::NothingRead(_) => EXIT_NOTHING_READ,
             Error::Listen { .. } | Error::ReportIncomplete(_) | Error::Output(_) | Error::RefreshStopped(_) => 1,
         }
     }

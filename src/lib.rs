@@ -41,6 +41,7 @@ use output::{key_series, process, report};
 
 /// Exit status of `report --fail-on-high-risk` when a key is high risk.
 pub const EXIT_HIGH_RISK: i32 = 3;
+pub use error::EXIT_NOTHING_READ;
 
 /// Runs the command and returns the process exit status.
 pub async fn run(cli: Cli) -> Result<i32> {
@@ -363,6 +364,9 @@ async fn report(settings: Settings, args: ReportArgs) -> Result<i32> {
     let mut exporter = build(&settings).await?;
     let errors = exporter.refresher.refresh_all().await;
     let snapshot = exporter.store.load();
+    if let Err(why) = snapshot.readiness() {
+        return Err(Error::NothingRead(why));
+    }
     if !errors.is_empty() {
         // Incomplete data must neither pass a gate nor look like a report:
         // nothing is written, and the error says which accounts failed.
@@ -389,7 +393,7 @@ async fn report(settings: Settings, args: ReportArgs) -> Result<i32> {
     })
 }
 
-/// One entry per account that could not be read, `account ID: reason: message`,
+/// One entry per account that could not be read, `account ID: reason in words: message`,
 /// from the snapshot, where the message is already redacted; the refresh's
 /// own errors (redacted here) when the snapshot has none.
 fn report_failures(
@@ -397,13 +401,11 @@ fn report_failures(
     errors: &[failure::SourceError],
     key_ids: disclosure::KeyIdLabel,
 ) -> Vec<String> {
-    let one_line = |reason: &str, message: &str| format!("{reason}: {}", message.replace(['\n', '\r'], " "));
     let failed: Vec<String> = snapshot
         .accounts
         .iter()
         .filter_map(|(id, state)| {
-            let e = state.last_error.as_ref()?;
-            let line = one_line(e.reason.as_str(), &e.message);
+            let line = state.last_error.as_ref()?.describe();
             Some(if id.is_empty() {
                 line
             } else {
@@ -416,7 +418,13 @@ fn report_failures(
     }
     errors
         .iter()
-        .map(|e| one_line(e.reason.as_str(), &key_ids.redact(&e.message)))
+        .map(|e| {
+            failure::SourceError {
+                message: key_ids.redact(&e.message).into_owned(),
+                ..e.clone()
+            }
+            .describe()
+        })
         .collect()
 }
 

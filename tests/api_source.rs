@@ -293,3 +293,39 @@ fn failed_refresh_keeps_last_good_data_and_recovers() {
         "SIGTERM stops the exporter cleanly"
     );
 }
+
+/// Nothing read is nothing to serve: with AWS unreachable from the start
+/// (moto stopped, its port closed) `/-/ready` is 503 and says why, while
+/// `/-/healthy` is 200; once moto answers, the next refresh reads the
+/// account and readiness turns 200.
+#[test]
+#[ignore = "tools tier, run by make test: needs moto"]
+fn not_ready_until_an_account_was_read() {
+    let mut moto = Moto::start();
+    moto.command("stop");
+    let exporter = Exporter::start(
+        &["--refresh.interval", "1s", "--aws.max-attempts", "1"],
+        &moto.aws_env(),
+    );
+    wait_for("the first failure", Duration::from_secs(60), || {
+        get(&exporter.url("/-/ready")).1.contains("failed")
+    });
+    let (status, body) = get(&exporter.url("/-/ready"));
+    assert_eq!(status, 503);
+    assert!(
+        body.starts_with("Not ready: no account has been read yet; the latest read failed: network error: "),
+        "{body}"
+    );
+    assert_eq!(get(&exporter.url("/-/healthy")).0, 200, "liveness is not readiness");
+    let (_, landing) = get(&exporter.url("/"));
+    assert!(
+        landing.contains("<dt>Ready</dt><dd>no: no account has been read yet"),
+        "the landing page says what /-/ready says"
+    );
+
+    moto.command("start");
+    exporter.wait_ready();
+    assert_eq!(get(&exporter.url("/-/ready")), (200, "Ready\n".to_string()));
+    let (_, landing) = get(&exporter.url("/"));
+    assert!(landing.contains("<dt>Ready</dt><dd>yes</dd>"));
+}

@@ -521,8 +521,9 @@ fn not_ready_until_the_first_refresh_finishes() {
 }
 
 /// A report that cannot be made writes nothing a script could take for one:
-/// empty stdout, no `--output` file, exit 1, and one line on stderr that says
-/// why (the refresher's own log line for the same failure left out).
+/// empty stdout, no `--output` file, exit 4 (no account read at all), and
+/// one line on stderr that says why in words (the refresher's own log line
+/// for the same failure left out).
 #[test]
 fn a_failed_report_prints_nothing_and_one_line_of_error() {
     let dir = tempfile::tempdir().unwrap();
@@ -532,15 +533,16 @@ fn a_failed_report_prints_nothing_and_one_line_of_error() {
         let mut args = vec!["report", "--credential-report.file", missing.to_str().unwrap()];
         args.extend_from_slice(extra);
         let (code, out, err) = run(&args);
-        assert_eq!(code, 1, "a runtime failure: {err}");
+        assert_eq!(code, 4, "nothing read: {err}");
         assert_eq!(out, "", "nothing on stdout");
         assert_eq!(err.lines().count(), 1, "one line: {err:?}");
         assert!(
-            err.starts_with("aws-iam-key-exporter: refresh failed, no report written: other: ")
-                && err.contains(&format!(
-                    "{}: cannot read: No such file or directory",
-                    missing.display()
-                )),
+            err.starts_with(
+                "aws-iam-key-exporter: no report written: no account has been read yet; the latest read failed: /"
+            ) && err.contains(&format!(
+                "{}: cannot read: No such file or directory",
+                missing.display()
+            )),
             "{err}"
         );
         assert!(!output.exists(), "no --output file");
@@ -553,7 +555,7 @@ fn a_failed_report_prints_nothing_and_one_line_of_error() {
         "--credential-report.file",
         missing.to_str().unwrap(),
     ]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 4);
     assert!(err.contains("level=error") && err.contains("refresh failed"), "{err}");
 }
 
@@ -704,4 +706,33 @@ fn a_global_service_has_an_empty_region() {
     assert_eq!(info.len(), iam.len());
     assert!(info.iter().all(|s| s.labels["last_used_region"].is_empty()), "{info:?}");
     assert!(find(&samples, "aws_iam_access_key_info", &[("last_used_region", "N/A")]).is_empty());
+}
+
+/// The two first mistakes with `--credential-report.file` get their own
+/// words: an empty file, and the base64 text `aws iam get-credential-report`
+/// prints when `base64 -d` is forgotten; neither reads as a missing column,
+/// and the reason is words, not a code.
+#[test]
+fn an_empty_or_base64_report_file_says_what_it_is() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.csv");
+    std::fs::write(&empty, "").unwrap();
+    let encoded = dir.path().join("encoded.csv");
+    let sample = std::fs::read(sample()).unwrap();
+    std::fs::write(
+        &encoded,
+        base64::engine::general_purpose::STANDARD.encode(sample) + "\n",
+    )
+    .unwrap();
+    for (file, words) in [(&empty, "the report is empty"), (&encoded, "base64 -d")] {
+        let (code, out, err) = run(&["report", "--credential-report.file", file.to_str().unwrap()]);
+        assert_eq!((code, out.as_str()), (4, ""), "{err}");
+        assert!(err.contains(&file.display().to_string()), "names the file: {err}");
+        assert!(err.contains(words), "{err}");
+        assert!(!err.contains("missing column"), "{err}");
+        for code in ["other:", "invalid_response:"] {
+            assert!(!err.contains(code), "a code in text for people: {err}");
+        }
+    }
 }

@@ -228,7 +228,19 @@ fn no_credentials_at_all_is_a_credentials_error_in_one_short_line() {
         ("AWS_EC2_METADATA_DISABLED".to_string(), "true".to_string()),
     ];
     let exporter = Exporter::start_in_empty_environment(&["--refresh.interval", "1h"], &env);
-    exporter.wait_ready();
+    wait_for("the failure to be counted", Duration::from_secs(60), || {
+        exporter.scrape().contains("reason=\"credentials\"} 1")
+    });
+    // Nothing read: not ready, whatever the source, and it says why in words.
+    let (status, body) = get(&exporter.url("/-/ready"));
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.starts_with("Not ready: no account has been read yet; the latest read failed: no valid credentials: "),
+        "{body}"
+    );
+    assert_eq!(body.lines().count(), 1, "{body}");
+    let (status, _) = get(&exporter.url("/report"));
+    assert_eq!(status, 503, "no report that reads as a clean audit");
     let samples = parse_metrics(&exporter.scrape());
     assert!(
         value(

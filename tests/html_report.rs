@@ -481,3 +481,91 @@ fn the_report_renders_in_a_real_browser_with_every_key_and_fetches_nothing() {
         "the report fetched something"
     );
 }
+
+/// The report of a run that read nothing, and of one where one of two
+/// accounts failed, as Chromium renders them: "not read" is never "no
+/// risk". The text and screenshots are left in target/tmp/html-report/
+/// (`nothing-read.*`, `one-failed.*`).
+#[test]
+#[ignore = "tools tier, run by make test: needs moto and chromium"]
+fn the_report_never_shows_not_read_as_no_risk_in_a_real_browser() {
+    let proxy = Proxy::start();
+    let out = artefacts();
+    let rendered = |name: &str, html: &str| -> String {
+        let file = out.join(format!("{name}.html"));
+        std::fs::write(&file, html).unwrap();
+        let dom = chromium(&proxy, &["--dump-dom", &file_url(&file)]);
+        let body = text_of(between(&dom, "<body>", "</body>"));
+        std::fs::write(out.join(format!("{name}.txt")), &body).unwrap();
+        let shot = out.join(format!("{name}.png"));
+        chromium(
+            &proxy,
+            &[
+                "--window-size=1440,1600",
+                &format!("--screenshot={}", shot.display()),
+                &file_url(&file),
+            ],
+        );
+        assert!(std::fs::metadata(&shot).unwrap().len() > 10_000);
+        body
+    };
+
+    // Nothing read: AWS unreachable from the start.
+    let mut moto = Moto::start_with(&["--scenario", "organization", "--members", "2"]);
+    moto.command("stop");
+    let exporter = Exporter::start(&["--aws.max-attempts", "1"], &moto.aws_env());
+    wait_for("the first failure", std::time::Duration::from_secs(60), || {
+        get(&exporter.url("/-/ready")).1.contains("failed")
+    });
+    let (status, html) = get(&exporter.url("/report"));
+    assert_eq!(status, 503, "not ready, as /-/ready");
+    let text = rendered("nothing-read", &html);
+    let banner = text
+        .find("No account could be read. This report holds no data: it does not say that any key is safe.")
+        .expect("said in plain words");
+    assert!(banner < text.find("High-risk keys").unwrap(), "at the top: {text}");
+    assert!(!text.contains("No access key is high risk"), "{text}");
+    assert!(!text.contains("0 high risk"), "{text}");
+    assert!(!html.contains("<svg"), "no empty chart");
+    drop(exporter);
+    moto.command("start");
+
+    // One of two accounts failed: AssumeRole into the second is denied.
+    let seeded: Vec<Value> = moto.seeded["accounts"].as_array().unwrap()[1..].to_vec();
+    let ids: Vec<&str> = seeded.iter().map(|a| a["account_id"].as_str().unwrap()).collect();
+    let mut yaml = String::from("accounts:\n  static:\n");
+    for id in &ids {
+        yaml.push_str(&format!(
+            "    - {{role_arn: \"arn:aws:iam::{id}:role/IAMKeyExporter\"}}\n"
+        ));
+    }
+    moto.command(&format!("fault deny-assume-role {}", ids[1]));
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &yaml);
+    let exporter = Exporter::start(
+        &["--config.file", config.to_str().unwrap(), "--aws.max-attempts", "1"],
+        &moto.aws_env_via_proxy(),
+    );
+    exporter.wait_ready();
+    let (status, html) = get(&exporter.url("/report"));
+    assert_eq!(status, 200);
+    let text = rendered("one-failed", &html);
+    assert!(
+        text.contains(&format!(
+            "1 account could not be read, so their keys are in no table below: account {} (access denied: ",
+            ids[1]
+        )),
+        "named with its error in words: {text}"
+    );
+    let dom = chromium(&proxy, &["--dump-dom", &file_url(&out.join("one-failed.html"))]);
+    let summary = table(&dom, "summary");
+    let (_, row) = summary
+        .rows
+        .iter()
+        .find(|(id, _)| id == ids[1])
+        .expect("a summary row for the account not read");
+    assert!(row[1..row.len() - 1].iter().all(|c| c == "not read"), "{row:?}");
+    assert_eq!(row.last().map(String::as_str), Some("no"), "{row:?}");
+    assert!(html.contains("<svg"), "the account read is drawn");
+    assert!(!text.contains("No access key is high risk."), "{text}");
+}

@@ -266,7 +266,7 @@ fn the_landing_page_shows_a_failing_and_a_healthy_account() {
     let down = row(&denied);
     assert!(down.contains("<td class=\"down\">down</td><td>never</td>"), "{down}");
     assert!(
-        down.contains("<code>access_denied</code>: ") && down.contains("AssumeRole"),
+        down.contains("access denied: ") && down.contains("AssumeRole"),
         "the reason and AWS's message: {down}"
     );
     let healthy = &seeded[0];

@@ -1053,6 +1053,7 @@ fn dashboard_is_importable_into_grafana() {
         ("Access keys", "stat"),
         ("Active keys", "stat"),
         ("High-risk keys", "stat"),
+        ("Accounts not read", "stat"),
         ("Active keys older than 90 days", "stat"),
         ("Never-used keys", "stat"),
         ("Accounts with a root access key", "stat"),
@@ -1079,6 +1080,20 @@ fn dashboard_is_importable_into_grafana() {
             "a {kind} {title}"
         );
     }
+    // "Not read" stands next to the high-risk count, so that a 0 there is
+    // never read without it (issue 23).
+    let risk = &panel(&dashboard, "High-risk keys")["gridPos"];
+    let unread = panel(&dashboard, "Accounts not read");
+    assert_eq!(unread["gridPos"]["y"], risk["y"]);
+    assert_eq!(
+        unread["gridPos"]["x"].as_i64().unwrap(),
+        risk["x"].as_i64().unwrap() + risk["w"].as_i64().unwrap(),
+        "right of the high-risk count"
+    );
+    assert!(unread["targets"][0]["expr"]
+        .as_str()
+        .unwrap()
+        .contains("aws_iam_exporter_account_up"));
     let all = panels(&dashboard);
     for p in &all {
         let kind = p["type"].as_str().unwrap();
@@ -1294,7 +1309,7 @@ fn dashboard_type_checks_against_grafana_schema() {
         &[script.to_str().unwrap(), repo_path(DASHBOARD).to_str().unwrap()],
     );
     assert!(ok, "the dashboard does not type-check:\n{out}");
-    assert!(out.contains("26 panels match @grafana/schema 11.6.16"), "{out}");
+    assert!(out.contains("27 panels match @grafana/schema 11.6.16"), "{out}");
 
     // The check is real: a misspelt option fails it.
     let dir = tempfile::tempdir().unwrap();

@@ -123,13 +123,14 @@ pub struct AccountSummary {
 }
 
 impl Assessed {
-    /// Accounts without data: every refresh of theirs so far failed.
-    pub fn not_read(&self) -> impl Iterator<Item = &str> {
+    /// Accounts without data: every refresh of theirs so far failed; with
+    /// the error of the latest.
+    pub fn not_read(&self) -> impl Iterator<Item = (&str, Option<&crate::domain::failure::SourceError>)> {
         self.snapshot
             .accounts
             .iter()
             .filter(|(_, state)| state.data.is_none())
-            .map(|(id, _)| id.as_str())
+            .map(|(id, state)| (id.as_str(), state.last_error.as_ref()))
     }
 }
 

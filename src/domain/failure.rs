@@ -39,6 +39,21 @@ impl ErrorReason {
             ErrorReason::Other => "other",
         }
     }
+
+    /// The reason in words, for text meant for people (logs, pages, the
+    /// report); [`Self::as_str`] is the label value. Empty for `Other`,
+    /// whose message says it all.
+    pub fn words(self) -> &'static str {
+        match self {
+            ErrorReason::Credentials => "no valid credentials",
+            ErrorReason::Timeout => "timed out",
+            ErrorReason::Throttled => "throttled",
+            ErrorReason::AccessDenied => "access denied",
+            ErrorReason::Network => "network error",
+            ErrorReason::InvalidResponse => "unreadable data",
+            ErrorReason::Other => "",
+        }
+    }
 }
 
 /// Why one account could not be read. Kept in the snapshot, not raised:
@@ -53,6 +68,15 @@ pub struct SourceError {
 }
 
 impl SourceError {
+    /// One line for a person: the reason in words, then the message.
+    pub fn describe(&self) -> String {
+        let message = self.message.replace(['\n', '\r'], " ");
+        match self.reason.words() {
+            "" => message,
+            words => format!("{words}: {message}"),
+        }
+    }
+
     pub fn new(reason: ErrorReason, message: impl Into<String>) -> Self {
         SourceError {
             reason,

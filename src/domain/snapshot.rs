@@ -128,6 +128,34 @@ impl Snapshot {
         next
     }
 
+    /// Whether there is data to serve: at least one account was read. A
+    /// deployment that cannot read a single account (no credentials, a wrong
+    /// file) must not look healthy to its orchestrator, whatever the source.
+    /// The error is one line for a person: why nothing could be served yet.
+    pub fn readiness(&self) -> Result<(), String> {
+        if self.accounts.values().any(|s| s.data.is_some()) {
+            return Ok(());
+        }
+        let failed = self
+            .accounts
+            .iter()
+            .find_map(|(id, s)| s.last_error.as_ref().map(|e| (id, e)));
+        Err(match failed {
+            None => "no account has been read yet".to_string(),
+            Some((id, e)) => {
+                let whom = if id.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (account {id})")
+                };
+                format!(
+                    "no account has been read yet; the latest read failed{whom}: {}",
+                    e.describe()
+                )
+            }
+        })
+    }
+
     /// This snapshot without the accounts that are no longer read (they left
     /// the organization, the filters or this shard).
     pub fn retaining(&self, account_ids: &std::collections::BTreeSet<String>) -> Snapshot {
@@ -141,7 +169,7 @@ impl Snapshot {
 #[derive(Debug, Default)]
 pub struct SnapshotStore {
     current: ArcSwap<Snapshot>,
-    ready: AtomicBool,
+    first_round_done: AtomicBool,
 }
 
 impl SnapshotStore {
@@ -153,14 +181,25 @@ impl SnapshotStore {
         self.current.store(Arc::new(snapshot));
     }
 
-    /// Called when the first refresh of every account has finished.
-    pub fn mark_ready(&self) {
-        self.ready.store(true, Ordering::Release);
+    /// Called when every account has been tried once, so that the first
+    /// ready answer is followed by scrapes that hold every account that
+    /// could be read.
+    pub fn first_round_done(&self) {
+        self.first_round_done.store(true, Ordering::Release);
     }
 
-    /// True once the first refresh has finished, whatever its outcome.
+    /// Ready once every account was tried and one of them read (see
+    /// [`Snapshot::readiness`]); derived from the published snapshot, so that
+    /// a scrape that follows a ready answer sees the data.
+    pub fn readiness(&self) -> Result<(), String> {
+        if !self.first_round_done.load(Ordering::Acquire) {
+            return Err("the first refresh has not finished".to_string());
+        }
+        self.load().readiness()
+    }
+
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
+        self.readiness().is_ok()
     }
 }
 
@@ -239,15 +278,40 @@ mod tests {
     }
 
     #[test]
-    fn store_is_ready_only_when_marked() {
+    fn ready_once_one_account_was_read() {
         let store = SnapshotStore::default();
-        store.publish(Snapshot::default().with_outcomes([ok("111111111111", 1)]));
-        assert!(
-            !store.is_ready(),
-            "one account published is not the first refresh finished"
+        store.publish(Snapshot::default().with_outcomes([ok("333333333333", 1)]));
+        assert_eq!(
+            store.readiness(),
+            Err("the first refresh has not finished".into()),
+            "not before every account was tried"
         );
-        store.mark_ready();
-        assert!(store.is_ready());
+        store.first_round_done();
+        store.publish(Snapshot::default().with_outcomes([failed(None)]));
+        assert_eq!(
+            store.readiness(),
+            Err("no account has been read yet; the latest read failed: network error: down".into())
+        );
+        store.publish(
+            store
+                .load()
+                .with_outcomes([failed(Some("222222222222")), ok("111111111111", 1)]),
+        );
+        assert_eq!(store.readiness(), Ok(()), "one account read of two is data to serve");
+        let kept = store.load().with_outcomes([failed(Some("111111111111"))]);
+        assert_eq!(kept.readiness(), Ok(()), "the last good data is still served");
+    }
+
+    #[test]
+    fn not_ready_names_the_failed_account() {
+        let snapshot = Snapshot::default().with_outcomes([failed(Some("222222222222"))]);
+        assert_eq!(
+            snapshot.readiness(),
+            Err(
+                "no account has been read yet; the latest read failed (account 222222222222): network error: down"
+                    .into()
+            )
+        );
     }
 
     #[test]

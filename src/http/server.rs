@@ -287,25 +287,30 @@ impl http_body::Body for Guarded {
     }
 }
 
+/// 200 once there is data to serve (see `Snapshot::readiness`), else 503
+/// with why, on one line.
 async fn ready(State(state): State<AppState>) -> Response {
-    if state.store.is_ready() {
-        (StatusCode::OK, "Ready\n").into_response()
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Not ready: the first refresh has not finished\n",
-        )
-            .into_response()
+    match state.store.readiness() {
+        Ok(()) => (StatusCode::OK, "Ready\n").into_response(),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("Not ready: {why}\n")).into_response(),
     }
 }
 
 /// The HTML report of the current snapshot, rendered on the blocking pool:
 /// at many thousand keys it is megabytes of text.
 async fn report_page(State(state): State<AppState>) -> Response {
-    // Before the first refresh a report would show no keys, which reads as
-    // "nothing to worry about": say it is not ready instead.
-    if !state.store.is_ready() {
-        return ready(State(state)).await;
+    // Before any account was read a report would show no keys, which reads
+    // as "nothing to worry about": the answer is 503, as `/-/ready`. Once
+    // reads failed, the body is the report that says so in plain words and
+    // names the accounts with their errors.
+    if let Err(why) = state.store.readiness() {
+        if state.store.load().accounts.is_empty() {
+            return (StatusCode::SERVICE_UNAVAILABLE, format!("Not ready: {why}\n")).into_response();
+        }
+        let page = state.report.clone();
+        let mut response = render_page("the report", move || page.render()).await;
+        *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        return response;
     }
     let page = state.report.clone();
     render_page("the report", move || page.render()).await
@@ -325,7 +330,7 @@ async fn render_page(what: &'static str, render: impl FnOnce() -> String + Send 
 /// The landing page (see [`crate::output::status_page`]), rendered on the blocking
 /// pool: it assesses every key.
 async fn landing_page(State(state): State<AppState>) -> Response {
-    let ready = state.store.is_ready();
+    let readiness = state.store.readiness();
     render_page("the landing page", move || {
         let report = &state.report.context;
         let context = crate::output::status_page::Context {
@@ -334,7 +339,7 @@ async fn landing_page(State(state): State<AppState>) -> Response {
             source: &report.source,
             scope: &report.scope,
             refresh_interval: state.refresh_interval,
-            ready,
+            readiness: readiness.as_ref().map_err(String::as_str).copied(),
         };
         crate::output::status_page::render(&state.report.assessor.assess(), &context)
     })

@@ -25,8 +25,8 @@ pub struct Context<'a> {
     pub source: &'a str,
     pub scope: &'a str,
     pub refresh_interval: Duration,
-    /// Whether the first refresh has finished (`/-/ready`).
-    pub ready: bool,
+    /// What `/-/ready` says: data to serve, or why not.
+    pub readiness: Result<(), &'a str>,
 }
 
 const STYLE: &str = "
@@ -82,10 +82,9 @@ pub fn render(assessed: &Assessed, context: &Context) -> String {
         escape(context.source),
         escape(context.scope),
         humantime::format_duration(context.refresh_interval),
-        if context.ready {
-            "yes"
-        } else {
-            "no: the first refresh has not finished"
+        match context.readiness {
+            Ok(()) => "yes".to_string(),
+            Err(why) => format!("no: {}", escape(why)),
         },
         snapshot.accounts.len(),
         match next {
@@ -121,13 +120,8 @@ fn account_row(out: &mut String, id: &str, state: &AccountState, summary: Option
         None => ("-".to_string(), "-".to_string()),
     };
     let error = match (&state.last_error, state.next_try) {
-        (Some(e), Some(at)) => format!(
-            "<code>{}</code>: {} (next try about {})",
-            escape(e.reason.as_str()),
-            escape(&e.message),
-            moment(at, now)
-        ),
-        (Some(e), None) => format!("<code>{}</code>: {}", escape(e.reason.as_str()), escape(&e.message)),
+        (Some(e), Some(at)) => format!("{} (next try about {})", escape(&e.describe()), moment(at, now)),
+        (Some(e), None) => escape(&e.describe()),
         (None, _) => String::new(),
     };
     let (class, word) = if state.up { ("up", "up") } else { ("down", "down") };
@@ -244,7 +238,7 @@ mod tests {
             source: "IAM API",
             scope: "the accounts of the organization, through role IAMKeyExporter",
             refresh_interval: Duration::from_secs(1800),
-            ready: true,
+            readiness: Ok(()),
         }
     }
 
@@ -280,8 +274,8 @@ mod tests {
 <thead><tr><th>Account</th><th>Name</th><th>State</th><th>Last success</th><th>Keys</th><th>High-risk keys</th><th>Error of the latest refresh</th></tr></thead>
 <tbody>
 <tr><td>111122223333</td><td>prod &lt;&amp;&gt; &quot;main&quot;</td><td class=\"up\">up</td><td>2026-11-28T11:50:00Z (10m ago)</td><td class=\"num\">2</td><td class=\"num\">1</td><td></td></tr>
-<tr><td>222233334444</td><td>staging</td><td class=\"down\">down</td><td>2026-11-28T08:40:00Z (3h ago)</td><td class=\"num\">1</td><td class=\"num\">0</td><td><code>access_denied</code>: AssumeRole of &lt;arn:aws:iam::222233334444:role/X&gt; denied</td></tr>
-<tr><td>333344445555</td><td></td><td class=\"down\">down</td><td>never</td><td class=\"num\">-</td><td class=\"num\">-</td><td><code>network</code>: timed out (next try about 2026-11-28T12:02:00Z (in 2m))</td></tr>
+<tr><td>222233334444</td><td>staging</td><td class=\"down\">down</td><td>2026-11-28T08:40:00Z (3h ago)</td><td class=\"num\">1</td><td class=\"num\">0</td><td>access denied: AssumeRole of &lt;arn:aws:iam::222233334444:role/X&gt; denied</td></tr>
+<tr><td>333344445555</td><td></td><td class=\"down\">down</td><td>never</td><td class=\"num\">-</td><td class=\"num\">-</td><td>network error: timed out (next try about 2026-11-28T12:02:00Z (in 2m))</td></tr>
 </tbody>
 </table>
 </body>
@@ -297,7 +291,7 @@ mod tests {
         let page = render(
             &assessed,
             &Context {
-                ready: false,
+                readiness: Err("the first refresh has not finished"),
                 ..context()
             },
         );

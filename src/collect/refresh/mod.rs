@@ -109,8 +109,7 @@ impl Refresher {
     }
 
     /// Discovers the accounts and refreshes every one of them once; returns
-    /// the errors. Readiness turns on when it finishes; for a report file,
-    /// once the file has been read, so that a wrong path stops a rollout.
+    /// the errors. Readiness waits for it, and then for one account read.
     pub async fn refresh_all(&mut self) -> Vec<SourceError> {
         let mut errors = self.discover().await;
         let reads: Vec<_> = (self.targets.clone().into_iter())
@@ -124,9 +123,7 @@ impl Refresher {
                 errors.push(error);
             }
         }
-        if self.ready_despite_failures() {
-            self.store.mark_ready();
-        }
+        self.store.first_round_done();
         errors
     }
 
@@ -225,15 +222,8 @@ impl Refresher {
         }: Refreshed,
     ) -> Option<SourceError> {
         let error = outcome.as_ref().and_then(|o| o.result.as_ref().err().cloned());
-        let published = outcome.is_some();
         if let Some(outcome) = outcome {
             record_and_publish(&self.store, &self.metrics, self.settings.key_ids, outcome);
-        }
-        // Ready only once the data is published: a scrape that follows a
-        // ready answer must see it (at 100,000 keys publishing takes long
-        // enough for a scrape to come in between).
-        if published && error.is_none() && !self.ready_despite_failures() {
-            self.store.mark_ready();
         }
         // An account dropped by a discovery while it was being read stays gone.
         if self.targets.iter().any(|t| t.account_id == target.account_id) {
@@ -245,13 +235,6 @@ impl Refresher {
             self.store.publish(self.store.load().retaining(&ids));
         }
         error
-    }
-
-    /// Accounts read through AWS make the exporter ready once each was
-    /// tried: one failing account must not keep the others from being
-    /// served. A report file is the only account, and ready once read.
-    fn ready_despite_failures(&self) -> bool {
-        self.settings.source.calls_aws()
     }
 }
 

@@ -83,13 +83,23 @@ pub(super) fn record_and_publish(
             )
         }
         Err(e) => {
-            tracing::error!(
-                account_id = %account_id,
-                reason = e.reason.as_str(),
-                code = e.code.as_deref().unwrap_or(""),
-                error = %key_ids.redact(&e.message),
+            // Say what is served instead, which differs before the first
+            // success; an id not learned yet is left out rather than empty
+            // (the error names the file, or the call that failed).
+            let had_data = store.load().accounts.get(account_id).is_some_and(|s| s.data.is_some());
+            let what = if had_data {
                 "refresh failed; keeping the last good data"
-            );
+            } else {
+                "refresh failed; no data of this account yet"
+            };
+            let error = key_ids.redact(&e.message);
+            let code = e.code.as_deref().unwrap_or("");
+            let reason = e.reason.as_str();
+            if account_id.is_empty() {
+                tracing::error!(reason, code, error = %error, "{what}");
+            } else {
+                tracing::error!(account_id = %account_id, reason, code, error = %error, "{what}");
+            }
             metrics.count(account_id, e.reason);
         }
     }

@@ -40,7 +40,7 @@ use report_file::ReportFileSource;
 pub enum SourceKind {
     /// IAM API: exact, fresh, with key ids.
     Api,
-    /// IAM credential report: three calls per account, no key ids.
+    /// IAM credential report: 1 call per account when a recent report exists, else 3 or 4; no key ids.
     CredentialReport,
 }
 

@@ -124,6 +124,9 @@ pub(super) fn parse_reader(input: impl std::io::Read) -> Result<AccountData, Par
         .flexible(true)
         .from_reader(input);
     let header = reader.headers().map_err(|e| csv_error(&e, 1))?.clone();
+    if let Some(message) = not_a_report(&header) {
+        return Err(ParseError { line: 1, message });
+    }
     let columns = Columns::find(&header)?;
 
     let mut account_id = String::new();
@@ -422,6 +425,27 @@ fn parse_time(value: &str) -> Result<Option<DateTime<Utc>>, String> {
 
 fn optional(value: &str, interner: &mut Interner) -> Option<Arc<str>> {
     (!is_missing(value)).then(|| interner.get(value))
+}
+
+/// The two first mistakes with a report file, each worded on its own
+/// instead of as a missing column: an empty file, and the base64 text that
+/// `aws iam get-credential-report --query Content --output text` prints
+/// when `base64 -d` is left out.
+fn not_a_report(header: &csv::StringRecord) -> Option<String> {
+    let first = header.get(0).unwrap_or("").trim();
+    if header.iter().all(|h| h.trim().is_empty()) {
+        return Some("the report is empty (a credential report starts with the header line \"user,arn,...\")".into());
+    }
+    let base64 = |c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=');
+    // "user,arn," encoded: every report's header starts so.
+    if header.len() == 1 && (first.starts_with("dXNlcixhcm4") || (first.len() >= 64 && first.chars().all(base64))) {
+        return Some(
+            "the report is base64-encoded, as `aws iam get-credential-report` prints it: decode it first, \
+e.g. `aws iam get-credential-report --query Content --output text | base64 -d > report.csv`"
+                .into(),
+        );
+    }
+    None
 }
 
 /// Why bytes are not a credential report: not text, or not a report.
@@ -1074,5 +1098,32 @@ mod properties {
                 rows.iter().map(|r| names[r.0]).filter(|n| *n != ROOT_USER).collect();
             prop_assert_eq!(users, expected);
         }
+    }
+
+    /// An empty file and a base64-encoded report each say what they are,
+    /// not that a column is missing.
+    #[test]
+    fn an_empty_or_base64_report_says_so() {
+        for empty in ["", "\n", "\r\n\r\n"] {
+            let e = parse(empty).unwrap_err();
+            assert_eq!(e.line, 1);
+            assert!(e.message.starts_with("the report is empty"), "{empty:?}: {}", e.message);
+        }
+        use base64::Engine as _;
+        let report = format!("{HEADER}\n{}", super::TEST_ROW);
+        let encoded = base64::engine::general_purpose::STANDARD.encode(report);
+        for text in [encoded.clone(), format!("{encoded}\n")] {
+            let e = parse(&text).unwrap_err();
+            assert!(
+                e.message.contains("base64-encoded") && e.message.contains("base64 -d"),
+                "{}",
+                e.message
+            );
+        }
+        let e = parse("name,arn\nx,y\n").unwrap_err();
+        assert_eq!(
+            e.message, "missing column \"user\" in the header",
+            "other files as before"
+        );
     }
 }

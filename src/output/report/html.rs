@@ -15,7 +15,7 @@ use sha2::Digest as _;
 
 use crate::domain::disclosure::KeyIdLabel;
 
-use super::{AccountRow, CellValue, KeyRow, Report};
+use super::{AccountRow, CellValue, KeyRow, Report, NOT_READ};
 use crate::output::key_series::{self, HtmlTables};
 
 /// What the report was made with: the policy and key id masking it applies,
@@ -204,7 +204,16 @@ pub fn render(report: &Report, context: &Context) -> String {
         escape(&report.generated)
     );
     header(&mut out, report, context);
-    chart(&mut out, report);
+    if report.nothing_read() {
+        // Said first and plainly: an empty report must not pass for a clean
+        // audit, and an empty chart would draw one.
+        out.push_str(
+            "<p class=\"risk nothing-read\" role=\"alert\">No account could be read. \
+This report holds no data: it does not say that any key is safe.</p>\n",
+        );
+    } else {
+        chart(&mut out, report);
+    }
     high_risk(&mut out, report);
     details(&mut out, report, context);
     summary(&mut out, report);
@@ -234,7 +243,7 @@ fn header(out: &mut String, report: &Report, context: &Context) {
 never used more than {} after its creation{}. An active root user's key is high risk at any age.</dd>\n\
 <dt>Age buckets</dt><dd>{}</dd>\n\
 <dt>Key ids</dt><dd>{masking}</dd>\n\
-<dt>Keys</dt><dd>{}, {} high risk</dd>\n</dl>\n</header>\n",
+<dt>Keys</dt><dd>{}</dd>\n</dl>\n</header>\n",
         escape(&report.generated),
         escape(&generated),
         plural(report.summary.len(), "account"),
@@ -245,31 +254,33 @@ never used more than {} after its creation{}. An active root user's key is high 
         policy.never_used_after,
         unused,
         escape(&policy.age_buckets.join(", ")),
-        keys(report.details.len()),
-        report.high_risk.len(),
+        match (report.nothing_read(), report.not_read.len()) {
+            (true, _) => "not known: no account could be read".to_string(),
+            (false, 0) => format!("{}, {} high risk", keys(report.details.len()), report.high_risk.len()),
+            (false, _) => format!(
+                "{}, {} high risk, in the accounts read",
+                keys(report.details.len()),
+                report.high_risk.len()
+            ),
+        },
     );
 }
 
 /// The accounts missing from the report because no refresh of theirs has
-/// succeeded yet, named so that a gap is never silent.
+/// succeeded yet, named with their last error so that a gap is never silent.
 fn not_read(report: &Report) -> String {
     if report.not_read.is_empty() {
         return String::new();
     }
-    let ids: Vec<String> = report
+    let accounts: Vec<String> = report
         .not_read
         .iter()
-        .map(|id| {
-            if id.is_empty() {
-                "an account whose id is not known yet".into()
-            } else {
-                escape(id)
-            }
-        })
+        .map(|n| format!("{} ({})", escape(&n.who()), escape(&n.error)))
         .collect();
     format!(
-        "<dt>Not read</dt><dd class=\"risk\">{}: no refresh has succeeded yet, their keys are missing below</dd>\n",
-        ids.join(", ")
+        "<dt>Not read</dt><dd class=\"risk\">{} could not be read, so their keys are in no table below: {}</dd>\n",
+        plural(report.not_read.len(), "account"),
+        accounts.join("; ")
     )
 }
 
@@ -627,7 +638,14 @@ fn high_risk(out: &mut String, report: &Report) {
         &format!("High-risk access keys ({})", report.high_risk.len()),
         &key_columns().chain([("Why".to_string(), false)]).collect::<Vec<_>>(),
         rows,
-        "No access key is high risk.",
+        &match (report.nothing_read(), report.not_read.len()) {
+            (true, _) => "Not known: no account could be read.".to_string(),
+            (false, 0) => "No access key is high risk.".to_string(),
+            (false, n) => format!(
+                "No access key of the accounts read is high risk; {} not read (see the header).",
+                plural(n, "account")
+            ),
+        },
         None,
     );
     out.push_str("</section>\n");
@@ -664,7 +682,11 @@ fn details(out: &mut String, report: &Report, context: &Context) {
         &format!("Every access key ({})", report.details.len()),
         &key_columns().chain(extra).collect::<Vec<_>>(),
         rows,
-        "No access keys.",
+        if report.nothing_read() {
+            "Not known: no account could be read."
+        } else {
+            "No access keys."
+        },
         None,
     );
     out.push_str("</section>\n");
@@ -688,6 +710,8 @@ fn summary(out: &mut String, report: &Report) {
             ]
             .map(|(n, numeric)| (n.to_string(), numeric)),
         );
+    let header: Vec<(String, bool)> = header.collect();
+    let header_len = header.len();
     let rows = report
         .summary
         .iter()
@@ -712,7 +736,20 @@ fn summary(out: &mut String, report: &Report) {
             ]);
             cells
         })
+        .chain(report.not_read.iter().map(|n| {
+            let mut cells = vec![account_cell("", &n.account_id)];
+            cells.resize_with(header_len - 1, || Cell {
+                class: "risk",
+                ..text(NOT_READ)
+            });
+            cells.push(Cell {
+                class: "risk",
+                ..text("no")
+            });
+            cells
+        }))
         .collect();
+    let read = report.summary.len();
     let sum = |f: &dyn Fn(&AccountRow) -> usize| number(report.summary.iter().map(f).sum::<usize>());
     let mut footer = vec![text("All accounts")];
     footer.extend((0..labels.len()).map(|i| sum(&|a| a.age_buckets.get(i).map_or(0, |b| b.1))));
@@ -721,14 +758,35 @@ fn summary(out: &mut String, report: &Report) {
         sum(&|a| a.active_keys),
         sum(&|a| a.high_risk_keys),
         number(report.summary.iter().map(|a| a.users_multiple_active_keys).sum::<i64>()),
-        number(report.summary.iter().filter(|a| a.root_access_key_present).count()),
+        // Worded as the account rows are, so that a count does not stand
+        // where the rows say "present" and "yes".
+        match report.summary.iter().filter(|a| a.root_access_key_present).count() {
+            0 => text("none"),
+            n => Cell {
+                class: "risk",
+                ..text(&format!("present in {}", plural(n, "account")))
+            },
+        },
         sum(&|a| a.users),
-        number(report.summary.iter().filter(|a| a.up).count()),
+        text(&format!(
+            "{} of {}",
+            report.summary.iter().filter(|a| a.up).count(),
+            read + report.not_read.len()
+        )),
     ]);
+    if report.nothing_read() {
+        // Totals of nothing would be zeros that read as a clean result.
+        for cell in footer.iter_mut().skip(1) {
+            *cell = Cell {
+                class: "risk",
+                ..text(NOT_READ)
+            };
+        }
+    }
     table(
         out,
-        &format!("Keys by account ({} accounts)", report.summary.len()),
-        &header.collect::<Vec<_>>(),
+        &format!("Keys by account ({})", plural(read + report.not_read.len(), "account")),
+        &header,
         rows,
         "No account could be read.",
         Some(footer),
@@ -910,12 +968,52 @@ mod tests {
         let snapshot = snapshot().with_outcomes([failed(Some("777788889999"))]);
         let context = context();
         let html = render(&build(snapshot.clone(), &Policy::default(), context.key_ids), &context);
-        assert!(html.contains("<dt>Not read</dt><dd class=\"risk\">777788889999: no refresh"));
+        assert!(html.contains(
+            "<dt>Not read</dt><dd class=\"risk\">1 account could not be read, so their keys are in no table below: \
+account 777788889999 (access denied: denied)</dd>"
+        ));
         assert!(html.contains("<dt>Accounts</dt><dd>2 accounts read"));
+        assert!(html.contains("<caption>Keys by account (3 accounts)</caption>"));
+        let unread_row = "<span class=\"account-id\">777788889999</span></td>";
+        let row = &html[html.find(unread_row).expect("a summary row")..];
+        let row = &row[..row.find("</tr>").unwrap()];
+        assert_eq!(row.matches(">not read</td>").count(), 11, "every count: {row}");
+        assert!(!row.contains(">0<"), "never 0: {row}");
+        assert!(html.contains("<svg"), "the accounts read are drawn");
         assert!(!document().contains("Not read"));
         let unknown = Snapshot::default().with_outcomes([failed(None)]);
-        let html = render(&build(unknown.clone(), &Policy::default(), context.key_ids), &context);
-        assert!(html.contains("<dd class=\"risk\">an account whose id is not known yet: no refresh"));
+        let html = render(&build(unknown, &Policy::default(), context.key_ids), &context);
+        assert!(html.contains("the account (its id is not known yet) (access denied: denied)"));
+    }
+
+    /// Nothing read: said first and in plain words; no chart, and no table
+    /// that reads as a clean result.
+    #[test]
+    fn nothing_read_says_so_and_claims_no_risk_level() {
+        let failed = Outcome {
+            previous_id: None,
+            result: Err(crate::domain::failure::SourceError::new(
+                crate::domain::failure::ErrorReason::Credentials,
+                "GetCallerIdentity: no AWS credentials found",
+            )),
+            finished: now(),
+            duration: Duration::from_secs(1),
+        };
+        let context = context();
+        let snapshot = Snapshot::default().with_outcomes([failed]);
+        let html = render(&build(snapshot, &Policy::default(), context.key_ids), &context);
+        let body = &html[html.find("<body>").unwrap()..];
+        let alert = body
+            .find("No account could be read. This report holds no data")
+            .expect("the banner");
+        assert!(alert < body.find("<section").unwrap(), "before every section");
+        assert!(html.contains("(no valid credentials: GetCallerIdentity: no AWS credentials found)"));
+        assert!(!html.contains("<svg"), "no empty chart");
+        assert!(!html.contains("No access key is high risk"));
+        assert!(html.contains("Not known: no account could be read."));
+        assert!(html.contains("<dt>Keys</dt><dd>not known: no account could be read</dd>"));
+        let totals = &html[html.find("<tfoot>").unwrap()..html.find("</tfoot>").unwrap()];
+        assert!(!totals.contains(">0<"), "no zero totals: {totals}");
     }
 
     /// A segment too narrow for its count still shows it, after the bar.

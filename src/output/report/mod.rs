@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::domain::assess::{Assessed, Assessment, Assessor, PolicyTerms};
 use crate::domain::disclosure::KeyIdLabel;
+use crate::domain::failure::SourceError;
 use crate::domain::key::{AccessKey, KeyStatus};
 use crate::output::key_series::{self, Cell};
 
@@ -139,15 +140,35 @@ pub struct AccountRow {
     pub age_buckets: Vec<(String, usize)>,
 }
 
+/// An account that could not be read, and why, in words.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NotRead {
+    /// Empty when the first read failed before the id was known.
+    pub account_id: String,
+    pub error: String,
+}
+
+impl NotRead {
+    /// "account 111122223333", or what stands for an id not known yet.
+    pub fn who(&self) -> String {
+        if self.account_id.is_empty() {
+            "the account (its id is not known yet)".to_string()
+        } else {
+            format!("account {}", self.account_id)
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
     pub generated: String,
     pub details: Vec<KeyRow>,
     pub high_risk: Vec<KeyRow>,
     pub summary: Vec<AccountRow>,
-    /// Accounts without data: every refresh of theirs so far failed.
+    /// Accounts without data: every refresh of theirs so far failed. Their
+    /// keys are in no table: "not read" is never "no risk".
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub not_read: Vec<String>,
+    pub not_read: Vec<NotRead>,
     /// The policy the keys were assessed against, for the HTML header.
     #[serde(skip)]
     pub policy: PolicyTerms,
@@ -215,7 +236,13 @@ impl Report {
             details,
             high_risk,
             summary,
-            not_read: assessed.not_read().map(String::from).collect(),
+            not_read: assessed
+                .not_read()
+                .map(|(id, error)| NotRead {
+                    account_id: id.to_string(),
+                    error: error.map_or_else(|| "not read yet".to_string(), SourceError::describe),
+                })
+                .collect(),
             policy: assessed.policy.clone(),
         }
     }
@@ -244,7 +271,7 @@ impl Report {
                 ReportTable::Summary,
                 "Summary by account",
                 self.summary_header(),
-                self.summary.iter().map(summary_cells).collect(),
+                self.summary_rows(),
             ),
         ]
         .into_iter()
@@ -270,12 +297,42 @@ impl Report {
                 .map(|(_, header, rows)| csv_table(header, rows))
                 .collect::<Vec<_>>()
                 .join("\n"),
-            ReportFormat::Table => tables
-                .iter()
-                .map(|(title, header, rows)| format!("{title} ({})\n{}", rows.len(), text_table(header, rows)))
-                .collect::<Vec<_>>()
-                .join("\n"),
+            ReportFormat::Table => {
+                let mut out = tables
+                    .iter()
+                    .map(|(title, header, rows)| format!("{title} ({})\n{}", rows.len(), text_table(header, rows)))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                if !self.not_read.is_empty() {
+                    out.push_str(&format!(
+                        "\nNot read ({}): their keys are in no table above\n",
+                        self.not_read.len()
+                    ));
+                    for n in &self.not_read {
+                        out.push_str(&format!("{}: {}\n", n.who(), n.error));
+                    }
+                }
+                out
+            }
         }
+    }
+
+    /// No account was read: the report holds no data, which is not a clean
+    /// result.
+    pub fn nothing_read(&self) -> bool {
+        self.summary.is_empty()
+    }
+
+    /// One row per account read, then one per account not read with "not
+    /// read" in every count, so that a failed account never reads as 0.
+    fn summary_rows(&self) -> Vec<Vec<String>> {
+        let width = self.summary_header().len();
+        let unread = self.not_read.iter().map(|n| {
+            let mut cells = vec![n.account_id.clone(), String::new(), "false".to_string()];
+            cells.resize(width, NOT_READ.to_string());
+            cells
+        });
+        self.summary.iter().map(summary_cells).chain(unread).collect()
     }
 
     fn summary_header(&self) -> Vec<String> {
@@ -292,12 +349,13 @@ impl Report {
         ]
         .map(String::from)
         .to_vec();
-        if let Some(first) = self.summary.first() {
-            header.extend(first.age_buckets.iter().map(|(label, _)| format!("age_{label}")));
-        }
+        header.extend(self.policy.age_buckets.iter().map(|label| format!("age_{label}")));
         header
     }
 }
+
+/// The cell of a count that is not known because the account was not read.
+pub(crate) const NOT_READ: &str = "not read";
 
 /// Times as every output writes them: RFC 3339 in UTC, whole seconds.
 pub(crate) fn timestamp(t: DateTime<Utc>) -> String {
@@ -369,9 +427,24 @@ fn csv_table(header: &[String], rows: &[Vec<String>]) -> String {
     // Writing CSV records into memory cannot fail.
     writer.write_record(header).expect("in-memory CSV");
     for row in rows {
-        writer.write_record(row).expect("in-memory CSV");
+        writer
+            .write_record(row.iter().map(|cell| spreadsheet_safe(cell).into_owned()))
+            .expect("in-memory CSV");
     }
     String::from_utf8(writer.into_inner().expect("in-memory CSV")).expect("CSV of UTF-8 cells is UTF-8")
+}
+
+/// A cell a spreadsheet will not run as a formula (CSV injection, the OWASP
+/// rule): one that starts with `=`, `+`, `-`, `@`, a tab or a carriage
+/// return gets a leading `'`. Account names from Organizations, user names
+/// and the last-used service come from whoever can name them; no cell the
+/// exporter makes itself (ids, times, counts) starts with these.
+fn spreadsheet_safe(cell: &str) -> std::borrow::Cow<'_, str> {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{cell}").into()
+    } else {
+        cell.into()
+    }
 }
 
 #[cfg(test)]

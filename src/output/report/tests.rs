@@ -98,3 +98,66 @@ fn json_output_has_all_three_tables() {
     assert_eq!(value["summary"][0]["age_buckets"][4], serde_json::json!(["365d+", 1]));
     assert!(report().has_high_risk());
 }
+
+/// CSV injection: every cell a spreadsheet would run as a formula starts
+/// with `'`, in every table; the others are written as they are.
+#[test]
+fn csv_cells_never_start_a_formula() {
+    let hostile = "=HYPERLINK(\"http://x.example\",\"open\")";
+    let users = ["+cmd", "-2+3", "@SUM(1)", "\tx", "\rx", "alice"];
+    let data = AccountData {
+        account_id: "111122223333".into(),
+        account_name: hostile.into(),
+        users: users
+            .map(|n| User {
+                name: n.into(),
+                path: "/".into(),
+                tags: Default::default(),
+            })
+            .to_vec(),
+        keys: users
+            .iter()
+            .map(|u| key(u, 1, "AKIAOLD0000000000001", KeyStatus::Active, 400, Some(1)))
+            .collect(),
+        ..AccountData::default()
+    };
+    let snapshot = Snapshot::default().with_outcomes([Outcome {
+        previous_id: None,
+        result: Ok(data),
+        finished: now(),
+        duration: Duration::from_secs(1),
+    }]);
+    let csv = build(snapshot, &Policy::default(), KeyIdLabel::Last4).render(
+        ReportFormat::Csv,
+        ReportTable::All,
+        &Default::default(),
+    );
+    let mut cells: Vec<String> = Vec::new();
+    for table in csv.split("\n\n") {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(table.as_bytes());
+        for record in reader.records() {
+            cells.extend(record.unwrap().iter().map(String::from));
+        }
+    }
+    for cell in &cells {
+        assert!(!cell.starts_with(['=', '+', '-', '@', '\t', '\r']), "{cell:?}");
+    }
+    let quoted = format!("'{hostile}");
+    assert_eq!(
+        cells.iter().filter(|c| **c == quoted).count(),
+        13,
+        "6 keys in details and in high risk, and the summary"
+    );
+    for user in &users[..5] {
+        let quoted = format!("'{user}");
+        assert_eq!(
+            cells.iter().filter(|c| **c == quoted).count(),
+            2,
+            "details and high risk: {user:?}"
+        );
+    }
+    assert!(cells.iter().any(|c| c == "alice"), "a plain cell stays as it is");
+    assert!(cells.iter().any(|c| c == "2025-10-24T00:00:00Z"));
+}
