@@ -64,10 +64,25 @@ struct RawHttp {
 /// (tens of milliseconds of CPU, on purpose) for each scrape.
 const AUTH_CACHE_SIZE: usize = 100;
 
-/// bcrypt checks run one at a time, whatever the configuration in force: a
-/// flood of wrong passwords then takes one core, never every core, and
-/// scrapes whose credentials are cached are not slowed by it.
-static BCRYPT_TURN: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+/// The exporter-toolkit's dummy hash (cost 10), whose salt and digest are
+/// reused at a lower cost when every configured hash is cheaper: checking
+/// it costs its cost whatever the digest, and nothing is made at load, so
+/// a cost-18 hash in the file does not delay the start.
+const DUMMY_SALT_AND_DIGEST: &str = "QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi";
+const DUMMY_MAX_COST: u32 = 10;
+
+/// bcrypt checks of one user name run one at a time (all unknown names
+/// share one turn): a flood of wrong passwords for a name takes one core,
+/// while the checks of other users, and scrapes whose credentials are
+/// cached, do not wait behind it, nor behind one user's slow hash.
+#[derive(Debug, Clone)]
+struct Turn(Arc<tokio::sync::Semaphore>);
+
+impl Default for Turn {
+    fn default() -> Self {
+        Turn(Arc::new(tokio::sync::Semaphore::new(1)))
+    }
+}
 
 /// A validated web configuration.
 #[derive(Debug, Default)]
@@ -79,10 +94,14 @@ pub struct WebConfig {
     /// Files whose change means the configuration must be read again.
     files: Vec<PathBuf>,
     /// Checked for unknown users, so that they cost what a known user costs
-    /// and user names cannot be told by timing. Made at load with a random
-    /// salt and the highest cost of the configured hashes; also the secret
-    /// mixed into the cache keys.
+    /// and user names cannot be told by timing: the highest configured cost,
+    /// but never above the toolkit's 10.
     dummy_hash: String,
+    /// Random, mixed into the cache keys; new at each load.
+    cache_secret: String,
+    /// One turn per configured user, and `unknown_turn` for the others.
+    turns: BTreeMap<String, Turn>,
+    unknown_turn: Turn,
     /// SHA-256 of a secret, user and password of the checks that succeeded;
     /// never a password. A new configuration starts with an empty cache.
     auth_cache: std::sync::Mutex<std::collections::HashSet<[u8; 32]>>,
@@ -112,11 +131,16 @@ impl WebConfig {
                 .parse::<bcrypt::HashParts>()
                 .map_err(|e| fail(format!("basic_auth_users.{user}: not a bcrypt hash ({e})")))?;
             highest_cost = highest_cost.max(Some(parts.get_cost()));
+            config.turns.insert(user.clone(), Turn::default());
             config.users.insert(user, hash);
         }
         if let Some(cost) = highest_cost {
-            config.dummy_hash = bcrypt::hash("a password no user has", cost)
-                .map_err(|e| fail(format!("basic_auth_users: cannot make the dummy hash ({e})")))?;
+            config.dummy_hash = format!("$2y${:02}${DUMMY_SALT_AND_DIGEST}", cost.min(DUMMY_MAX_COST));
+            // bcrypt's salt is 16 random bytes from the OS; cost 4 takes a
+            // millisecond.
+            config.cache_secret = bcrypt::hash_with_result("", 4)
+                .map_err(|e| fail(format!("basic_auth_users: no random secret for the cache ({e})")))?
+                .get_salt();
         }
         let http = raw.http_server_config.unwrap_or_default();
         if http.http2 == Some(false) {
@@ -141,13 +165,15 @@ impl WebConfig {
     }
 
     /// Checks a user name and password: from the cache of successful
-    /// checks, else with bcrypt, one check at a time on the blocking pool.
+    /// checks, else with bcrypt on the blocking pool, one check at a time
+    /// per user name.
     pub async fn authorize(self: Arc<Self>, user: String, password: String) -> bool {
         let key = self.cache_key(&user, &password);
         if self.cached(&key) {
             return true;
         }
-        let Ok(turn) = BCRYPT_TURN.acquire().await else {
+        let turn = self.turns.get(&user).unwrap_or(&self.unknown_turn).0.clone();
+        let Ok(turn) = turn.acquire_owned().await else {
             return false;
         };
         // The same credentials may have been checked while this one waited.
@@ -199,7 +225,7 @@ impl WebConfig {
     fn cache_key(&self, user: &str, password: &str) -> [u8; 32] {
         use sha2::Digest as _;
         let mut hasher = sha2::Sha256::new();
-        hasher.update(self.dummy_hash.as_bytes());
+        hasher.update(self.cache_secret.as_bytes());
         // The length keeps ("ab", "c") and ("a", "bc") apart.
         hasher.update((user.len() as u64).to_le_bytes());
         hasher.update(user.as_bytes());
@@ -323,8 +349,7 @@ pub async fn watch(path: PathBuf, shared: SharedWebConfig, mut shutdown: tokio::
             continue;
         }
         seen = now;
-        // Reading files and making the dummy bcrypt hash would stall an async
-        // worker.
+        // Reading files would stall an async worker.
         let reading = path.clone();
         let loaded = tokio::task::spawn_blocking(move || WebConfig::load(&reading))
             .await
