@@ -548,3 +548,17 @@ fn a_cost_18_hash_delays_neither_the_start_nor_other_users() {
         "unknown user {unknown_took:?}, carol {carol_took:?}"
     );
 }
+
+#[test]
+fn rate_limit_answers_429_past_the_burst_but_never_to_the_probes() {
+    let dir = tempfile::tempdir().unwrap();
+    let exporter = serve(dir.path(), 10, Some("rate_limit: {interval: 1h, burst: 2}\n"), &[]);
+    let agent = ureq::agent();
+    let statuses: Vec<u16> = (0..3)
+        .map(|_| request(&agent, &exporter.url("/metrics"), &[]).0)
+        .collect();
+    assert_eq!(statuses, [200, 200, 429]);
+    for probe in ["/-/healthy", "/-/ready"] {
+        assert_eq!(request(&agent, &exporter.url(probe), &[]).0, 200, "{probe}");
+    }
+}

@@ -16,13 +16,14 @@ use serde::Deserialize;
 
 use crate::collect::file_watch::{self, FileMeta};
 
-/// Response headers the exporter-toolkit allows to be set.
-const ALLOWED_HEADERS: [&str; 5] = [
-    "Strict-Transport-Security",
-    "X-Content-Type-Options",
-    "X-Frame-Options",
-    "X-XSS-Protection",
-    "Content-Security-Policy",
+/// Response headers the exporter-toolkit allows to be set, with the only
+/// values it accepts for those that are enumerations (empty: any value).
+const ALLOWED_HEADERS: [(&str, &[&str]); 5] = [
+    ("Strict-Transport-Security", &[]),
+    ("X-Content-Type-Options", &["nosniff"]),
+    ("X-Frame-Options", &["deny", "sameorigin"]),
+    ("X-XSS-Protection", &[]),
+    ("Content-Security-Policy", &[]),
 ];
 
 #[derive(Debug, Deserialize, Default)]
@@ -31,6 +32,7 @@ struct RawWebConfig {
     tls_server_config: Option<RawTls>,
     http_server_config: Option<RawHttp>,
     basic_auth_users: Option<BTreeMap<String, String>>,
+    rate_limit: Option<rate_limit::RawRateLimit>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -50,6 +52,7 @@ struct RawTls {
     client_allowed_sans: Option<serde_norway::Value>,
     cert: Option<serde_norway::Value>,
     key: Option<serde_norway::Value>,
+    client_ca: Option<serde_norway::Value>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -91,6 +94,8 @@ pub struct WebConfig {
     /// User name to bcrypt hash; empty: no authentication.
     pub users: BTreeMap<String, String>,
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// `rate_limit`, over every request but the probes.
+    pub rate_limit: Option<rate_limit::RateLimit>,
     /// Files whose change means the configuration must be read again.
     files: Vec<PathBuf>,
     /// Checked for unknown users, so that they cost what a known user costs
@@ -122,7 +127,10 @@ impl WebConfig {
             files: vec![path.to_path_buf()],
             ..WebConfig::default()
         };
-        if let Some(tls) = raw.tls_server_config {
+        // As the toolkit: TLS is on when a certificate, key or client
+        // authentication key is given; `tls_server_config: {}` (or only
+        // versions) serves plain HTTP.
+        if let Some(tls) = raw.tls_server_config.filter(RawTls::enables_tls) {
             config.tls = Some(Arc::new(tls_config(tls, base, &mut config.files).map_err(fail)?));
         }
         let mut highest_cost = None;
@@ -142,6 +150,7 @@ impl WebConfig {
                 .map_err(|e| fail(format!("basic_auth_users: no random secret for the cache ({e})")))?
                 .get_salt();
         }
+        config.rate_limit = raw.rate_limit.unwrap_or_default().check().map_err(fail)?;
         let http = raw.http_server_config.unwrap_or_default();
         if http.http2 == Some(false) {
             return Err(fail(
@@ -149,12 +158,18 @@ impl WebConfig {
             ));
         }
         for (name, value) in http.headers.unwrap_or_default() {
-            let Some(allowed) = ALLOWED_HEADERS.iter().find(|h| h.eq_ignore_ascii_case(&name)) else {
+            let Some((allowed, values)) = ALLOWED_HEADERS.iter().find(|(h, _)| h.eq_ignore_ascii_case(&name)) else {
                 return Err(fail(format!(
                     "http_server_config.headers.{name}: not one of the headers that may be set ({})",
-                    ALLOWED_HEADERS.join(", ")
+                    ALLOWED_HEADERS.map(|(h, _)| h).join(", ")
                 )));
             };
+            if !values.is_empty() && !values.contains(&value.as_str()) {
+                return Err(fail(format!(
+                    "http_server_config.headers.{name}: {value:?} is not one of {}",
+                    values.join(", ")
+                )));
+            }
             let value = HeaderValue::from_str(&value)
                 .map_err(|_| fail(format!("http_server_config.headers.{name}: invalid header value")))?;
             // HeaderName keeps names in lower case, whatever case it is given.
@@ -238,6 +253,35 @@ impl WebConfig {
     }
 }
 
+impl RawTls {
+    fn enables_tls(&self) -> bool {
+        let given = |p: &Option<PathBuf>| p.as_ref().is_some_and(|p| !p.as_os_str().is_empty());
+        given(&self.cert_file)
+            || given(&self.key_file)
+            || given(&self.client_ca_file)
+            || self.client_auth_type.as_ref().is_some_and(|a| !a.is_empty())
+            || self.cert.is_some()
+            || self.key.is_some()
+            || self.client_ca.is_some()
+    }
+}
+
+/// The system's trusted roots, for client certificates verified without a
+/// `client_ca_file`, as the toolkit (Go) does.
+fn system_roots() -> Result<rustls::RootCertStore, String> {
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = rustls::RootCertStore::empty();
+    let (_added, _unusable) = roots.add_parsable_certificates(found.certs);
+    if roots.is_empty() {
+        let why: Vec<String> = found.errors.iter().map(|e| e.to_string()).collect();
+        return Err(format!(
+            "tls_server_config.client_ca_file: not given, and no system root certificate was found to verify clients with ({})",
+            if why.is_empty() { "none installed".to_string() } else { why.join("; ") }
+        ));
+    }
+    Ok(roots)
+}
+
 fn tls_config(raw: RawTls, base: &Path, files: &mut Vec<PathBuf>) -> Result<rustls::ServerConfig, String> {
     let unsupported = [
         ("cipher_suites", raw.cipher_suites.is_some()),
@@ -246,10 +290,11 @@ fn tls_config(raw: RawTls, base: &Path, files: &mut Vec<PathBuf>) -> Result<rust
         ("client_allowed_sans", raw.client_allowed_sans.is_some()),
         ("cert", raw.cert.is_some()),
         ("key", raw.key.is_some()),
+        ("client_ca", raw.client_ca.is_some()),
     ];
     if let Some((key, _)) = unsupported.iter().find(|(_, set)| *set) {
         return Err(format!(
-            "tls_server_config.{key}: not supported by this exporter (use cert_file and key_file; the cipher suites are rustls's safe defaults)"
+            "tls_server_config.{key}: not supported by this exporter (use cert_file, key_file and client_ca_file; the cipher suites are rustls's safe defaults)"
         ));
     }
     let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
@@ -292,25 +337,37 @@ fn tls_config(raw: RawTls, base: &Path, files: &mut Vec<PathBuf>) -> Result<rust
         .with_protocol_versions(versions)
         .map_err(|e| format!("tls_server_config: {e}"))?;
 
-    let auth = raw.client_auth_type.as_deref().unwrap_or("NoClientCert");
+    let auth = match raw.client_auth_type.as_deref() {
+        None | Some("") => "NoClientCert",
+        Some(auth) => auth,
+    };
     let needs_ca = matches!(auth, "RequireAndVerifyClientCert" | "VerifyClientCertIfGiven");
-    let builder = match (auth, raw.client_ca_file) {
-        ("NoClientCert", _) => builder.with_no_client_auth(),
-        (_, None) if needs_ca => {
-            return Err(format!("tls_server_config.client_ca_file: required with client_auth_type {auth}"));
+    let ca_file = raw.client_ca_file.filter(|p| !p.as_os_str().is_empty());
+    let builder = match (auth, ca_file) {
+        ("NoClientCert", Some(_)) => {
+            return Err(
+                "tls_server_config.client_ca_file: given without a client_auth_type that uses it (VerifyClientCertIfGiven or RequireAndVerifyClientCert)".into(),
+            );
         }
-        (_, Some(ca_file)) if needs_ca => {
-            let ca_file = resolve(ca_file);
-            let mut roots = rustls::RootCertStore::empty();
-            for ca in CertificateDer::pem_file_iter(&ca_file)
-                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| format!("tls_server_config.client_ca_file: cannot read {}: {e}", ca_file.display()))?
-            {
-                roots
-                    .add(ca)
-                    .map_err(|e| format!("tls_server_config.client_ca_file: {}: {e}", ca_file.display()))?;
-            }
-            files.push(ca_file);
+        ("NoClientCert", None) => builder.with_no_client_auth(),
+        (_, ca_file) if needs_ca => {
+            let roots = match ca_file {
+                None => system_roots()?,
+                Some(ca_file) => {
+                    let ca_file = resolve(ca_file);
+                    let mut roots = rustls::RootCertStore::empty();
+                    for ca in CertificateDer::pem_file_iter(&ca_file)
+                        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                        .map_err(|e| format!("tls_server_config.client_ca_file: cannot read {}: {e}", ca_file.display()))?
+                    {
+                        roots
+                            .add(ca)
+                            .map_err(|e| format!("tls_server_config.client_ca_file: {}: {e}", ca_file.display()))?;
+                    }
+                    files.push(ca_file);
+                    roots
+                }
+            };
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
             let verifier = if auth == "VerifyClientCertIfGiven" {
                 verifier.allow_unauthenticated()
@@ -365,5 +422,6 @@ pub async fn watch(path: PathBuf, shared: SharedWebConfig, mut shutdown: tokio::
     }
 }
 
+mod rate_limit;
 #[cfg(test)]
 mod tests;

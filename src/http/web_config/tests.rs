@@ -37,6 +37,58 @@ fn unknown_users_are_checked_against_a_hash_of_the_highest_cost_up_to_10() {
     assert_ne!(config.cache_key("a", "a"), again.cache_key("a", "a"));
 }
 
+#[tokio::test]
+async fn successful_checks_are_cached_failures_are_not() {
+    let hash = bcrypt::hash("s3cret", 4).unwrap();
+    let config = Arc::new(load(&format!("basic_auth_users:\n  prometheus: '{hash}'\n")).unwrap());
+    assert!(!config.clone().authorize("prometheus".into(), "wrong".into()).await);
+    assert!(config.auth_cache.lock().unwrap().is_empty());
+    assert!(config.clone().authorize("prometheus".into(), "s3cret".into()).await);
+    let key = config.cache_key("prometheus", "s3cret");
+    assert!(config.cached(&key));
+    assert_ne!(key, config.cache_key("prometheu", "ss3cret"));
+    // Bounded: old entries make way.
+    for i in 0..AUTH_CACHE_SIZE + 10 {
+        config.remember(config.cache_key(&format!("u{i}"), "p"));
+    }
+    assert_eq!(config.auth_cache.lock().unwrap().len(), AUTH_CACHE_SIZE);
+    assert!(config.cached(&config.cache_key(&format!("u{}", AUTH_CACHE_SIZE + 9), "p")));
+}
+
+#[test]
+fn problems_are_named() {
+    let cases = [
+        (
+            "tls_server_config: {cert_file: a.pem}\nextra: 1\n",
+            "web.yml: unknown field `extra`",
+        ),
+        (
+            "basic_auth_users: {prometheus: plaintext}\n",
+            "web.yml: basic_auth_users.prometheus: not a bcrypt hash",
+        ),
+        (
+            "tls_server_config: {key_file: k.pem}\n",
+            "web.yml: tls_server_config.cert_file: required",
+        ),
+        (
+            "tls_server_config: {cert_file: missing.pem, key_file: k.pem}\n",
+            "web.yml: tls_server_config.cert_file: cannot read a certificate from",
+        ),
+        (
+            "tls_server_config: {cert_file: c.pem, key_file: k.pem, cipher_suites: [x]}\n",
+            "web.yml: tls_server_config.cipher_suites: not supported",
+        ),
+        (
+            "http_server_config: {headers: {Server: x}}\n",
+            "web.yml: http_server_config.headers.Server: not one of the headers",
+        ),
+    ];
+    for (yaml, expected) in cases {
+        let err = load(yaml).unwrap_err();
+        assert!(err.starts_with(expected), "{yaml:?}: {err}");
+    }
+}
+
 #[test]
 fn a_cost_18_hash_costs_nothing_at_load_and_unknown_users_pay_cost_10() {
     // User bob of the exporter-toolkit's web/testdata/web_config_users_noTLS.good.yml
@@ -77,4 +129,79 @@ async fn one_users_slow_hash_does_not_hold_back_another_user() {
     }
     assert!(!a.is_finished(), "b's and unknown users' checks waited for a's");
     assert!(!a.await.unwrap());
+}
+
+/// Loads a config from tests/data/exporter-toolkit, where its relative
+/// paths name the toolkit's certificates.
+fn load_with_toolkit_files(yaml: &str) -> Result<WebConfig, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/exporter-toolkit");
+    for file in std::fs::read_dir(&fixtures).unwrap() {
+        let file = file.unwrap();
+        std::fs::copy(file.path(), dir.path().join(file.file_name())).unwrap();
+    }
+    let path = dir.path().join("web.yml");
+    std::fs::write(&path, yaml).unwrap();
+    WebConfig::load(&path).map_err(|e| e.replace(&path.display().to_string(), "web.yml"))
+}
+
+const SERVER: &str = "cert_file: server.crt\n  key_file: server.key\n";
+
+#[test]
+fn what_the_toolkit_refuses_is_refused_naming_the_key() {
+    let cases = [
+        (
+            format!("tls_server_config:\n  {SERVER}  client_ca_file: tls-ca-chain.pem\n"),
+            "web.yml: tls_server_config.client_ca_file: given without a client_auth_type that uses it",
+        ),
+        (
+            format!("tls_server_config:\n  {SERVER}  client_auth_type: NoClientCert\n  client_ca_file: missing.pem\n"),
+            "web.yml: tls_server_config.client_ca_file: given without a client_auth_type",
+        ),
+        (
+            format!("tls_server_config:\n  {SERVER}  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: missing.pem\n"),
+            "web.yml: tls_server_config.client_ca_file: cannot read",
+        ),
+        (
+            "http_server_config: {headers: {X-Content-Type-Options: sniff}}\n".to_string(),
+            "web.yml: http_server_config.headers.X-Content-Type-Options: \"sniff\" is not one of nosniff",
+        ),
+        (
+            "http_server_config: {headers: {X-Frame-Options: allow-from}}\n".to_string(),
+            "web.yml: http_server_config.headers.X-Frame-Options: \"allow-from\" is not one of deny, sameorigin",
+        ),
+        (
+            "http_server_config: {headers: {X-Frame-Options: DENY}}\n".to_string(),
+            "web.yml: http_server_config.headers.X-Frame-Options: \"DENY\" is not one of",
+        ),
+    ];
+    for (yaml, expected) in cases {
+        let err = load_with_toolkit_files(&yaml).err();
+        assert!(
+            err.as_deref().is_some_and(|e| e.starts_with(expected)),
+            "{yaml:?}: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn what_the_toolkit_accepts_is_accepted() {
+    // Plain HTTP: no certificate, key or client authentication is given.
+    for yaml in ["tls_server_config: {}\n", "tls_server_config: {min_version: TLS13}\n"] {
+        let config = load_with_toolkit_files(yaml).unwrap();
+        assert!(config.tls.is_none(), "{yaml:?}");
+    }
+    let headers = load_with_toolkit_files(
+        "http_server_config:\n  headers:\n    X-Content-Type-Options: nosniff\n    X-Frame-Options: sameorigin\n",
+    )
+    .unwrap();
+    assert_eq!(headers.headers.len(), 2);
+    let config = load_with_toolkit_files(&format!("tls_server_config:\n  {SERVER}")).unwrap();
+    assert!(config.tls.is_some());
+    // Clients verified against the system's roots without client_ca_file.
+    for auth in ["VerifyClientCertIfGiven", "RequireAndVerifyClientCert"] {
+        let yaml = format!("tls_server_config:\n  {SERVER}  client_auth_type: {auth}\n");
+        let config = load_with_toolkit_files(&yaml).unwrap_or_else(|e| panic!("{auth}: {e}"));
+        assert!(config.tls.is_some(), "{auth}");
+    }
 }
