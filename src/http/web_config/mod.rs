@@ -46,13 +46,14 @@ struct RawTls {
     max_version: Option<String>,
     // Known to the toolkit, not supported here: named in the error rather
     // than reported as unknown.
-    cipher_suites: Option<serde_norway::Value>,
-    curve_preferences: Option<serde_norway::Value>,
-    prefer_server_cipher_suites: Option<serde_norway::Value>,
+    cipher_suites: Option<Vec<String>>,
+    curve_preferences: Option<Vec<String>>,
+    prefer_server_cipher_suites: Option<bool>,
     client_allowed_sans: Option<serde_norway::Value>,
-    cert: Option<serde_norway::Value>,
-    key: Option<serde_norway::Value>,
-    client_ca: Option<serde_norway::Value>,
+    /// Inline PEM, used when the matching `_file` is not given.
+    cert: Option<String>,
+    key: Option<String>,
+    client_ca: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -260,67 +261,63 @@ impl RawTls {
             || given(&self.key_file)
             || given(&self.client_ca_file)
             || self.client_auth_type.as_ref().is_some_and(|a| !a.is_empty())
-            || self.cert.is_some()
-            || self.key.is_some()
-            || self.client_ca.is_some()
+            || [&self.cert, &self.key, &self.client_ca]
+                .iter()
+                .any(|pem| pem.as_ref().is_some_and(|p| !p.is_empty()))
     }
-}
-
-/// The system's trusted roots, for client certificates verified without a
-/// `client_ca_file`, as the toolkit (Go) does.
-fn system_roots() -> Result<rustls::RootCertStore, String> {
-    let found = rustls_native_certs::load_native_certs();
-    let mut roots = rustls::RootCertStore::empty();
-    let (_added, _unusable) = roots.add_parsable_certificates(found.certs);
-    if roots.is_empty() {
-        let why: Vec<String> = found.errors.iter().map(|e| e.to_string()).collect();
-        return Err(format!(
-            "tls_server_config.client_ca_file: not given, and no system root certificate was found to verify clients with ({})",
-            if why.is_empty() { "none installed".to_string() } else { why.join("; ") }
-        ));
-    }
-    Ok(roots)
 }
 
 fn tls_config(raw: RawTls, base: &Path, files: &mut Vec<PathBuf>) -> Result<rustls::ServerConfig, String> {
-    let unsupported = [
-        ("cipher_suites", raw.cipher_suites.is_some()),
-        ("curve_preferences", raw.curve_preferences.is_some()),
-        ("prefer_server_cipher_suites", raw.prefer_server_cipher_suites.is_some()),
-        ("client_allowed_sans", raw.client_allowed_sans.is_some()),
-        ("cert", raw.cert.is_some()),
-        ("key", raw.key.is_some()),
-        ("client_ca", raw.client_ca.is_some()),
-    ];
+    let unsupported = [("client_allowed_sans", raw.client_allowed_sans.is_some())];
     if let Some((key, _)) = unsupported.iter().find(|(_, set)| *set) {
         return Err(format!(
-            "tls_server_config.{key}: not supported by this exporter (use cert_file, key_file and client_ca_file; the cipher suites are rustls's safe defaults)"
+            "tls_server_config.{key}: not supported by this exporter (the cipher suites are rustls's safe defaults)"
         ));
     }
     let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
-    let cert_file = resolve(raw.cert_file.ok_or("tls_server_config.cert_file: required")?);
-    let key_file = resolve(raw.key_file.ok_or("tls_server_config.key_file: required")?);
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_file)
-        .and_then(|certs| certs.collect())
-        .map_err(|e| {
-            format!(
-                "tls_server_config.cert_file: cannot read a certificate from {}: {e}",
-                cert_file.display()
-            )
-        })?;
-    if certs.is_empty() {
-        return Err(format!(
-            "tls_server_config.cert_file: no certificate in {}",
-            cert_file.display()
-        ));
-    }
-    let key = PrivateKeyDer::from_pem_file(&key_file).map_err(|e| {
-        format!(
-            "tls_server_config.key_file: cannot read a private key from {}: {e}",
-            key_file.display()
-        )
-    })?;
-    files.extend([cert_file, key_file]);
+    let file = |p: Option<PathBuf>| p.filter(|p| !p.as_os_str().is_empty()).map(resolve);
+    let inline = |pem: Option<String>| pem.filter(|p| !p.is_empty());
+    let certs: Vec<CertificateDer<'static>> = match (file(raw.cert_file), inline(raw.cert)) {
+        (Some(cert_file), _) => {
+            let certs = CertificateDer::pem_file_iter(&cert_file)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| {
+                    format!(
+                        "tls_server_config.cert_file: cannot read a certificate from {}: {e}",
+                        cert_file.display()
+                    )
+                })?;
+            if certs.is_empty() {
+                return Err(format!(
+                    "tls_server_config.cert_file: no certificate in {}",
+                    cert_file.display()
+                ));
+            }
+            files.push(cert_file);
+            certs
+        }
+        (None, Some(pem)) => CertificateDer::pem_slice_iter(pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .ok()
+            .filter(|certs| !certs.is_empty())
+            .ok_or("tls_server_config.cert: no PEM certificate in it")?,
+        (None, None) => return Err("tls_server_config.cert_file: required (or cert, inline)".into()),
+    };
+    let key = match (file(raw.key_file), inline(raw.key)) {
+        (Some(key_file), _) => {
+            let key = PrivateKeyDer::from_pem_file(&key_file).map_err(|e| {
+                format!(
+                    "tls_server_config.key_file: cannot read a private key from {}: {e}",
+                    key_file.display()
+                )
+            })?;
+            files.push(key_file);
+            key
+        }
+        (None, Some(pem)) => PrivateKeyDer::from_pem_slice(pem.as_bytes())
+            .map_err(|e| format!("tls_server_config.key: no PEM private key in it: {e}"))?,
+        (None, None) => return Err("tls_server_config.key_file: required (or key, inline)".into()),
+    };
 
     let versions: &[&'static rustls::SupportedProtocolVersion] = match (raw.min_version.as_deref(), raw.max_version.as_deref()) {
         (None | Some("TLS12"), None | Some("TLS13")) => &[&rustls::version::TLS13, &rustls::version::TLS12],
@@ -332,7 +329,7 @@ fn tls_config(raw: RawTls, base: &Path, files: &mut Vec<PathBuf>) -> Result<rust
             ))
         }
     };
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = Arc::new(crypto::provider(raw.cipher_suites, raw.curve_preferences)?);
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(versions)
         .map_err(|e| format!("tls_server_config: {e}"))?;
@@ -343,16 +340,32 @@ fn tls_config(raw: RawTls, base: &Path, files: &mut Vec<PathBuf>) -> Result<rust
     };
     let needs_ca = matches!(auth, "RequireAndVerifyClientCert" | "VerifyClientCertIfGiven");
     let ca_file = raw.client_ca_file.filter(|p| !p.as_os_str().is_empty());
+    let ca_inline = inline(raw.client_ca);
     let builder = match (auth, ca_file) {
-        ("NoClientCert", Some(_)) => {
-            return Err(
-                "tls_server_config.client_ca_file: given without a client_auth_type that uses it (VerifyClientCertIfGiven or RequireAndVerifyClientCert)".into(),
-            );
+        ("NoClientCert", ca_file) if ca_file.is_some() || ca_inline.is_some() => {
+            let key = if ca_file.is_some() { "client_ca_file" } else { "client_ca" };
+            return Err(format!(
+                "tls_server_config.{key}: given without a client_auth_type that uses it (VerifyClientCertIfGiven or RequireAndVerifyClientCert)"
+            ));
         }
         ("NoClientCert", None) => builder.with_no_client_auth(),
         (_, ca_file) if needs_ca => {
             let roots = match ca_file {
-                None => system_roots()?,
+                None => match ca_inline {
+                    None => crypto::system_roots()?,
+                    Some(pem) => {
+                        let mut roots = rustls::RootCertStore::empty();
+                        for ca in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+                            roots
+                                .add(ca.map_err(|e| format!("tls_server_config.client_ca: {e}"))?)
+                                .map_err(|e| format!("tls_server_config.client_ca: {e}"))?;
+                        }
+                        if roots.is_empty() {
+                            return Err("tls_server_config.client_ca: no PEM certificate in it".into());
+                        }
+                        roots
+                    }
+                },
                 Some(ca_file) => {
                     let ca_file = resolve(ca_file);
                     let mut roots = rustls::RootCertStore::empty();
@@ -386,6 +399,8 @@ fn tls_config(raw: RawTls, base: &Path, files: &mut Vec<PathBuf>) -> Result<rust
         .with_single_cert(certs, key)
         .map_err(|e| format!("tls_server_config: the certificate and key do not form a usable pair: {e}"))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // The toolkit's default is true (Go itself now always decides).
+    config.ignore_client_order = raw.prefer_server_cipher_suites.unwrap_or(true);
     Ok(config)
 }
 
@@ -422,6 +437,7 @@ pub async fn watch(path: PathBuf, shared: SharedWebConfig, mut shutdown: tokio::
     }
 }
 
+mod crypto;
 mod rate_limit;
 #[cfg(test)]
 mod tests;

@@ -75,8 +75,8 @@ fn problems_are_named() {
             "web.yml: tls_server_config.cert_file: cannot read a certificate from",
         ),
         (
-            "tls_server_config: {cert_file: c.pem, key_file: k.pem, cipher_suites: [x]}\n",
-            "web.yml: tls_server_config.cipher_suites: not supported",
+            "tls_server_config: {cert_file: c.pem, key_file: k.pem, client_allowed_sans: [x]}\n",
+            "web.yml: tls_server_config.client_allowed_sans: not supported",
         ),
         (
             "http_server_config: {headers: {Server: x}}\n",
@@ -203,5 +203,101 @@ fn what_the_toolkit_accepts_is_accepted() {
         let yaml = format!("tls_server_config:\n  {SERVER}  client_auth_type: {auth}\n");
         let config = load_with_toolkit_files(&yaml).unwrap_or_else(|e| panic!("{auth}: {e}"));
         assert!(config.tls.is_some(), "{auth}");
+    }
+}
+
+#[test]
+fn inline_cert_key_and_client_ca_are_used_as_the_files_would_be() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/exporter-toolkit");
+    let block = |file: &str| {
+        let pem = std::fs::read_to_string(fixtures.join(file)).unwrap();
+        pem.lines().map(|l| format!("    {l}\n")).collect::<String>()
+    };
+    let (cert, key, ca) = (block("server.crt"), block("server.key"), block("tls-ca-chain.pem"));
+    let config = load_with_toolkit_files(&format!("tls_server_config:\n  cert: |\n{cert}  key: |\n{key}")).unwrap();
+    assert!(config.tls.is_some());
+    let yaml = format!(
+        "tls_server_config:\n  cert: |\n{cert}  key: |\n{key}  client_auth_type: RequireAndVerifyClientCert\n  client_ca: |\n{ca}"
+    );
+    assert!(load_with_toolkit_files(&yaml).unwrap().tls.is_some());
+    let cases = [
+        (
+            format!("tls_server_config:\n  cert: |\n{cert}  key: |\n{key}  client_ca: |\n{ca}"),
+            "web.yml: tls_server_config.client_ca: given without a client_auth_type",
+        ),
+        (
+            format!("tls_server_config:\n  cert: not pem\n  key: |\n{key}"),
+            "web.yml: tls_server_config.cert: no PEM certificate",
+        ),
+        (
+            format!("tls_server_config:\n  cert: |\n{cert}  key: ''\n"),
+            "web.yml: tls_server_config.key_file: required (or key, inline)",
+        ),
+    ];
+    for (yaml, expected) in cases {
+        let err = load_with_toolkit_files(&yaml).err();
+        assert!(
+            err.as_deref().is_some_and(|e| e.starts_with(expected)),
+            "{expected}: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn cipher_suites_and_curves_by_their_go_names() {
+    let yaml = format!(
+        "tls_server_config:\n  {SERVER}  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, TLS_AES_128_GCM_SHA256, TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256]\n  curve_preferences: [CurveP384, X25519]\n  prefer_server_cipher_suites: false\n"
+    );
+    let config = load_with_toolkit_files(&yaml).unwrap();
+    let tls = config.tls.unwrap();
+    let tls12: Vec<String> = tls
+        .crypto_provider()
+        .cipher_suites
+        .iter()
+        .filter(|s| s.version() == &rustls::version::TLS12)
+        .map(|s| format!("{:?}", s.suite()))
+        .collect();
+    assert_eq!(
+        tls12,
+        [
+            "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
+        ]
+    );
+    // TLS 1.3's suites stay, as in Go.
+    assert!(tls
+        .crypto_provider()
+        .cipher_suites
+        .iter()
+        .any(|s| s.version() == &rustls::version::TLS13));
+    let curves: Vec<String> = tls
+        .crypto_provider()
+        .kx_groups
+        .iter()
+        .map(|g| format!("{:?}", g.name()))
+        .collect();
+    assert_eq!(curves, ["secp384r1", "X25519"]);
+    assert!(!tls.ignore_client_order);
+    let cases = [
+        (
+            "cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA]",
+            "tls_server_config.cipher_suites: \"TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA\" cannot be offered",
+        ),
+        (
+            "curve_preferences: [CurveP521]",
+            "tls_server_config.curve_preferences: CurveP521 cannot be offered",
+        ),
+        (
+            "curve_preferences: [CurveP999]",
+            "tls_server_config.curve_preferences: unknown curve \"CurveP999\"",
+        ),
+    ];
+    for (key, expected) in cases {
+        let err = load_with_toolkit_files(&format!("tls_server_config:\n  {SERVER}  {key}\n")).err();
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.starts_with(&format!("web.yml: {expected}"))),
+            "{key}: {err:?}"
+        );
     }
 }
