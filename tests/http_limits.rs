@@ -499,3 +499,66 @@ fn a_burst_of_idle_connections_beyond_1024_files_leaves_room_for_scrapes() {
         "a scrape beside 1,500 idle connections: {status:?} after {took:?}"
     );
 }
+
+/// The exporter-toolkit's web/testdata/web_config_users_noTLS.good.yml
+/// (Apache-2.0, commit 19a7c2d): bob's hash has cost 18, a check of about
+/// 20 s in release and minutes in this debug build.
+const TOOLKIT_USERS: &str = "basic_auth_users:
+  alice: $2y$12$1DpfPeqF9HzHJt.EWswy1exHluGfbhnn3yXhR7Xes6m3WJqFg0Wby
+  bob: $2y$18$4VeFDzXIoPHKnKTU3O3GH.N.vZu06CVqczYZ8WvfzrddFU6tGqjR.
+  carol: $2y$10$qRTBuFoULoYNA7AQ/F3ck.trZBPyjV64.oA4ZsSBCIWvXuvQlQTuu
+  dave: $2y$10$2UXri9cIDdgeKjBo4Rlpx.U3ZLDV8X1IxKmsfOvhcM5oXQt/mLmXq
+";
+
+#[test]
+fn a_cost_18_hash_delays_neither_the_start_nor_other_users() {
+    let _serial = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    // serve waits until /-/ready answers 200.
+    let exporter = serve(dir.path(), 10, Some(TOOLKIT_USERS), &[]);
+    let ready_after = started.elapsed();
+    let url = exporter.url("/metrics");
+    // Bob's check holds a core for minutes; the exporter is stopped at the
+    // end of the test, and the check with it.
+    let bob = {
+        let url = url.clone();
+        // Its result is not looked at: it ends when the exporter does.
+        std::thread::spawn(move || {
+            let _ = ureq::get(&url).set("Authorization", &basic("bob", "wrong")).call();
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let agent = ureq::agent();
+    let (unknown, unknown_took) = timed_status(&agent, &url, &basic("nobody", "wrong"));
+    let (carol, carol_took) = timed_status(&agent, &url, &basic("carol", "wrong"));
+    assert_eq!((unknown, carol), (401, 401));
+    assert!(
+        !bob.is_finished(),
+        "bob's cost-18 check ended before the others were answered"
+    );
+    eprintln!(
+        "ready after {ready_after:?}; unknown user {unknown_took:?}, carol {carol_took:?}, while bob's check runs"
+    );
+    // Generous bounds for a shared 2-core machine: a cost-18 hash at load
+    // or a global bcrypt turn would each take minutes here.
+    assert!(ready_after < Duration::from_secs(30), "ready after {ready_after:?}");
+    assert!(
+        unknown_took < Duration::from_secs(30) && carol_took < Duration::from_secs(30),
+        "unknown user {unknown_took:?}, carol {carol_took:?}"
+    );
+}
+
+#[test]
+fn rate_limit_answers_429_past_the_burst_but_never_to_the_probes() {
+    let dir = tempfile::tempdir().unwrap();
+    let exporter = serve(dir.path(), 10, Some("rate_limit: {interval: 1h, burst: 2}\n"), &[]);
+    let agent = ureq::agent();
+    let statuses: Vec<u16> = (0..3)
+        .map(|_| request(&agent, &exporter.url("/metrics"), &[]).0)
+        .collect();
+    assert_eq!(statuses, [200, 200, 429]);
+    for probe in ["/-/healthy", "/-/ready"] {
+        assert_eq!(request(&agent, &exporter.url(probe), &[]).0, 200, "{probe}");
+    }
+}

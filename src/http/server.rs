@@ -139,6 +139,10 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
 /// Basic authentication against `basic_auth_users`, when there are any.
 async fn basic_auth(State(web): State<SharedWebConfig>, request: Request, next: Next) -> Response {
     let config = web.load_full();
+    // As the toolkit, before the password is checked.
+    if config.rate_limit.as_ref().is_some_and(|limit| !limit.allow()) {
+        return (StatusCode::TOO_MANY_REQUESTS, "Too Many Requests\n").into_response();
+    }
     if config.users.is_empty() {
         return next.run(request).await;
     }

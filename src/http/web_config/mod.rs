@@ -16,13 +16,14 @@ use serde::Deserialize;
 
 use crate::collect::file_watch::{self, FileMeta};
 
-/// Response headers the exporter-toolkit allows to be set.
-const ALLOWED_HEADERS: [&str; 5] = [
-    "Strict-Transport-Security",
-    "X-Content-Type-Options",
-    "X-Frame-Options",
-    "X-XSS-Protection",
-    "Content-Security-Policy",
+/// Response headers the exporter-toolkit allows to be set, with the only
+/// values it accepts for those that are enumerations (empty: any value).
+const ALLOWED_HEADERS: [(&str, &[&str]); 5] = [
+    ("Strict-Transport-Security", &[]),
+    ("X-Content-Type-Options", &["nosniff"]),
+    ("X-Frame-Options", &["deny", "sameorigin"]),
+    ("X-XSS-Protection", &[]),
+    ("Content-Security-Policy", &[]),
 ];
 
 #[derive(Debug, Deserialize, Default)]
@@ -31,6 +32,7 @@ struct RawWebConfig {
     tls_server_config: Option<RawTls>,
     http_server_config: Option<RawHttp>,
     basic_auth_users: Option<BTreeMap<String, String>>,
+    rate_limit: Option<rate_limit::RawRateLimit>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -44,12 +46,14 @@ struct RawTls {
     max_version: Option<String>,
     // Known to the toolkit, not supported here: named in the error rather
     // than reported as unknown.
-    cipher_suites: Option<serde_norway::Value>,
-    curve_preferences: Option<serde_norway::Value>,
-    prefer_server_cipher_suites: Option<serde_norway::Value>,
+    cipher_suites: Option<Vec<String>>,
+    curve_preferences: Option<Vec<String>>,
+    prefer_server_cipher_suites: Option<bool>,
     client_allowed_sans: Option<serde_norway::Value>,
-    cert: Option<serde_norway::Value>,
-    key: Option<serde_norway::Value>,
+    /// Inline PEM, used when the matching `_file` is not given.
+    cert: Option<String>,
+    key: Option<String>,
+    client_ca: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -64,10 +68,25 @@ struct RawHttp {
 /// (tens of milliseconds of CPU, on purpose) for each scrape.
 const AUTH_CACHE_SIZE: usize = 100;
 
-/// bcrypt checks run one at a time, whatever the configuration in force: a
-/// flood of wrong passwords then takes one core, never every core, and
-/// scrapes whose credentials are cached are not slowed by it.
-static BCRYPT_TURN: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+/// The exporter-toolkit's dummy hash (cost 10), whose salt and digest are
+/// reused at a lower cost when every configured hash is cheaper: checking
+/// it costs its cost whatever the digest, and nothing is made at load, so
+/// a cost-18 hash in the file does not delay the start.
+const DUMMY_SALT_AND_DIGEST: &str = "QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi";
+const DUMMY_MAX_COST: u32 = 10;
+
+/// bcrypt checks of one user name run one at a time (all unknown names
+/// share one turn): a flood of wrong passwords for a name takes one core,
+/// while the checks of other users, and scrapes whose credentials are
+/// cached, do not wait behind it, nor behind one user's slow hash.
+#[derive(Debug, Clone)]
+struct Turn(Arc<tokio::sync::Semaphore>);
+
+impl Default for Turn {
+    fn default() -> Self {
+        Turn(Arc::new(tokio::sync::Semaphore::new(1)))
+    }
+}
 
 /// A validated web configuration.
 #[derive(Debug, Default)]
@@ -76,13 +95,19 @@ pub struct WebConfig {
     /// User name to bcrypt hash; empty: no authentication.
     pub users: BTreeMap<String, String>,
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// `rate_limit`, over every request but the probes.
+    pub rate_limit: Option<rate_limit::RateLimit>,
     /// Files whose change means the configuration must be read again.
     files: Vec<PathBuf>,
     /// Checked for unknown users, so that they cost what a known user costs
-    /// and user names cannot be told by timing. Made at load with a random
-    /// salt and the highest cost of the configured hashes; also the secret
-    /// mixed into the cache keys.
+    /// and user names cannot be told by timing: the highest configured cost,
+    /// but never above the toolkit's 10.
     dummy_hash: String,
+    /// Random, mixed into the cache keys; new at each load.
+    cache_secret: String,
+    /// One turn per configured user, and `unknown_turn` for the others.
+    turns: BTreeMap<String, Turn>,
+    unknown_turn: Turn,
     /// SHA-256 of a secret, user and password of the checks that succeeded;
     /// never a password. A new configuration starts with an empty cache.
     auth_cache: std::sync::Mutex<std::collections::HashSet<[u8; 32]>>,
@@ -103,7 +128,10 @@ impl WebConfig {
             files: vec![path.to_path_buf()],
             ..WebConfig::default()
         };
-        if let Some(tls) = raw.tls_server_config {
+        // As the toolkit: TLS is on when a certificate, key or client
+        // authentication key is given; `tls_server_config: {}` (or only
+        // versions) serves plain HTTP.
+        if let Some(tls) = raw.tls_server_config.filter(RawTls::enables_tls) {
             config.tls = Some(Arc::new(tls_config(tls, base, &mut config.files).map_err(fail)?));
         }
         let mut highest_cost = None;
@@ -112,12 +140,18 @@ impl WebConfig {
                 .parse::<bcrypt::HashParts>()
                 .map_err(|e| fail(format!("basic_auth_users.{user}: not a bcrypt hash ({e})")))?;
             highest_cost = highest_cost.max(Some(parts.get_cost()));
+            config.turns.insert(user.clone(), Turn::default());
             config.users.insert(user, hash);
         }
         if let Some(cost) = highest_cost {
-            config.dummy_hash = bcrypt::hash("a password no user has", cost)
-                .map_err(|e| fail(format!("basic_auth_users: cannot make the dummy hash ({e})")))?;
+            config.dummy_hash = format!("$2y${:02}${DUMMY_SALT_AND_DIGEST}", cost.min(DUMMY_MAX_COST));
+            // bcrypt's salt is 16 random bytes from the OS; cost 4 takes a
+            // millisecond.
+            config.cache_secret = bcrypt::hash_with_result("", 4)
+                .map_err(|e| fail(format!("basic_auth_users: no random secret for the cache ({e})")))?
+                .get_salt();
         }
+        config.rate_limit = raw.rate_limit.unwrap_or_default().check().map_err(fail)?;
         let http = raw.http_server_config.unwrap_or_default();
         if http.http2 == Some(false) {
             return Err(fail(
@@ -125,12 +159,18 @@ impl WebConfig {
             ));
         }
         for (name, value) in http.headers.unwrap_or_default() {
-            let Some(allowed) = ALLOWED_HEADERS.iter().find(|h| h.eq_ignore_ascii_case(&name)) else {
+            let Some((allowed, values)) = ALLOWED_HEADERS.iter().find(|(h, _)| h.eq_ignore_ascii_case(&name)) else {
                 return Err(fail(format!(
                     "http_server_config.headers.{name}: not one of the headers that may be set ({})",
-                    ALLOWED_HEADERS.join(", ")
+                    ALLOWED_HEADERS.map(|(h, _)| h).join(", ")
                 )));
             };
+            if !values.is_empty() && !values.contains(&value.as_str()) {
+                return Err(fail(format!(
+                    "http_server_config.headers.{name}: {value:?} is not one of {}",
+                    values.join(", ")
+                )));
+            }
             let value = HeaderValue::from_str(&value)
                 .map_err(|_| fail(format!("http_server_config.headers.{name}: invalid header value")))?;
             // HeaderName keeps names in lower case, whatever case it is given.
@@ -141,13 +181,15 @@ impl WebConfig {
     }
 
     /// Checks a user name and password: from the cache of successful
-    /// checks, else with bcrypt, one check at a time on the blocking pool.
+    /// checks, else with bcrypt on the blocking pool, one check at a time
+    /// per user name.
     pub async fn authorize(self: Arc<Self>, user: String, password: String) -> bool {
         let key = self.cache_key(&user, &password);
         if self.cached(&key) {
             return true;
         }
-        let Ok(turn) = BCRYPT_TURN.acquire().await else {
+        let turn = self.turns.get(&user).unwrap_or(&self.unknown_turn).0.clone();
+        let Ok(turn) = turn.acquire_owned().await else {
             return false;
         };
         // The same credentials may have been checked while this one waited.
@@ -199,7 +241,7 @@ impl WebConfig {
     fn cache_key(&self, user: &str, password: &str) -> [u8; 32] {
         use sha2::Digest as _;
         let mut hasher = sha2::Sha256::new();
-        hasher.update(self.dummy_hash.as_bytes());
+        hasher.update(self.cache_secret.as_bytes());
         // The length keeps ("ab", "c") and ("a", "bc") apart.
         hasher.update((user.len() as u64).to_le_bytes());
         hasher.update(user.as_bytes());
@@ -212,44 +254,70 @@ impl WebConfig {
     }
 }
 
+impl RawTls {
+    fn enables_tls(&self) -> bool {
+        let given = |p: &Option<PathBuf>| p.as_ref().is_some_and(|p| !p.as_os_str().is_empty());
+        given(&self.cert_file)
+            || given(&self.key_file)
+            || given(&self.client_ca_file)
+            || self.client_auth_type.as_ref().is_some_and(|a| !a.is_empty())
+            || [&self.cert, &self.key, &self.client_ca]
+                .iter()
+                .any(|pem| pem.as_ref().is_some_and(|p| !p.is_empty()))
+    }
+}
+
 fn tls_config(raw: RawTls, base: &Path, files: &mut Vec<PathBuf>) -> Result<rustls::ServerConfig, String> {
-    let unsupported = [
-        ("cipher_suites", raw.cipher_suites.is_some()),
-        ("curve_preferences", raw.curve_preferences.is_some()),
-        ("prefer_server_cipher_suites", raw.prefer_server_cipher_suites.is_some()),
-        ("client_allowed_sans", raw.client_allowed_sans.is_some()),
-        ("cert", raw.cert.is_some()),
-        ("key", raw.key.is_some()),
-    ];
+    let unsupported = [("client_allowed_sans", raw.client_allowed_sans.is_some())];
     if let Some((key, _)) = unsupported.iter().find(|(_, set)| *set) {
         return Err(format!(
-            "tls_server_config.{key}: not supported by this exporter (use cert_file and key_file; the cipher suites are rustls's safe defaults)"
+            "tls_server_config.{key}: not supported by this exporter (the cipher suites are rustls's safe defaults)"
         ));
     }
     let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
-    let cert_file = resolve(raw.cert_file.ok_or("tls_server_config.cert_file: required")?);
-    let key_file = resolve(raw.key_file.ok_or("tls_server_config.key_file: required")?);
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_file)
-        .and_then(|certs| certs.collect())
-        .map_err(|e| {
-            format!(
-                "tls_server_config.cert_file: cannot read a certificate from {}: {e}",
-                cert_file.display()
-            )
-        })?;
-    if certs.is_empty() {
-        return Err(format!(
-            "tls_server_config.cert_file: no certificate in {}",
-            cert_file.display()
-        ));
-    }
-    let key = PrivateKeyDer::from_pem_file(&key_file).map_err(|e| {
-        format!(
-            "tls_server_config.key_file: cannot read a private key from {}: {e}",
-            key_file.display()
-        )
-    })?;
-    files.extend([cert_file, key_file]);
+    let file = |p: Option<PathBuf>| p.filter(|p| !p.as_os_str().is_empty()).map(resolve);
+    let inline = |pem: Option<String>| pem.filter(|p| !p.is_empty());
+    let certs: Vec<CertificateDer<'static>> = match (file(raw.cert_file), inline(raw.cert)) {
+        (Some(cert_file), _) => {
+            let certs = CertificateDer::pem_file_iter(&cert_file)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| {
+                    format!(
+                        "tls_server_config.cert_file: cannot read a certificate from {}: {e}",
+                        cert_file.display()
+                    )
+                })?;
+            if certs.is_empty() {
+                return Err(format!(
+                    "tls_server_config.cert_file: no certificate in {}",
+                    cert_file.display()
+                ));
+            }
+            files.push(cert_file);
+            certs
+        }
+        (None, Some(pem)) => CertificateDer::pem_slice_iter(pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .ok()
+            .filter(|certs| !certs.is_empty())
+            .ok_or("tls_server_config.cert: no PEM certificate in it")?,
+        (None, None) => return Err("tls_server_config.cert_file: required (or cert, inline)".into()),
+    };
+    let key = match (file(raw.key_file), inline(raw.key)) {
+        (Some(key_file), _) => {
+            let key = PrivateKeyDer::from_pem_file(&key_file).map_err(|e| {
+                format!(
+                    "tls_server_config.key_file: cannot read a private key from {}: {e}",
+                    key_file.display()
+                )
+            })?;
+            files.push(key_file);
+            key
+        }
+        (None, Some(pem)) => PrivateKeyDer::from_pem_slice(pem.as_bytes())
+            .map_err(|e| format!("tls_server_config.key: no PEM private key in it: {e}"))?,
+        (None, None) => return Err("tls_server_config.key_file: required (or key, inline)".into()),
+    };
 
     let versions: &[&'static rustls::SupportedProtocolVersion] = match (raw.min_version.as_deref(), raw.max_version.as_deref()) {
         (None | Some("TLS12"), None | Some("TLS13")) => &[&rustls::version::TLS13, &rustls::version::TLS12],
@@ -261,30 +329,58 @@ fn tls_config(raw: RawTls, base: &Path, files: &mut Vec<PathBuf>) -> Result<rust
             ))
         }
     };
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = Arc::new(crypto::provider(raw.cipher_suites, raw.curve_preferences)?);
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(versions)
         .map_err(|e| format!("tls_server_config: {e}"))?;
 
-    let auth = raw.client_auth_type.as_deref().unwrap_or("NoClientCert");
+    let auth = match raw.client_auth_type.as_deref() {
+        None | Some("") => "NoClientCert",
+        Some(auth) => auth,
+    };
     let needs_ca = matches!(auth, "RequireAndVerifyClientCert" | "VerifyClientCertIfGiven");
-    let builder = match (auth, raw.client_ca_file) {
-        ("NoClientCert", _) => builder.with_no_client_auth(),
-        (_, None) if needs_ca => {
-            return Err(format!("tls_server_config.client_ca_file: required with client_auth_type {auth}"));
+    let ca_file = raw.client_ca_file.filter(|p| !p.as_os_str().is_empty());
+    let ca_inline = inline(raw.client_ca);
+    let builder = match (auth, ca_file) {
+        ("NoClientCert", ca_file) if ca_file.is_some() || ca_inline.is_some() => {
+            let key = if ca_file.is_some() { "client_ca_file" } else { "client_ca" };
+            return Err(format!(
+                "tls_server_config.{key}: given without a client_auth_type that uses it (VerifyClientCertIfGiven or RequireAndVerifyClientCert)"
+            ));
         }
-        (_, Some(ca_file)) if needs_ca => {
-            let ca_file = resolve(ca_file);
-            let mut roots = rustls::RootCertStore::empty();
-            for ca in CertificateDer::pem_file_iter(&ca_file)
-                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| format!("tls_server_config.client_ca_file: cannot read {}: {e}", ca_file.display()))?
-            {
-                roots
-                    .add(ca)
-                    .map_err(|e| format!("tls_server_config.client_ca_file: {}: {e}", ca_file.display()))?;
-            }
-            files.push(ca_file);
+        ("NoClientCert", None) => builder.with_no_client_auth(),
+        (_, ca_file) if needs_ca => {
+            let roots = match ca_file {
+                None => match ca_inline {
+                    None => crypto::system_roots()?,
+                    Some(pem) => {
+                        let mut roots = rustls::RootCertStore::empty();
+                        for ca in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+                            roots
+                                .add(ca.map_err(|e| format!("tls_server_config.client_ca: {e}"))?)
+                                .map_err(|e| format!("tls_server_config.client_ca: {e}"))?;
+                        }
+                        if roots.is_empty() {
+                            return Err("tls_server_config.client_ca: no PEM certificate in it".into());
+                        }
+                        roots
+                    }
+                },
+                Some(ca_file) => {
+                    let ca_file = resolve(ca_file);
+                    let mut roots = rustls::RootCertStore::empty();
+                    for ca in CertificateDer::pem_file_iter(&ca_file)
+                        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                        .map_err(|e| format!("tls_server_config.client_ca_file: cannot read {}: {e}", ca_file.display()))?
+                    {
+                        roots
+                            .add(ca)
+                            .map_err(|e| format!("tls_server_config.client_ca_file: {}: {e}", ca_file.display()))?;
+                    }
+                    files.push(ca_file);
+                    roots
+                }
+            };
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
             let verifier = if auth == "VerifyClientCertIfGiven" {
                 verifier.allow_unauthenticated()
@@ -303,6 +399,8 @@ fn tls_config(raw: RawTls, base: &Path, files: &mut Vec<PathBuf>) -> Result<rust
         .with_single_cert(certs, key)
         .map_err(|e| format!("tls_server_config: the certificate and key do not form a usable pair: {e}"))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // The toolkit's default is true (Go itself now always decides).
+    config.ignore_client_order = raw.prefer_server_cipher_suites.unwrap_or(true);
     Ok(config)
 }
 
@@ -323,8 +421,7 @@ pub async fn watch(path: PathBuf, shared: SharedWebConfig, mut shutdown: tokio::
             continue;
         }
         seen = now;
-        // Reading files and making the dummy bcrypt hash would stall an async
-        // worker.
+        // Reading files would stall an async worker.
         let reading = path.clone();
         let loaded = tokio::task::spawn_blocking(move || WebConfig::load(&reading))
             .await
@@ -340,5 +437,7 @@ pub async fn watch(path: PathBuf, shared: SharedWebConfig, mut shutdown: tokio::
     }
 }
 
+mod crypto;
+mod rate_limit;
 #[cfg(test)]
 mod tests;

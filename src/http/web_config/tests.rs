@@ -25,15 +25,16 @@ fn basic_auth_checks_bcrypt_hashes() {
 }
 
 #[test]
-fn unknown_users_are_checked_against_a_hash_of_the_same_cost() {
+fn unknown_users_are_checked_against_a_hash_of_the_highest_cost_up_to_10() {
     let (cheap, dear) = (bcrypt::hash("a", 4).unwrap(), bcrypt::hash("b", 6).unwrap());
     let config = load(&format!("basic_auth_users:\n  a: '{cheap}'\n  b: '{dear}'\n")).unwrap();
     let dummy: bcrypt::HashParts = config.dummy_hash.parse().unwrap();
     assert_eq!(dummy.get_cost(), 6);
     assert!(!config.authenticate("nobody", "a password no user has"));
-    // A new load has a new salt, so cache keys differ between loads.
+    // A new load has a new secret, so cache keys differ between loads.
     let again = load(&format!("basic_auth_users:\n  a: '{cheap}'\n  b: '{dear}'\n")).unwrap();
-    assert_ne!(config.dummy_hash, again.dummy_hash);
+    assert_ne!(config.cache_secret, again.cache_secret);
+    assert_ne!(config.cache_key("a", "a"), again.cache_key("a", "a"));
 }
 
 #[tokio::test]
@@ -74,8 +75,8 @@ fn problems_are_named() {
             "web.yml: tls_server_config.cert_file: cannot read a certificate from",
         ),
         (
-            "tls_server_config: {cert_file: c.pem, key_file: k.pem, cipher_suites: [x]}\n",
-            "web.yml: tls_server_config.cipher_suites: not supported",
+            "tls_server_config: {cert_file: c.pem, key_file: k.pem, client_allowed_sans: [x]}\n",
+            "web.yml: tls_server_config.client_allowed_sans: not supported",
         ),
         (
             "http_server_config: {headers: {Server: x}}\n",
@@ -85,5 +86,218 @@ fn problems_are_named() {
     for (yaml, expected) in cases {
         let err = load(yaml).unwrap_err();
         assert!(err.starts_with(expected), "{yaml:?}: {err}");
+    }
+}
+
+#[test]
+fn a_cost_18_hash_costs_nothing_at_load_and_unknown_users_pay_cost_10() {
+    // User bob of the exporter-toolkit's web/testdata/web_config_users_noTLS.good.yml
+    // (Apache-2.0, commit 19a7c2d): at cost 18 a check takes 20 s in release, minutes in a
+    // debug build, so a load that checked or made a hash of that cost would
+    // not end within this test's time.
+    let slow = "$2y$18$4VeFDzXIoPHKnKTU3O3GH.N.vZu06CVqczYZ8WvfzrddFU6tGqjR.";
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(load(&format!("basic_auth_users:\n  bob: '{slow}'\n")));
+    });
+    let config = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the load did not end within 10 s")
+        .unwrap();
+    let dummy: bcrypt::HashParts = config.dummy_hash.parse().unwrap();
+    assert_eq!(dummy.get_cost(), 10);
+    assert!(config
+        .dummy_hash
+        .starts_with("$2y$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_users_slow_hash_does_not_hold_back_another_user() {
+    // Cost 12 against cost 4: 256 times the work, so that "b answered while
+    // a's check still ran" holds on a loaded machine too.
+    let (slow, fast) = (bcrypt::hash("a", 12).unwrap(), bcrypt::hash("b", 4).unwrap());
+    let config = Arc::new(load(&format!("basic_auth_users:\n  a: '{slow}'\n  b: '{fast}'\n")).unwrap());
+    let a = tokio::spawn(config.clone().authorize("a".into(), "wrong".into()));
+    // a holds its turn once its check has started.
+    while config.turns["a"].0.available_permits() == 1 {
+        tokio::task::yield_now().await;
+    }
+    for _ in 0..3 {
+        assert!(config.clone().authorize("b".into(), "b".into()).await);
+        config.auth_cache.lock().unwrap().clear();
+        assert!(!config.clone().authorize("nobody".into(), "x".into()).await);
+    }
+    assert!(!a.is_finished(), "b's and unknown users' checks waited for a's");
+    assert!(!a.await.unwrap());
+}
+
+/// Loads a config from tests/data/exporter-toolkit, where its relative
+/// paths name the toolkit's certificates.
+fn load_with_toolkit_files(yaml: &str) -> Result<WebConfig, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/exporter-toolkit");
+    for file in std::fs::read_dir(&fixtures).unwrap() {
+        let file = file.unwrap();
+        std::fs::copy(file.path(), dir.path().join(file.file_name())).unwrap();
+    }
+    let path = dir.path().join("web.yml");
+    std::fs::write(&path, yaml).unwrap();
+    WebConfig::load(&path).map_err(|e| e.replace(&path.display().to_string(), "web.yml"))
+}
+
+const SERVER: &str = "cert_file: server.crt\n  key_file: server.key\n";
+
+#[test]
+fn what_the_toolkit_refuses_is_refused_naming_the_key() {
+    let cases = [
+        (
+            format!("tls_server_config:\n  {SERVER}  client_ca_file: tls-ca-chain.pem\n"),
+            "web.yml: tls_server_config.client_ca_file: given without a client_auth_type that uses it",
+        ),
+        (
+            format!("tls_server_config:\n  {SERVER}  client_auth_type: NoClientCert\n  client_ca_file: missing.pem\n"),
+            "web.yml: tls_server_config.client_ca_file: given without a client_auth_type",
+        ),
+        (
+            format!("tls_server_config:\n  {SERVER}  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: missing.pem\n"),
+            "web.yml: tls_server_config.client_ca_file: cannot read",
+        ),
+        (
+            "http_server_config: {headers: {X-Content-Type-Options: sniff}}\n".to_string(),
+            "web.yml: http_server_config.headers.X-Content-Type-Options: \"sniff\" is not one of nosniff",
+        ),
+        (
+            "http_server_config: {headers: {X-Frame-Options: allow-from}}\n".to_string(),
+            "web.yml: http_server_config.headers.X-Frame-Options: \"allow-from\" is not one of deny, sameorigin",
+        ),
+        (
+            "http_server_config: {headers: {X-Frame-Options: DENY}}\n".to_string(),
+            "web.yml: http_server_config.headers.X-Frame-Options: \"DENY\" is not one of",
+        ),
+    ];
+    for (yaml, expected) in cases {
+        let err = load_with_toolkit_files(&yaml).err();
+        assert!(
+            err.as_deref().is_some_and(|e| e.starts_with(expected)),
+            "{yaml:?}: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn what_the_toolkit_accepts_is_accepted() {
+    // Plain HTTP: no certificate, key or client authentication is given.
+    for yaml in ["tls_server_config: {}\n", "tls_server_config: {min_version: TLS13}\n"] {
+        let config = load_with_toolkit_files(yaml).unwrap();
+        assert!(config.tls.is_none(), "{yaml:?}");
+    }
+    let headers = load_with_toolkit_files(
+        "http_server_config:\n  headers:\n    X-Content-Type-Options: nosniff\n    X-Frame-Options: sameorigin\n",
+    )
+    .unwrap();
+    assert_eq!(headers.headers.len(), 2);
+    let config = load_with_toolkit_files(&format!("tls_server_config:\n  {SERVER}")).unwrap();
+    assert!(config.tls.is_some());
+    // Clients verified against the system's roots without client_ca_file.
+    for auth in ["VerifyClientCertIfGiven", "RequireAndVerifyClientCert"] {
+        let yaml = format!("tls_server_config:\n  {SERVER}  client_auth_type: {auth}\n");
+        let config = load_with_toolkit_files(&yaml).unwrap_or_else(|e| panic!("{auth}: {e}"));
+        assert!(config.tls.is_some(), "{auth}");
+    }
+}
+
+#[test]
+fn inline_cert_key_and_client_ca_are_used_as_the_files_would_be() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/exporter-toolkit");
+    let block = |file: &str| {
+        let pem = std::fs::read_to_string(fixtures.join(file)).unwrap();
+        pem.lines().map(|l| format!("    {l}\n")).collect::<String>()
+    };
+    let (cert, key, ca) = (block("server.crt"), block("server.key"), block("tls-ca-chain.pem"));
+    let config = load_with_toolkit_files(&format!("tls_server_config:\n  cert: |\n{cert}  key: |\n{key}")).unwrap();
+    assert!(config.tls.is_some());
+    let yaml = format!(
+        "tls_server_config:\n  cert: |\n{cert}  key: |\n{key}  client_auth_type: RequireAndVerifyClientCert\n  client_ca: |\n{ca}"
+    );
+    assert!(load_with_toolkit_files(&yaml).unwrap().tls.is_some());
+    let cases = [
+        (
+            format!("tls_server_config:\n  cert: |\n{cert}  key: |\n{key}  client_ca: |\n{ca}"),
+            "web.yml: tls_server_config.client_ca: given without a client_auth_type",
+        ),
+        (
+            format!("tls_server_config:\n  cert: not pem\n  key: |\n{key}"),
+            "web.yml: tls_server_config.cert: no PEM certificate",
+        ),
+        (
+            format!("tls_server_config:\n  cert: |\n{cert}  key: ''\n"),
+            "web.yml: tls_server_config.key_file: required (or key, inline)",
+        ),
+    ];
+    for (yaml, expected) in cases {
+        let err = load_with_toolkit_files(&yaml).err();
+        assert!(
+            err.as_deref().is_some_and(|e| e.starts_with(expected)),
+            "{expected}: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn cipher_suites_and_curves_by_their_go_names() {
+    let yaml = format!(
+        "tls_server_config:\n  {SERVER}  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, TLS_AES_128_GCM_SHA256, TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256]\n  curve_preferences: [CurveP384, X25519]\n  prefer_server_cipher_suites: false\n"
+    );
+    let config = load_with_toolkit_files(&yaml).unwrap();
+    let tls = config.tls.unwrap();
+    let tls12: Vec<String> = tls
+        .crypto_provider()
+        .cipher_suites
+        .iter()
+        .filter(|s| s.version() == &rustls::version::TLS12)
+        .map(|s| format!("{:?}", s.suite()))
+        .collect();
+    assert_eq!(
+        tls12,
+        [
+            "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"
+        ]
+    );
+    // TLS 1.3's suites stay, as in Go.
+    assert!(tls
+        .crypto_provider()
+        .cipher_suites
+        .iter()
+        .any(|s| s.version() == &rustls::version::TLS13));
+    let curves: Vec<String> = tls
+        .crypto_provider()
+        .kx_groups
+        .iter()
+        .map(|g| format!("{:?}", g.name()))
+        .collect();
+    assert_eq!(curves, ["secp384r1", "X25519"]);
+    assert!(!tls.ignore_client_order);
+    let cases = [
+        (
+            "cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA]",
+            "tls_server_config.cipher_suites: \"TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA\" cannot be offered",
+        ),
+        (
+            "curve_preferences: [CurveP521]",
+            "tls_server_config.curve_preferences: CurveP521 cannot be offered",
+        ),
+        (
+            "curve_preferences: [CurveP999]",
+            "tls_server_config.curve_preferences: unknown curve \"CurveP999\"",
+        ),
+    ];
+    for (key, expected) in cases {
+        let err = load_with_toolkit_files(&format!("tls_server_config:\n  {SERVER}  {key}\n")).err();
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.starts_with(&format!("web.yml: {expected}"))),
+            "{key}: {err:?}"
+        );
     }
 }

@@ -1,0 +1,88 @@
+//! The toolkit's TLS choices that rustls takes through its crypto provider
+//! and root store: cipher suites and curves by their Go names, and the
+//! system's roots for client certificates.
+
+/// rustls's provider with the toolkit's `cipher_suites` and
+/// `curve_preferences`, by their Go names, in the order given. As in Go,
+/// `cipher_suites` chooses among the TLS 1.2 suites only: TLS 1.3's are
+/// always offered, and naming them changes nothing.
+pub(super) fn provider(
+    suites: Option<Vec<String>>,
+    curves: Option<Vec<String>>,
+) -> Result<rustls::crypto::CryptoProvider, String> {
+    use rustls::crypto::aws_lc_rs::{cipher_suite as cs, kx_group};
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    if let Some(names) = suites.filter(|n| !n.is_empty()) {
+        let tls13 = [
+            "TLS_AES_128_GCM_SHA256",
+            "TLS_AES_256_GCM_SHA384",
+            "TLS_CHACHA20_POLY1305_SHA256",
+        ];
+        let mut chosen: Vec<rustls::SupportedCipherSuite> = provider
+            .cipher_suites
+            .iter()
+            .filter(|s| s.version() == &rustls::version::TLS13)
+            .copied()
+            .collect();
+        for name in names {
+            let suite = match name.as_str() {
+                "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256" => cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+                "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384" => cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+                "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256" | "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305" => {
+                    cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256
+                }
+                "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256" => cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+                "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384" => cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+                "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256" | "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305" => {
+                    cs::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256
+                }
+                name if tls13.contains(&name) => continue,
+                other => {
+                    return Err(format!(
+                        "tls_server_config.cipher_suites: {other:?} cannot be offered: rustls has only the ECDHE suites with AES-GCM or ChaCha20-Poly1305 (no CBC, no RSA key exchange)"
+                    ))
+                }
+            };
+            if !chosen.contains(&suite) {
+                chosen.push(suite);
+            }
+        }
+        provider.cipher_suites = chosen;
+    }
+    if let Some(names) = curves.filter(|n| !n.is_empty()) {
+        let mut chosen: Vec<&'static dyn rustls::crypto::SupportedKxGroup> = Vec::new();
+        for name in names {
+            let group = match name.as_str() {
+                "X25519" => kx_group::X25519,
+                "CurveP256" => kx_group::SECP256R1,
+                "CurveP384" => kx_group::SECP384R1,
+                "X25519MLKEM768" => kx_group::X25519MLKEM768,
+                "CurveP521" => {
+                    return Err("tls_server_config.curve_preferences: CurveP521 cannot be offered: rustls does not implement it (use X25519, CurveP256 or CurveP384)".into())
+                }
+                other => return Err(format!("tls_server_config.curve_preferences: unknown curve {other:?}")),
+            };
+            if !chosen.iter().any(|g| g.name() == group.name()) {
+                chosen.push(group);
+            }
+        }
+        provider.kx_groups = chosen;
+    }
+    Ok(provider)
+}
+
+/// The system's trusted roots, for client certificates verified without a
+/// `client_ca_file`, as the toolkit (Go) does.
+pub(super) fn system_roots() -> Result<rustls::RootCertStore, String> {
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = rustls::RootCertStore::empty();
+    let (_added, _unusable) = roots.add_parsable_certificates(found.certs);
+    if roots.is_empty() {
+        let why: Vec<String> = found.errors.iter().map(|e| e.to_string()).collect();
+        return Err(format!(
+            "tls_server_config.client_ca_file: not given, and no system root certificate was found to verify clients with ({})",
+            if why.is_empty() { "none installed".to_string() } else { why.join("; ") }
+        ));
+    }
+    Ok(roots)
+}
