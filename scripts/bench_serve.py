@@ -51,8 +51,9 @@ def write_report(path, keys):
 
 def free_port():
     """A port that was free a moment ago, for a server that cannot say which
-    port it bound (bench_cost.py's Prometheus and comparison servers). The
-    exporter needs none: `serving` starts it on port 0."""
+    port it bound (bench_cost.py's Prometheus and comparison servers), and
+    for bench_throttle.py, which scrapes the exporter as it refreshes. Here
+    the exporter needs none: `serving` starts it on port 0."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

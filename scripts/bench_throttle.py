@@ -19,7 +19,6 @@ long enough not to end the read.
 
 import argparse
 import json
-import os
 import re
 import subprocess
 import sys
@@ -28,6 +27,11 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "scripts"))
+
+# The same port and the same clean AWS environment as the other benchmarks.
+from bench_refresh import exporter_env  # noqa: E402
+from bench_serve import free_port  # noqa: E402
 
 
 def scrape(port):
@@ -41,14 +45,6 @@ def scrape(port):
 def value(text, name, labels=""):
     pattern = re.compile(rf"^{re.escape(name)}\{{[^}}]*{re.escape(labels)}[^}}]*\}} (\S+)$", re.M)
     return sum(float(v) for v in pattern.findall(text))
-
-
-def free_port():
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run(binary, users, rate, timeout):
@@ -67,16 +63,7 @@ def run(binary, users, rate, timeout):
 
     command(f"fault rate {rate}")
     port = free_port()
-    env = dict(
-        os.environ,
-        AWS_ENDPOINT_URL=seeded["proxy_endpoint"],
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_REGION="us-east-1",
-        AWS_EC2_METADATA_DISABLED="true",
-        AWS_CONFIG_FILE="/nonexistent",
-        AWS_SHARED_CREDENTIALS_FILE="/nonexistent",
-    )
+    env = exporter_env(seeded["proxy_endpoint"])
     started = time.monotonic()
     exporter = subprocess.Popen(
         [binary, "--web.listen-address", f"127.0.0.1:{port}", "--aws.refresh-timeout", f"{timeout}s"],
