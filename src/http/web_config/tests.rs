@@ -113,22 +113,25 @@ fn a_cost_18_hash_costs_nothing_at_load_and_unknown_users_pay_cost_10() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_users_slow_hash_does_not_hold_back_another_user() {
-    // Cost 12 against cost 4: 256 times the work, so that "b answered while
-    // a's check still ran" holds on a loaded machine too.
-    let (slow, fast) = (bcrypt::hash("a", 12).unwrap(), bcrypt::hash("b", 4).unwrap());
-    let config = Arc::new(load(&format!("basic_auth_users:\n  a: '{slow}'\n  b: '{fast}'\n")).unwrap());
-    let a = tokio::spawn(config.clone().authorize("a".into(), "wrong".into()));
-    // a holds its turn once its check has started.
-    while config.turns["a"].0.available_permits() == 1 {
-        tokio::task::yield_now().await;
-    }
+    // Holding a's turn stands for a check of a that never ends, so the test
+    // does not race bcrypt costs against each other (a race that a loaded
+    // CI machine once lost).
+    let (a_hash, b_hash) = (bcrypt::hash("a", 4).unwrap(), bcrypt::hash("b", 4).unwrap());
+    let config = Arc::new(load(&format!("basic_auth_users:\n  a: '{a_hash}'\n  b: '{b_hash}'\n")).unwrap());
+    let a_running = config.turns["a"].0.clone().acquire_owned().await.unwrap();
+    let a = tokio::spawn(config.clone().authorize("a".into(), "a".into()));
+    // Only a deadlock, a turn shared between users, could take this long.
+    let within = std::time::Duration::from_secs(60);
     for _ in 0..3 {
-        assert!(config.clone().authorize("b".into(), "b".into()).await);
+        let b = tokio::time::timeout(within, config.clone().authorize("b".into(), "b".into()));
+        assert_eq!(b.await, Ok(true), "b's check waited for a's");
         config.auth_cache.lock().unwrap().clear();
-        assert!(!config.clone().authorize("nobody".into(), "x".into()).await);
+        let nobody = tokio::time::timeout(within, config.clone().authorize("nobody".into(), "x".into()));
+        assert_eq!(nobody.await, Ok(false), "an unknown user's check waited for a's");
     }
-    assert!(!a.is_finished(), "b's and unknown users' checks waited for a's");
-    assert!(!a.await.unwrap());
+    assert!(!a.is_finished(), "a's second check ran beside its first");
+    drop(a_running);
+    assert!(a.await.unwrap(), "a's check did not run once its turn was free");
 }
 
 /// Loads a config from tests/data/exporter-toolkit, where its relative
