@@ -32,11 +32,7 @@ pub fn metrics_with_keys(keys: usize) -> Arc<Metrics> {
         let per_account = keys / accounts;
         for i in 0..per_account.div_ceil(2) {
             let user: Arc<str> = Arc::from(format!("user-{a}-{i:06}@example.com"));
-            data.users.push(User {
-                name: user.clone(),
-                path: "/engineering/".into(),
-                tags: Default::default(),
-            });
+            data.users.push(User::new(user.clone(), "/engineering/"));
             for position in 1..=2u8 {
                 if data.keys.len() == per_account {
                     break;

@@ -27,6 +27,7 @@ pub use error::{Error, Result};
 use collect::aws::AwsCallCounters;
 use collect::refresh::{self, RefreshMetrics, RefreshSettings, Refresher};
 use collect::sources::api::ApiOptions;
+use collect::sources::live_report::LiveReportOptions;
 use collect::sources::{Source, SourceKind};
 use config::cli::{Cli, Command, ReportArgs};
 use config::logging;
@@ -163,9 +164,14 @@ async fn build(settings: &Settings) -> Result<Exporter> {
         settings.key_series,
         BuildInfo::CURRENT,
     );
-    let reads_report = settings.credential_report_file.is_some() || settings.source == SourceKind::CredentialReport;
-    if reads_report && (!settings.users.exclude_tags.is_empty() || !settings.labels.user_tags.is_empty()) {
-        tracing::warn!("users.exclude_tags and labels.user_tags need the api source: a credential report has no tags");
+    // A credential report has no tags; the authorization details read
+    // beside it do, unless turned off.
+    let without_tags = settings.credential_report_file.is_some()
+        || (settings.source == SourceKind::CredentialReport && !settings.live_report.authorization_details);
+    if without_tags && (!settings.users.exclude_tags.is_empty() || !settings.labels.user_tags.is_empty()) {
+        tracing::warn!(
+            "users.exclude_tags and labels.user_tags need tags, which a credential report file, or the credential-report source with credential_report.authorization_details false, does not read"
+        );
     }
     let source = match &settings.credential_report_file {
         Some(path) => {
@@ -178,7 +184,10 @@ async fn build(settings: &Settings) -> Result<Exporter> {
                 max_concurrent_requests: settings.aws.max_concurrent_requests,
                 user_tags: settings.labels.user_tags.clone(),
             },
-            settings.live_report.clone(),
+            LiveReportOptions {
+                user_tags: settings.labels.user_tags.clone(),
+                ..settings.live_report.clone()
+            },
         ),
     };
     let refresh = RefreshSettings {

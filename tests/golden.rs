@@ -50,16 +50,8 @@ fn snapshot() -> Snapshot {
         account_id: "111122223333".into(),
         account_name: "prod".into(),
         users: vec![
-            User {
-                name: "alice".into(),
-                path: "/".into(),
-                tags: [("team".to_string(), "web".to_string())].into(),
-            },
-            User {
-                name: "bob \"b\", jr".into(),
-                path: "/ci/".into(),
-                tags: Default::default(),
-            },
+            User::new("alice", "/").tags([("team".to_string(), "web".to_string())].into()),
+            User::new("bob \"b\", jr", "/ci/"),
         ],
         keys: vec![
             key("alice", 1, "AKIAOLD0000000000001", KeyStatus::Active, 400, Some(1)),

@@ -101,6 +101,18 @@ pub struct Flags {
     #[arg(long = "credential-report.max-wait", global = true, env = "AWS_IAM_KEY_EXPORTER_CREDENTIAL_REPORT_MAX_WAIT", value_parser = parse_interval)]
     pub credential_report_max_wait: Option<Duration>,
 
+    /// Whether the credential-report source also reads each account's
+    /// policies and tags (GetAccountAuthorizationDetails, a few calls per
+    /// account): `false` for the tightest IAM budgets, at the cost of the
+    /// admin and quarantine facts and of tags (default true).
+    #[arg(
+        long = "credential-report.authorization-details",
+        global = true,
+        value_name = "BOOL",
+        env = "AWS_IAM_KEY_EXPORTER_CREDENTIAL_REPORT_AUTHORIZATION_DETAILS"
+    )]
+    pub credential_report_authorization_details: Option<bool>,
+
     /// Longest wait for one attempt of an AWS call (default 30s).
     #[arg(long = "aws.call-timeout", global = true, env = "AWS_IAM_KEY_EXPORTER_AWS_CALL_TIMEOUT", value_parser = parse_interval)]
     pub call_timeout: Option<Duration>,

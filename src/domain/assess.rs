@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::key::{AccessKey, AccountData, KeyStatus};
+use crate::domain::key::{AccessKey, AccountData, KeyStatus, Privilege};
 use crate::domain::policy::{short_duration, Policy};
 /// One key's assessment; policy makes it, the outputs read it from here.
 pub use crate::domain::policy::{Assessment, RiskReason};
@@ -114,6 +114,11 @@ pub struct AccountSummary {
     pub keys: usize,
     pub active_keys: usize,
     pub high_risk_keys: usize,
+    /// Active keys of admin-equivalent users; `None` when the account's
+    /// privileges were not read.
+    pub admin_keys: Option<usize>,
+    /// Active keys of users AWS quarantined; `None` as for `admin_keys`.
+    pub exposed_keys: Option<usize>,
     pub users_multiple_active_keys: usize,
     pub root_access_key_present: bool,
     /// Keys per age bucket, in bucket order.
@@ -166,6 +171,8 @@ fn summarize(data: &AccountData, assessments: &[Assessment], buckets: usize) -> 
         keys: data.keys.len(),
         active_keys: 0,
         high_risk_keys: 0,
+        admin_keys: None,
+        exposed_keys: None,
         users_multiple_active_keys: users_with_multiple_active_keys(data),
         root_access_key_present: data.root_access_key_present,
         buckets: vec![0; buckets],
@@ -183,6 +190,12 @@ fn summarize(data: &AccountData, assessments: &[Assessment], buckets: usize) -> 
         by_status[a.bucket] += 1;
         summary.active_keys += (key.status == KeyStatus::Active) as usize;
         summary.high_risk_keys += a.high_risk() as usize;
+    }
+    if data.privileges_read {
+        let active = || data.keys.iter().filter(|k| k.status == KeyStatus::Active);
+        let count = |fact: fn(&Privilege) -> bool| active().filter(|k| k.privilege.as_ref().is_some_and(fact)).count();
+        summary.admin_keys = Some(count(|p| p.admin));
+        summary.exposed_keys = Some(count(|p| p.quarantined));
     }
     summary
 }

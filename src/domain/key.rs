@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+pub use crate::domain::privilege::Privilege;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 pub enum KeyStatus {
     Active,
@@ -40,6 +42,9 @@ pub struct AccessKey {
     /// credential report; the position by creation date for the IAM API.
     pub position: u8,
     pub status: KeyStatus,
+    /// Its user's, copied here by [`AccountData::set_privileges`] so that
+    /// the policy judges a key from the key alone; `None`: not read.
+    pub privilege: Option<Privilege>,
 }
 
 /// The credential report's name for the root user; no IAM user can be
@@ -65,6 +70,7 @@ impl AccessKey {
             last_used: None,
             position: 1,
             status: KeyStatus::Active,
+            privilege: None,
         }
     }
 
@@ -96,6 +102,11 @@ impl AccessKey {
         self
     }
 
+    pub fn privilege(mut self, privilege: impl Into<Option<Privilege>>) -> AccessKey {
+        self.privilege = privilege.into();
+        self
+    }
+
     /// Where its time unused counts from: a key never used has been unused
     /// since it was created.
     pub fn unused_since(&self) -> DateTime<Utc> {
@@ -111,6 +122,31 @@ pub struct User {
     pub path: Arc<str>,
     /// Only the tags named in `labels.user_tags`.
     pub tags: BTreeMap<String, String>,
+    /// From its policies (`GetAccountAuthorizationDetails`); `None` when the
+    /// source did not read them.
+    pub privilege: Option<Privilege>,
+}
+
+impl User {
+    /// A user without tags, whose privileges were not read.
+    pub fn new(name: impl Into<Arc<str>>, path: impl Into<Arc<str>>) -> User {
+        User {
+            name: name.into(),
+            path: path.into(),
+            tags: BTreeMap::new(),
+            privilege: None,
+        }
+    }
+
+    pub fn tags(mut self, tags: BTreeMap<String, String>) -> User {
+        self.tags = tags;
+        self
+    }
+
+    pub fn privilege(mut self, privilege: impl Into<Option<Privilege>>) -> User {
+        self.privilege = privilege.into();
+        self
+    }
 }
 
 /// Everything one refresh learned about one account.
@@ -130,6 +166,24 @@ pub struct AccountData {
     /// What reading the report worked around (rows skipped, users merged),
     /// a bounded number of lines, logged once per report.
     pub credential_report_warnings: Vec<String>,
+    /// Whether the users' privileges were read: when not, no count of admin
+    /// or exposed keys is known, which is not the same as none.
+    pub privileges_read: bool,
+}
+
+impl AccountData {
+    /// Gives each user named in `found` its privilege, and each of its keys
+    /// the same; a user the policies did not list (created between the two
+    /// reads) stays unknown.
+    pub fn set_privileges(&mut self, found: &std::collections::HashMap<&str, Privilege>) {
+        for user in &mut self.users {
+            user.privilege = found.get(&*user.name).copied();
+        }
+        for key in &mut self.keys {
+            key.privilege = found.get(&*key.user).copied();
+        }
+        self.privileges_read = true;
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,15 @@
 //! and SCPs are not evaluated: a statement that uses them does not count,
 //! so the rule can miss an admin but does not invent one.
 
+/// What a user's policies let it do, and whether AWS quarantined it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Privilege {
+    /// Admin-equivalent by the rule above.
+    pub admin: bool,
+    /// A quarantine policy is attached: AWS found one of its keys exposed.
+    pub quarantined: bool,
+}
+
 /// AWS managed policies that make their holder admin-equivalent: full
 /// access, or full IAM access, with which a user can grant itself the rest.
 pub const ADMIN_POLICIES: [&str; 2] = ["AdministratorAccess", "IAMFullAccess"];

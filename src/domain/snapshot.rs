@@ -214,11 +214,7 @@ mod tests {
             result: Ok(AccountData {
                 account_id: id.into(),
                 users: (0..users)
-                    .map(|i| crate::domain::key::User {
-                        name: format!("u{i}").into(),
-                        path: "/".into(),
-                        tags: Default::default(),
-                    })
+                    .map(|i| crate::domain::key::User::new(format!("u{i}"), "/"))
                     .collect(),
                 ..AccountData::default()
             }),

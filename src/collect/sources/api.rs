@@ -1,13 +1,14 @@
-//! The IAM API source: exact, fresh, with key ids, at one `ListAccessKeys`
-//! per user and one `GetAccessKeyLastUsed` per key.
+//! The IAM API source: exact, fresh, with key ids, at a few
+//! `GetAccountAuthorizationDetails` per account (users, tags, policies), one
+//! `ListAccessKeys` per user and one `GetAccessKeyLastUsed` per key.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use aws_sdk_iam::types::{StatusType, SummaryKeyType};
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 
+use super::authorization::{self, UserDetails};
 use super::intern::Interner;
 use super::{is_missing, UserFilter};
 use crate::collect::aws::{classify, Clients};
@@ -18,7 +19,7 @@ use crate::domain::key::{AccessKey, AccountData, KeyStatus, User};
 pub struct ApiOptions {
     /// Calls in flight at once for this account.
     pub max_concurrent_requests: usize,
-    /// Tag keys to export; tags are only read when this or the tag filter needs them.
+    /// Tag keys to export.
     pub user_tags: Vec<String>,
 }
 
@@ -46,20 +47,10 @@ pub async fn fetch_account(
         .and_then(|m| m.get(&SummaryKeyType::AccountAccessKeysPresent))
         .is_some_and(|n| *n > 0);
 
-    let iam_users: Vec<aws_sdk_iam::types::User> = clients
-        .iam
-        .list_users()
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| classify("ListUsers", &e))?;
-
-    let read_tags = !options.user_tags.is_empty() || !filter.exclude_tags.is_empty();
-    let per_user: Vec<Option<(User, Vec<AccessKey>)>> =
-        futures::stream::iter(iam_users.into_iter().filter(|u| !filter.excludes_name(u.user_name())))
-            .map(|user| fetch_user(clients, options, filter, user, read_tags))
+    let details = authorization::fetch(&clients.iam).await?;
+    let per_user: Vec<(User, Vec<AccessKey>)> =
+        futures::stream::iter(details.into_iter().filter(|u| !u.excluded_by(filter)))
+            .map(|user| fetch_user(clients, options, user))
             .buffer_unordered(options.max_concurrent_requests.max(1))
             .try_collect()
             .await?;
@@ -69,7 +60,7 @@ pub async fn fetch_account(
     // Users were read concurrently, each with its own copies of the values
     // that repeat: these are shared here, once all are in.
     let mut interner = Interner::default();
-    for (mut user, mut user_keys) in per_user.into_iter().flatten() {
+    for (mut user, mut user_keys) in per_user {
         user.path = interner.share(user.path);
         for key in &mut user_keys {
             key.last_used_service = key.last_used_service.take().map(|v| interner.share(v));
@@ -86,6 +77,7 @@ pub async fn fetch_account(
         users,
         keys,
         root_access_key_present,
+        privileges_read: true,
         ..AccountData::default()
     })
 }
@@ -105,38 +97,13 @@ pub async fn account_name(clients: &Clients, name: Option<&str>) -> Result<Strin
     Ok(aliases.account_aliases().first().cloned().unwrap_or_default())
 }
 
-/// One user's tags, keys and their last use; `None` when the tag filter
-/// excludes the user.
+/// One user's keys and their last use.
 async fn fetch_user(
     clients: &Clients,
     options: &ApiOptions,
-    filter: &UserFilter,
-    iam_user: aws_sdk_iam::types::User,
-    read_tags: bool,
-) -> Result<Option<(User, Vec<AccessKey>)>, SourceError> {
-    let name: Arc<str> = Arc::from(iam_user.user_name());
-    let mut tags = BTreeMap::new();
-    if read_tags {
-        let all: Vec<aws_sdk_iam::types::Tag> = clients
-            .iam
-            .list_user_tags()
-            .user_name(&*name)
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| classify("ListUserTags", &e))?;
-        if filter.excludes_tags(all.iter().map(|t| (t.key(), t.value()))) {
-            return Ok(None);
-        }
-        tags = all
-            .into_iter()
-            .filter(|t| options.user_tags.iter().any(|k| k == t.key()))
-            .map(|t| (t.key, t.value))
-            .collect();
-    }
-
+    details: UserDetails,
+) -> Result<(User, Vec<AccessKey>), SourceError> {
+    let name: Arc<str> = Arc::from(details.name.as_str());
     let metadata: Vec<aws_sdk_iam::types::AccessKeyMetadata> = clients
         .iam
         .list_access_keys()
@@ -178,17 +145,16 @@ async fn fetch_user(
             AccessKey::new(Arc::clone(&name), created)
                 .position(0)
                 .id(id)
+                .privilege(details.privilege)
                 .status(status)
                 .last_used(last.and_then(|l| l.last_used_date()).and_then(to_chrono))
                 .last_used_in(known(last.map(|l| l.service_name())), known(last.map(|l| l.region()))),
         );
     }
-    let user = User {
-        name,
-        path: Arc::from(iam_user.path()),
-        tags,
-    };
-    Ok(Some((user, keys)))
+    let user = User::new(name, details.path.as_str())
+        .tags(details.exported_tags(&options.user_tags))
+        .privilege(details.privilege);
+    Ok((user, keys))
 }
 
 fn to_chrono(t: &aws_smithy_types::DateTime) -> Option<DateTime<Utc>> {

@@ -22,6 +22,11 @@ pub struct LiveReportOptions {
     pub max_wait: Duration,
     /// First pause between polls; doubled after each, up to `MAX_POLL`.
     pub first_poll: Duration,
+    /// Whether users' policies and tags are read too (a few
+    /// `GetAccountAuthorizationDetails` calls per account).
+    pub authorization_details: bool,
+    /// Tag keys to export, when the authorization details are read.
+    pub user_tags: Vec<String>,
 }
 
 impl Default for LiveReportOptions {
@@ -29,6 +34,8 @@ impl Default for LiveReportOptions {
         LiveReportOptions {
             max_wait: Duration::from_secs(300),
             first_poll: Duration::from_secs(2),
+            authorization_details: true,
+            user_tags: Vec::new(),
         }
     }
 }
@@ -188,6 +195,7 @@ mod tests {
         LiveReportOptions {
             max_wait: Duration::from_secs(60),
             first_poll: Duration::from_secs(1),
+            ..LiveReportOptions::default()
         }
     }
 

@@ -11,6 +11,7 @@
 //! read and add nothing a new variant does not.
 
 pub mod api;
+pub mod authorization;
 #[cfg(test)]
 pub(crate) mod fixtures;
 mod intern;
@@ -140,25 +141,24 @@ impl Source {
         matches!(self, Source::ReportFile(_)).then_some(POLL)
     }
 
-    /// The `(service, operation)` pairs this source calls for an account
-    /// (`filter` decides whether user tags are read), as the SDK names them
-    /// in `aws_iam_exporter_aws_requests_total`.
-    pub fn operations(&self, filter: &UserFilter) -> Vec<(&'static str, &'static str)> {
+    /// The `(service, operation)` pairs this source calls for an account,
+    /// as the SDK names them in `aws_iam_exporter_aws_requests_total`.
+    pub fn operations(&self) -> Vec<(&'static str, &'static str)> {
         let mut operations = match self {
-            Source::Api(options) => {
-                let mut ops = vec![
+            Source::Api(_) => {
+                vec![
                     ("iam", "GetAccountSummary"),
-                    ("iam", "ListUsers"),
+                    ("iam", "GetAccountAuthorizationDetails"),
                     ("iam", "ListAccessKeys"),
                     ("iam", "GetAccessKeyLastUsed"),
-                ];
-                if !options.user_tags.is_empty() || !filter.exclude_tags.is_empty() {
-                    ops.push(("iam", "ListUserTags"));
+                ]
+            }
+            Source::LiveReport(options) => {
+                let mut ops = vec![("iam", "GenerateCredentialReport"), ("iam", "GetCredentialReport")];
+                if options.authorization_details {
+                    ops.push(("iam", "GetAccountAuthorizationDetails"));
                 }
                 ops
-            }
-            Source::LiveReport(_) => {
-                vec![("iam", "GenerateCredentialReport"), ("iam", "GetCredentialReport")]
             }
             Source::ReportFile(_) => return Vec::new(),
         };
@@ -231,6 +231,34 @@ async fn read_live_report(
         ));
     }
     filter.apply(&mut data);
+    if options.authorization_details {
+        let details = authorization::fetch(&clients.iam).await?;
+        add_authorization(&mut data, &details, filter, &options.user_tags);
+    }
     data.account_name = api::account_name(clients, name).await?;
     Ok(data)
+}
+
+/// A credential report's users with what the authorization details say of
+/// them: tags (so the tag filter now applies) and privileges. A user in only
+/// one of the two, created or deleted between the reads, keeps no tags and
+/// unknown privileges.
+fn add_authorization(
+    data: &mut AccountData,
+    details: &[authorization::UserDetails],
+    filter: &UserFilter,
+    user_tags: &[String],
+) {
+    let by_name: std::collections::HashMap<&str, &authorization::UserDetails> =
+        details.iter().map(|u| (u.name.as_str(), u)).collect();
+    let excluded = |name: &str| by_name.get(name).is_some_and(|u| u.excluded_by(filter));
+    data.users.retain(|u| !excluded(&u.name));
+    data.keys.retain(|k| k.is_root() || !excluded(&k.user));
+    for user in &mut data.users {
+        if let Some(found) = by_name.get(&*user.name) {
+            user.tags = found.exported_tags(user_tags);
+        }
+    }
+    let privileges = details.iter().map(|u| (u.name.as_str(), u.privilege)).collect();
+    data.set_privileges(&privileges);
 }

@@ -248,11 +248,7 @@ pub(super) fn parse_reader(input: impl std::io::Read) -> Result<AccountData, Par
         }
         match entry.path {
             None => root_access_key_present |= entry.keys.iter().any(Option::is_some),
-            Some(path) => users.push(User {
-                name,
-                path,
-                tags: Default::default(),
-            }),
+            Some(path) => users.push(User::new(name, path)),
         }
     }
     // (user, position) is unique, so an unstable sort gives the one order
@@ -508,21 +504,9 @@ nokeys,arn:aws:iam::111122223333:user/nokeys,2020-01-01T10:00:00+00:00,true,2026
             account_id: "111122223333".into(),
             account_name: String::new(),
             users: vec![
-                User {
-                    name: "alice".into(),
-                    path: "/".into(),
-                    tags: Default::default(),
-                },
-                User {
-                    name: "a=b,c".into(),
-                    path: "/ci/".into(),
-                    tags: Default::default(),
-                },
-                User {
-                    name: "nokeys".into(),
-                    path: "/".into(),
-                    tags: Default::default(),
-                },
+                User::new("alice", "/"),
+                User::new("a=b,c", "/ci/"),
+                User::new("nokeys", "/"),
             ],
             keys: vec![
                 key(ROOT_USER, 1, KeyStatus::Inactive, t(2020, 1, 1)),
@@ -596,11 +580,7 @@ nokeys,arn:aws:iam::111122223333:user/nokeys,2020-01-01T10:00:00+00:00,true,2026
     fn only_ok(warnings: &[&str], skipped: u64) -> AccountData {
         AccountData {
             account_id: "111122223333".into(),
-            users: vec![User {
-                name: "ok".into(),
-                path: "/".into(),
-                tags: Default::default(),
-            }],
+            users: vec![User::new("ok", "/")],
             credential_report_skipped_rows: Some(skipped),
             credential_report_warnings: warnings.iter().map(|w| w.to_string()).collect(),
             ..AccountData::default()
@@ -762,11 +742,7 @@ nokeys,arn:aws:iam::111122223333:user/nokeys,2020-01-01T10:00:00+00:00,true,2026
     }
 
     fn user(name: &str) -> User {
-        User {
-            name: name.into(),
-            path: "/".into(),
-            tags: Default::default(),
-        }
+        User::new(name, "/")
     }
 
     fn report_data(users: &[&str], keys: Vec<AccessKey>, warnings: &[&str]) -> AccountData {

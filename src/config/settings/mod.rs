@@ -163,6 +163,7 @@ impl Settings {
                 max_wait: given
                     .credential_report_max_wait
                     .unwrap_or(LiveReportOptions::default().max_wait),
+                authorization_details: given.credential_report_authorization_details.unwrap_or(true),
                 ..Default::default()
             },
             log_level: given.log_level,
@@ -196,6 +197,9 @@ fn merged(flags: &Flags, file: &Flags) -> Flags {
         max_concurrent_requests: flags.max_concurrent_requests.or(file.max_concurrent_requests),
         max_concurrent_accounts: flags.max_concurrent_accounts.or(file.max_concurrent_accounts),
         credential_report_max_wait: flags.credential_report_max_wait.or(file.credential_report_max_wait),
+        credential_report_authorization_details: flags
+            .credential_report_authorization_details
+            .or(file.credential_report_authorization_details),
         call_timeout: flags.call_timeout.or(file.call_timeout),
         refresh_timeout: flags.refresh_timeout.or(file.refresh_timeout),
         max_attempts: flags.max_attempts.or(file.max_attempts),

@@ -38,7 +38,7 @@ accounts:
   include: ["111111111111"]
   exclude: ["222222222222"]
 policy:
-  high_risk: {rotated_more_than: 90d, never_used_after: 1d, unused_more_than: 45d}
+  high_risk: {rotated_more_than: 90d, admin_rotated_more_than: 30d, never_used_after: 1d, unused_more_than: 45d}
   age_buckets: [7d, 30d]
 users:
   exclude: ["^svc-legacy-.*"]
@@ -74,6 +74,7 @@ aws: {max_concurrent_requests: 4, max_attempts: 5, call_timeout: 2s, refresh_tim
         config.policy,
         Policy {
             rotated_more_than: day(90),
+            admin_rotated_more_than: day(30),
             never_used_after: day(1),
             unused_more_than: Some(day(45)),
             age_buckets: AgeBuckets::new(vec![day(7), day(30)]).unwrap(),
@@ -120,7 +121,7 @@ shard: {index: 3, count: 3}
                 "accounts.organization.role_name: is required",
                 "accounts.static[0].role_arn: \"arn:aws:iam::1:user/x\" is not a role ARN (arn:aws:iam::123456789012:role/NAME)",
                 "accounts.include[0]: \"12345\" is not a 12-digit AWS account id",
-                "policy.high_risk.typo: unknown key (known keys here: rotated_more_than, never_used_after, unused_more_than)",
+                "policy.high_risk.typo: unknown key (known keys here: rotated_more_than, admin_rotated_more_than, never_used_after, unused_more_than)",
                 "policy.high_risk.rotated_more_than: invalid duration \"0s\": must be greater than zero",
                 "policy.age_buckets: bounds must be strictly increasing (90d is not below 30d)",
                 "users.exclude[0]: invalid regex \"(\": regex parse error:\n    (\n    ^\nerror: unclosed group",

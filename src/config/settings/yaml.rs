@@ -95,6 +95,17 @@ impl Validator {
         }
     }
 
+    fn boolean(&mut self, value: Option<&Value>, path: &str) -> Option<bool> {
+        match value? {
+            Value::Null => None,
+            Value::Bool(b) => Some(*b),
+            other => {
+                self.problem(path, format!("expected true or false, found {}", display(other)));
+                None
+            }
+        }
+    }
+
     /// One of an enum's values, spelled as on the command line.
     fn choice<T: ValueEnum>(&mut self, value: Option<&Value>, path: &str) -> Option<T> {
         let text = self.string(value, path)?;
@@ -177,8 +188,13 @@ impl Validator {
             flags.shard_index = self.whole(shard.get("index"), "shard.index").map(whole_u32);
             flags.shard_count = self.whole(shard.get("count"), "shard.count").map(whole_u32);
         }
-        if let Some(report) = self.mapping(root.get("credential_report"), "credential_report", &["max_wait"]) {
+        let known_report = ["max_wait", "authorization_details"];
+        if let Some(report) = self.mapping(root.get("credential_report"), "credential_report", &known_report) {
             flags.credential_report_max_wait = self.interval(report.get("max_wait"), "credential_report.max_wait");
+            flags.credential_report_authorization_details = self.boolean(
+                report.get("authorization_details"),
+                "credential_report.authorization_details",
+            );
         }
         let known_aws = [
             "max_concurrent_requests",
@@ -262,10 +278,19 @@ impl Validator {
         let Some(m) = self.mapping(value, "policy", &["high_risk", "age_buckets"]) else {
             return policy;
         };
-        let known = ["rotated_more_than", "never_used_after", "unused_more_than"];
+        let known = [
+            "rotated_more_than",
+            "admin_rotated_more_than",
+            "never_used_after",
+            "unused_more_than",
+        ];
         if let Some(hr) = self.mapping(m.get("high_risk"), "policy.high_risk", &known) {
             if let Some(d) = self.duration(hr.get("rotated_more_than"), "policy.high_risk.rotated_more_than") {
                 policy.rotated_more_than = d;
+            }
+            let admin = "policy.high_risk.admin_rotated_more_than";
+            if let Some(d) = self.duration(hr.get("admin_rotated_more_than"), admin) {
+                policy.admin_rotated_more_than = d;
             }
             if let Some(d) = self.duration(hr.get("never_used_after"), "policy.high_risk.never_used_after") {
                 policy.never_used_after = d;

@@ -14,6 +14,9 @@ const DAY: u64 = 86_400;
 pub struct Policy {
     /// An active key older than this is high risk.
     pub rotated_more_than: Duration,
+    /// An active key of an admin-equivalent user older than this is high
+    /// risk: what such a key can do if it leaks calls for faster rotation.
+    pub admin_rotated_more_than: Duration,
     /// An active key never used and older than this is high risk.
     pub never_used_after: Duration,
     /// An active key not used for longer than this is high risk (off when `None`).
@@ -25,6 +28,7 @@ impl Default for Policy {
     fn default() -> Self {
         Policy {
             rotated_more_than: Duration::from_secs(365 * DAY),
+            admin_rotated_more_than: Duration::from_secs(90 * DAY),
             never_used_after: Duration::from_secs(7 * DAY),
             unused_more_than: None,
             age_buckets: AgeBuckets::new([30, 90, 180, 365].map(|d| Duration::from_secs(d * DAY)).to_vec())
@@ -42,6 +46,11 @@ pub enum RiskReason {
     /// CIS AWS Foundations 1.4, Security Hub IAM.4: the root user should have
     /// no access key at all, so an active one is high risk at any age.
     RootKey,
+    /// AWS attached a quarantine policy to the key's user: one of its keys
+    /// was found in public, so every active key of the user is suspect.
+    Quarantined,
+    /// An admin-equivalent user's key older than `admin_rotated_more_than`.
+    AdminNotRotated,
 }
 
 impl RiskReason {
@@ -51,6 +60,8 @@ impl RiskReason {
             RiskReason::NeverUsed => "never used",
             RiskReason::Unused => "unused",
             RiskReason::RootKey => "root access key",
+            RiskReason::Quarantined => "AWS quarantined this user: a key was found exposed",
+            RiskReason::AdminNotRotated => "admin key not rotated",
         }
     }
 }
@@ -87,10 +98,17 @@ impl Policy {
         let never_used = key.last_used.is_none();
         let mut reasons = Vec::new();
         if key.status == KeyStatus::Active {
+            let privilege = key.privilege.unwrap_or_default();
             if key.is_root() {
                 reasons.push(RiskReason::RootKey);
             }
-            if age_seconds > self.rotated_more_than.as_secs_f64() {
+            if privilege.quarantined {
+                reasons.push(RiskReason::Quarantined);
+            }
+            // The stricter limit of an admin replaces the general one.
+            if privilege.admin && age_seconds > self.admin_rotated_more_than.as_secs_f64() {
+                reasons.push(RiskReason::AdminNotRotated);
+            } else if age_seconds > self.rotated_more_than.as_secs_f64() {
                 reasons.push(RiskReason::NotRotated);
             }
             if never_used && age_seconds > self.never_used_after.as_secs_f64() {
@@ -130,6 +148,9 @@ impl Policy {
             .map(|b| (key.created, Duration::from_secs_f64(*b)))
             .collect();
         thresholds.push((key.created, self.rotated_more_than));
+        if key.privilege.is_some_and(|p| p.admin) {
+            thresholds.push((key.created, self.admin_rotated_more_than));
+        }
         match (key.last_used, self.unused_more_than) {
             (None, _) => thresholds.push((key.created, self.never_used_after)),
             (Some(used), Some(limit)) => thresholds.push((used, limit)),
@@ -258,16 +279,21 @@ mod properties {
             used_ago in proptest::option::of(0i64..5_000 * DAY as i64),
             active in any::<bool>(),
             unused_limit in proptest::option::of(1u64..1_000 * DAY),
+            privilege in proptest::option::of((any::<bool>(), any::<bool>())),
         ) {
             let now = chrono::DateTime::from_timestamp(2_000_000_000, 0).unwrap();
             let used_ago = used_ago.map(|u| u.min(age));
             let key = AccessKey::new("u", now - chrono::Duration::seconds(age))
                 .status(if active { KeyStatus::Active } else { KeyStatus::Inactive })
-                .last_used(used_ago.map(|u| now - chrono::Duration::seconds(u)));
+                .last_used(used_ago.map(|u| now - chrono::Duration::seconds(u)))
+                .privilege(privilege.map(|(admin, quarantined)| crate::domain::key::Privilege { admin, quarantined }));
             let policy = Policy { unused_more_than: unused_limit.map(Duration::from_secs), ..Policy::default() };
             let a = policy.assess(&key, now);
+            let (admin, quarantined) = privilege.unwrap_or_default();
+            let rotation_limit = if admin { policy.admin_rotated_more_than.min(policy.rotated_more_than) } else { policy.rotated_more_than };
             let expected = active
-                && (age as f64 > policy.rotated_more_than.as_secs_f64()
+                && (quarantined
+                    || age as f64 > rotation_limit.as_secs_f64()
                     || (used_ago.is_none() && age as f64 > policy.never_used_after.as_secs_f64())
                     || matches!((unused_limit, used_ago), (Some(l), Some(u)) if u as u64 > l));
             prop_assert_eq!(a.high_risk(), expected);

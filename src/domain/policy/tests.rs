@@ -153,3 +153,56 @@ fn keys_from_the_future_have_age_zero() {
     let a = Policy::default().assess(&k, now());
     assert_eq!((a.age_seconds, a.unused_seconds, a.bucket), (0.0, 0.0, 0));
 }
+
+fn with_privilege(key: AccessKey, admin: bool, quarantined: bool) -> AccessKey {
+    key.privilege(crate::domain::key::Privilege { admin, quarantined })
+}
+
+/// AWS quarantines a user whose key it found in public: a 10-day-old key
+/// used a second ago is high risk then, and not while inactive.
+#[test]
+fn an_active_key_of_a_quarantined_user_is_always_high_risk() {
+    let p = Policy::default();
+    let fresh = |status| with_privilege(key(days(10), Some(SECOND), status), false, true);
+    assert_eq!(
+        p.assess(&fresh(KeyStatus::Active), now()).reasons,
+        [RiskReason::Quarantined]
+    );
+    assert!(!p.assess(&fresh(KeyStatus::Inactive), now()).high_risk());
+}
+
+/// An admin's key is held to `admin_rotated_more_than` (90 days by default),
+/// strictly more than, and the general 365 days stays for everyone else;
+/// a user whose privileges were not read counts as not admin.
+#[test]
+fn an_admin_key_is_high_risk_after_the_admin_rotation_limit() {
+    let p = Policy::default();
+    let admin = |age| with_privilege(key(age, Some(SECOND), KeyStatus::Active), true, false);
+    assert!(!p.assess(&admin(days(90)), now()).high_risk());
+    assert_eq!(
+        p.assess(&admin(days(90) + SECOND), now()).reasons,
+        [RiskReason::AdminNotRotated]
+    );
+    // Not also "not rotated": one limit applies to a key.
+    assert_eq!(
+        p.assess(&admin(days(400)), now()).reasons,
+        [RiskReason::AdminNotRotated]
+    );
+    let others = [
+        with_privilege(key(days(100), Some(SECOND), KeyStatus::Active), false, false),
+        key(days(100), Some(SECOND), KeyStatus::Active),
+    ];
+    for other in others {
+        assert!(!p.assess(&other, now()).high_risk());
+    }
+    // The admin limit is a threshold the outputs must be re-rendered at:
+    // here before the next bucket bound (90 days).
+    let p = Policy {
+        admin_rotated_more_than: days(45),
+        ..Policy::default()
+    };
+    assert_eq!(
+        p.stable_until(&admin(days(40)), now()),
+        Some(now() + chrono::Duration::days(5))
+    );
+}

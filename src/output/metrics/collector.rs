@@ -10,12 +10,27 @@ use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit;
 
-use super::labels::{AccountInfoLabels, AccountLabel, BucketLabels, BuildLabels, UserLabels};
+use super::labels::{AccountInfoLabels, AccountLabel, AccountUserLabels, BucketLabels, BuildLabels, UserLabels};
 use super::BuildInfo;
 use crate::domain::assess::{AssessedAccount, Assessor};
 use crate::domain::disclosure::LabelSettings;
+use crate::domain::privilege::Privilege;
 use crate::domain::snapshot::Snapshot;
 use crate::output::key_series::KeySeriesSet;
+
+/// The per-user facts of the policies, each a 1/0 family by user.
+const USER_FACTS: [(&str, &str, fn(Privilege) -> bool); 2] = [
+    (
+        "aws_iam_user_admin",
+        "1 if the IAM user is admin-equivalent by its policies (see docs/metrics.md for the rule).",
+        |p| p.admin,
+    ),
+    (
+        "aws_iam_user_quarantined",
+        "1 if AWS attached a compromised-key quarantine policy to the IAM user: one of its keys was found exposed.",
+        |p| p.quarantined,
+    ),
+];
 
 /// What every part of a rendering is rendered with.
 #[derive(Debug)]
@@ -74,6 +89,22 @@ impl RenderContext {
                     tags: &tags,
                 };
                 family.encode_family(&labels)?.encode_gauge(&1i64)?;
+            }
+        }
+        for (name, help, fact) in USER_FACTS {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for account in accounts {
+                for user in &account.data.users {
+                    // No sample for a user whose policies were not read:
+                    // 0 would say "not admin", which nobody checked.
+                    if let Some(privilege) = user.privilege {
+                        let labels = AccountUserLabels {
+                            account_id: &account.id,
+                            user: &user.name,
+                        };
+                        family.encode_family(&labels)?.encode_gauge(&(fact(privilege) as i64))?;
+                    }
+                }
             }
         }
         Ok(())

@@ -21,6 +21,7 @@ macro_rules! label_set {
 }
 
 label_set!(AccountLabel { account_id });
+label_set!(AccountUserLabels { account_id, user });
 label_set!(AccountInfoLabels {
     account_id,
     account_name

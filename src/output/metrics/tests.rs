@@ -58,20 +58,12 @@ fn bare_text(store: Arc<SnapshotStore>) -> String {
 
 fn sample_store() -> Arc<SnapshotStore> {
     let store = Arc::new(SnapshotStore::default());
-    let data = AccountData {
+    let mut data = AccountData {
         account_id: "111122223333".into(),
         account_name: "prod".into(),
         users: vec![
-            User {
-                name: "alice".into(),
-                path: "/".into(),
-                tags: [("team".to_string(), "web".to_string())].into(),
-            },
-            User {
-                name: "bob \"b\"".into(),
-                path: "/ci/".into(),
-                tags: Default::default(),
-            },
+            User::new("alice", "/").tags([("team".to_string(), "web".to_string())].into()),
+            User::new("bob \"b\"", "/ci/"),
         ],
         keys: vec![
             key("alice", 1, "AKIAOLD0000000000001", KeyStatus::Active, 400, Some(1)),
@@ -88,6 +80,10 @@ fn sample_store() -> Arc<SnapshotStore> {
         root_access_key_present: false,
         ..AccountData::default()
     };
+    // alice is admin (her keys are high risk either way), bob quarantined
+    // (his only key is inactive): the facts show, the verdicts stay.
+    let privilege = |admin, quarantined| crate::domain::key::Privilege { admin, quarantined };
+    data.set_privileges(&[("alice", privilege(true, false)), ("bob \"b\"", privilege(false, true))].into());
     store.publish(crate::domain::snapshot::Snapshot::default().with_outcomes([Outcome {
         previous_id: None,
         result: Ok(data),
@@ -154,6 +150,14 @@ aws_iam_access_key_info{account_id="111122223333",user="bob \"b\"",key="1",acces
 # TYPE aws_iam_user_info gauge
 aws_iam_user_info{account_id="111122223333",user="alice",path="/",tag_team="web"} 1
 aws_iam_user_info{account_id="111122223333",user="bob \"b\"",path="/ci/",tag_team=""} 1
+# HELP aws_iam_user_admin 1 if the IAM user is admin-equivalent by its policies (see docs/metrics.md for the rule).
+# TYPE aws_iam_user_admin gauge
+aws_iam_user_admin{account_id="111122223333",user="alice"} 1
+aws_iam_user_admin{account_id="111122223333",user="bob \"b\""} 0
+# HELP aws_iam_user_quarantined 1 if AWS attached a compromised-key quarantine policy to the IAM user: one of its keys was found exposed.
+# TYPE aws_iam_user_quarantined gauge
+aws_iam_user_quarantined{account_id="111122223333",user="alice"} 0
+aws_iam_user_quarantined{account_id="111122223333",user="bob \"b\""} 1
 # HELP aws_iam_account_info Always 1; carries the account's name from Organizations, the config or its alias.
 # TYPE aws_iam_account_info gauge
 aws_iam_account_info{account_id="111122223333",account_name="prod"} 1

@@ -494,12 +494,14 @@ fn risk_reasons(row: &KeyRow) -> String {
 
 /// The columns of the key itself that begin the high-risk and details
 /// tables; the facts' columns follow (see `key_series::FACTS`).
-const KEY_COLUMNS: [(&str, bool); 5] = [
+const KEY_COLUMNS: [(&str, bool); 7] = [
     ("Account", false),
     ("User", false),
     ("Key", true),
     ("Access key id", false),
     ("Status", false),
+    ("Admin", false),
+    ("Exposed", false),
 ];
 
 /// The facts' columns that `tables` show, with their index among the
@@ -544,10 +546,39 @@ fn key_cells(row: &KeyRow) -> Vec<Cell> {
         number(row.key),
         key_id,
         text(row.status.as_str()),
+        known_flag(row.admin),
+        known_flag(row.exposed),
     ]
     .into_iter()
     .chain(fact_cells(row, HtmlTables::Both))
     .collect()
+}
+
+/// "yes" (marked as a risk) or "no", or "not read" when the source did not
+/// read it: never "no" for what nobody looked at.
+fn known_flag(value: Option<bool>) -> Cell {
+    match value {
+        Some(true) => Cell {
+            class: "risk",
+            ..text("yes")
+        },
+        Some(false) => text("no"),
+        None => Cell {
+            class: "muted",
+            ..text(NOT_READ)
+        },
+    }
+}
+
+/// A count only known when the source read it.
+fn known_number(value: Option<usize>) -> Cell {
+    value.map_or_else(
+        || Cell {
+            class: "muted",
+            ..text(NOT_READ)
+        },
+        number,
+    )
 }
 
 /// A sortable table; `rows` empty gives one row that says `empty`.
@@ -692,6 +723,24 @@ fn details(out: &mut String, report: &Report, context: &Context) {
     out.push_str("</section>\n");
 }
 
+/// The total of a count some accounts may not know: the sum of those that
+/// do, saying how many did not.
+fn known_sum(report: &Report, count: fn(&AccountRow) -> Option<usize>) -> Cell {
+    let known: Vec<usize> = report.summary.iter().filter_map(count).collect();
+    match report.summary.len() - known.len() {
+        0 => number(known.iter().sum::<usize>()),
+        n if known.is_empty() => Cell {
+            class: "muted",
+            ..text(&format!("not read in {}", plural(n, "account")))
+        },
+        n => text(&format!(
+            "{}, not read in {}",
+            known.iter().sum::<usize>(),
+            plural(n, "account")
+        )),
+    }
+}
+
 fn summary(out: &mut String, report: &Report) {
     out.push_str("<section id=\"summary\">\n<h2>Summary</h2>\n");
     let labels = &report.policy.age_buckets;
@@ -703,6 +752,8 @@ fn summary(out: &mut String, report: &Report) {
                 ("Total", true),
                 ("Active", true),
                 ("High risk", true),
+                ("Admin keys", true),
+                ("Exposed keys", true),
                 ("Users with two active keys", true),
                 ("Root key", false),
                 ("Users", true),
@@ -722,6 +773,8 @@ fn summary(out: &mut String, report: &Report) {
                 number(a.keys),
                 number(a.active_keys),
                 number(a.high_risk_keys),
+                known_number(a.admin_keys),
+                known_number(a.exposed_keys),
                 number(a.users_multiple_active_keys),
                 if a.root_access_key_present {
                     Cell {
@@ -757,6 +810,8 @@ fn summary(out: &mut String, report: &Report) {
         sum(&|a| a.keys),
         sum(&|a| a.active_keys),
         sum(&|a| a.high_risk_keys),
+        known_sum(report, |a| a.admin_keys),
+        known_sum(report, |a| a.exposed_keys),
         number(report.summary.iter().map(|a| a.users_multiple_active_keys).sum::<i64>()),
         // Worded as the account rows are, so that a count does not stand
         // where the rows say "present" and "yes".
@@ -811,11 +866,7 @@ mod tests {
     /// and a user tag that does too, one without a name; young, old, never
     /// used and inactive keys.
     fn snapshot() -> Snapshot {
-        let user = |name: &str, team: &str| User {
-            name: name.into(),
-            path: "/".into(),
-            tags: [("team".to_string(), team.to_string())].into(),
-        };
+        let user = |name: &str, team: &str| User::new(name, "/").tags([("team".to_string(), team.to_string())].into());
         let outcome = |data| Outcome {
             previous_id: None,
             result: Ok(data),
@@ -977,7 +1028,7 @@ account 777788889999 (access denied: denied)</dd>"
         let unread_row = "<span class=\"account-id\">777788889999</span></td>";
         let row = &html[html.find(unread_row).expect("a summary row")..];
         let row = &row[..row.find("</tr>").unwrap()];
-        assert_eq!(row.matches(">not read</td>").count(), 11, "every count: {row}");
+        assert_eq!(row.matches(">not read</td>").count(), 13, "every count: {row}");
         assert!(!row.contains(">0<"), "never 0: {row}");
         assert!(html.contains("<svg"), "the accounts read are drawn");
         assert!(!document().contains("Not read"));

@@ -48,6 +48,12 @@ pub struct KeyRow {
     pub key: u8,
     pub access_key_id: String,
     pub status: KeyStatus,
+    /// Whether the key's user is admin-equivalent; `None` (JSON `null`,
+    /// "not read" in the tables) when its policies were not read.
+    pub admin: Option<bool>,
+    /// Whether AWS quarantined the key's user, having found one of its keys
+    /// exposed; `None` as for `admin`.
+    pub exposed: Option<bool>,
     /// What the per-key facts put in the report.
     #[serde(flatten)]
     pub facts: FactCells,
@@ -134,6 +140,10 @@ pub struct AccountRow {
     pub keys: usize,
     pub active_keys: usize,
     pub high_risk_keys: usize,
+    /// `None` (JSON `null`, "not read" in the tables) when the account's
+    /// privileges were not read.
+    pub admin_keys: Option<usize>,
+    pub exposed_keys: Option<usize>,
     pub users_multiple_active_keys: i64,
     pub root_access_key_present: bool,
     /// Keys per age bucket, in bucket order.
@@ -205,6 +215,8 @@ impl Report {
                     key: key.position,
                     access_key_id: key_ids.render(key.access_key_id.as_deref()).to_string(),
                     status: key.status,
+                    admin: key.privilege.map(|p| p.admin),
+                    exposed: key.privilege.map(|p| p.quarantined),
                     facts: FactCells::of(key, a),
                     risk_reasons: a.reasons.iter().map(|r| r.describe()).collect(),
                     tags: tags.get(&*key.user).map(|t| (*t).clone()).unwrap_or_default(),
@@ -219,6 +231,8 @@ impl Report {
                 keys: s.keys,
                 active_keys: s.active_keys,
                 high_risk_keys: s.high_risk_keys,
+                admin_keys: s.admin_keys,
+                exposed_keys: s.exposed_keys,
                 users_multiple_active_keys: s.users_multiple_active_keys as i64,
                 root_access_key_present: s.root_access_key_present,
                 age_buckets: assessed
@@ -344,6 +358,8 @@ impl Report {
             "keys",
             "active_keys",
             "high_risk_keys",
+            "admin_keys",
+            "exposed_keys",
             "users_multiple_active_keys",
             "root_access_key_present",
         ]
@@ -363,11 +379,20 @@ pub(crate) fn timestamp(t: DateTime<Utc>) -> String {
 }
 
 fn key_header() -> Vec<String> {
-    ["account_id", "account_name", "user", "key", "access_key_id", "status"]
-        .into_iter()
-        .chain(key_series::report_columns().into_iter().map(|(_, column)| column.name))
-        .map(String::from)
-        .collect()
+    [
+        "account_id",
+        "account_name",
+        "user",
+        "key",
+        "access_key_id",
+        "status",
+        "admin",
+        "exposed",
+    ]
+    .into_iter()
+    .chain(key_series::report_columns().into_iter().map(|(_, column)| column.name))
+    .map(String::from)
+    .collect()
 }
 
 fn key_cells(r: &KeyRow) -> Vec<String> {
@@ -378,6 +403,8 @@ fn key_cells(r: &KeyRow) -> Vec<String> {
         r.key.to_string(),
         r.access_key_id.clone(),
         r.status.as_str().to_string(),
+        known(r.admin),
+        known(r.exposed),
     ];
     cells.extend(
         key_series::report_columns()
@@ -385,6 +412,11 @@ fn key_cells(r: &KeyRow) -> Vec<String> {
             .map(|(i, _)| r.facts.0[i].text()),
     );
     cells
+}
+
+/// A value that is only known when the source read it.
+fn known(value: Option<impl ToString>) -> String {
+    value.map_or_else(|| NOT_READ.to_string(), |v| v.to_string())
 }
 
 fn summary_cells(r: &AccountRow) -> Vec<String> {
@@ -396,6 +428,8 @@ fn summary_cells(r: &AccountRow) -> Vec<String> {
         r.keys.to_string(),
         r.active_keys.to_string(),
         r.high_risk_keys.to_string(),
+        known(r.admin_keys),
+        known(r.exposed_keys),
         r.users_multiple_active_keys.to_string(),
         r.root_access_key_present.to_string(),
     ];

@@ -28,20 +28,18 @@ pub(super) fn build(snapshot: Snapshot, policy: &Policy, key_ids: KeyIdLabel) ->
 }
 
 fn report() -> Report {
-    let data = AccountData {
+    let mut data = AccountData {
         account_id: "111122223333".into(),
         account_name: "prod".into(),
-        users: ["alice", "bob"]
-            .map(|n| User {
-                name: n.into(),
-                path: "/".into(),
-                tags: Default::default(),
-            })
-            .to_vec(),
+        users: ["alice", "bob"].map(|n| User::new(n, "/")).to_vec(),
         keys: three_keys(),
         root_access_key_present: true,
         ..AccountData::default()
     };
+    // alice is admin, so her old key breaks the admin limit; bob is
+    // quarantined, with only an inactive key.
+    let privilege = |admin, quarantined| crate::domain::key::Privilege { admin, quarantined };
+    data.set_privileges(&[("alice", privilege(true, false)), ("bob", privilege(false, true))].into());
     let snapshot = Snapshot::default().with_outcomes([Outcome {
         previous_id: None,
         result: Ok(data),
@@ -55,19 +53,19 @@ fn report() -> Report {
 fn table_output() {
     let expected = "\
 Access key details (3)
-ACCOUNT_ID    ACCOUNT_NAME  USER   KEY  ACCESS_KEY_ID  STATUS    CREATED               AGE_DAYS  LAST_USED             UNUSED_DAYS  LAST_USED_SERVICE  LAST_USED_REGION  HIGH_RISK  RISK_REASONS
-111122223333  prod          alice  1    0001           Active    2025-10-24T00:00:00Z  400       2026-11-27T00:00:00Z  1            s3                 eu-west-1         true       not rotated
-111122223333  prod          alice  2    0002           Active    2026-11-18T00:00:00Z  10        Never                 10                                                true       never used
-111122223333  prod          bob    1    0003           Inactive  2026-08-20T00:00:00Z  100       2026-10-09T00:00:00Z  50           s3                 eu-west-1         false
+ACCOUNT_ID    ACCOUNT_NAME  USER   KEY  ACCESS_KEY_ID  STATUS    ADMIN  EXPOSED  CREATED               AGE_DAYS  LAST_USED             UNUSED_DAYS  LAST_USED_SERVICE  LAST_USED_REGION  HIGH_RISK  RISK_REASONS
+111122223333  prod          alice  1    0001           Active    true   false    2025-10-24T00:00:00Z  400       2026-11-27T00:00:00Z  1            s3                 eu-west-1         true       admin key not rotated
+111122223333  prod          alice  2    0002           Active    true   false    2026-11-18T00:00:00Z  10        Never                 10                                                true       never used
+111122223333  prod          bob    1    0003           Inactive  false  true     2026-08-20T00:00:00Z  100       2026-10-09T00:00:00Z  50           s3                 eu-west-1         false
 
 High-risk access keys (2)
-ACCOUNT_ID    ACCOUNT_NAME  USER   KEY  ACCESS_KEY_ID  STATUS  CREATED               AGE_DAYS  LAST_USED             UNUSED_DAYS  LAST_USED_SERVICE  LAST_USED_REGION  HIGH_RISK  RISK_REASONS
-111122223333  prod          alice  1    0001           Active  2025-10-24T00:00:00Z  400       2026-11-27T00:00:00Z  1            s3                 eu-west-1         true       not rotated
-111122223333  prod          alice  2    0002           Active  2026-11-18T00:00:00Z  10        Never                 10                                                true       never used
+ACCOUNT_ID    ACCOUNT_NAME  USER   KEY  ACCESS_KEY_ID  STATUS  ADMIN  EXPOSED  CREATED               AGE_DAYS  LAST_USED             UNUSED_DAYS  LAST_USED_SERVICE  LAST_USED_REGION  HIGH_RISK  RISK_REASONS
+111122223333  prod          alice  1    0001           Active  true   false    2025-10-24T00:00:00Z  400       2026-11-27T00:00:00Z  1            s3                 eu-west-1         true       admin key not rotated
+111122223333  prod          alice  2    0002           Active  true   false    2026-11-18T00:00:00Z  10        Never                 10                                                true       never used
 
 Summary by account (1)
-ACCOUNT_ID    ACCOUNT_NAME  UP    USERS  KEYS  ACTIVE_KEYS  HIGH_RISK_KEYS  USERS_MULTIPLE_ACTIVE_KEYS  ROOT_ACCESS_KEY_PRESENT  AGE_0-30D  AGE_30-90D  AGE_90-180D  AGE_180-365D  AGE_365D+
-111122223333  prod          true  2      3     2            2               1                           true                     1          0           1            0             1
+ACCOUNT_ID    ACCOUNT_NAME  UP    USERS  KEYS  ACTIVE_KEYS  HIGH_RISK_KEYS  ADMIN_KEYS  EXPOSED_KEYS  USERS_MULTIPLE_ACTIVE_KEYS  ROOT_ACCESS_KEY_PRESENT  AGE_0-30D  AGE_30-90D  AGE_90-180D  AGE_180-365D  AGE_365D+
+111122223333  prod          true  2      3     2            2               2           0             1                           true                     1          0           1            0             1
 ";
     assert_eq!(
         report().render(ReportFormat::Table, ReportTable::All, &Default::default()),
@@ -78,9 +76,9 @@ ACCOUNT_ID    ACCOUNT_NAME  UP    USERS  KEYS  ACTIVE_KEYS  HIGH_RISK_KEYS  USER
 #[test]
 fn csv_output_of_one_table() {
     let expected = "\
-account_id,account_name,user,key,access_key_id,status,created,age_days,last_used,unused_days,last_used_service,last_used_region,high_risk,risk_reasons
-111122223333,prod,alice,1,0001,Active,2025-10-24T00:00:00Z,400,2026-11-27T00:00:00Z,1,s3,eu-west-1,true,not rotated
-111122223333,prod,alice,2,0002,Active,2026-11-18T00:00:00Z,10,Never,10,,,true,never used
+account_id,account_name,user,key,access_key_id,status,admin,exposed,created,age_days,last_used,unused_days,last_used_service,last_used_region,high_risk,risk_reasons
+111122223333,prod,alice,1,0001,Active,true,false,2025-10-24T00:00:00Z,400,2026-11-27T00:00:00Z,1,s3,eu-west-1,true,admin key not rotated
+111122223333,prod,alice,2,0002,Active,true,false,2026-11-18T00:00:00Z,10,Never,10,,,true,never used
 ";
     assert_eq!(
         report().render(ReportFormat::Csv, ReportTable::HighRisk, &Default::default()),
@@ -108,13 +106,7 @@ fn csv_cells_never_start_a_formula() {
     let data = AccountData {
         account_id: "111122223333".into(),
         account_name: hostile.into(),
-        users: users
-            .map(|n| User {
-                name: n.into(),
-                path: "/".into(),
-                tags: Default::default(),
-            })
-            .to_vec(),
+        users: users.map(|n| User::new(n, "/")).to_vec(),
         keys: users
             .iter()
             .map(|u| key(u, 1, "AKIAOLD0000000000001", KeyStatus::Active, 400, Some(1)))

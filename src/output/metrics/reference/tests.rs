@@ -16,7 +16,7 @@ use proptest::test_runner::{Config, RngSeed, TestRunner};
 
 use crate::domain::disclosure::{KeyIdLabel, LabelSettings};
 use crate::domain::failure::{ErrorReason, SourceError};
-use crate::domain::key::{AccessKey, AccountData, KeyStatus, User, ROOT_USER};
+use crate::domain::key::{AccessKey, AccountData, KeyStatus, Privilege, User, ROOT_USER};
 use crate::domain::policy::Policy;
 use crate::domain::snapshot::{Outcome, Snapshot, SnapshotStore};
 use crate::output::key_series::{KeySeries, KeySeriesSet};
@@ -129,16 +129,14 @@ fn user() -> impl Strategy<Value = (User, Vec<AccessKey>)> {
         prop::sample::select(vec!["/", "/ci/", "/a \"b\"/"]),
         tag_values(),
         0usize..3,
+        prop::option::of((any::<bool>(), any::<bool>())),
     )
-        .prop_flat_map(|(name, path, tags, keys)| {
+        .prop_flat_map(|(name, path, tags, keys, privilege)| {
             let name: Arc<str> = name.into();
-            let user = User {
-                name: name.clone(),
-                path: path.into(),
-                tags,
-            };
+            let privilege = privilege.map(|(admin, quarantined)| Privilege { admin, quarantined });
+            let user = User::new(name.clone(), path).tags(tags).privilege(privilege);
             let keys: Vec<_> = (1..=keys as u8)
-                .map(|position| key_of(name.clone(), position))
+                .map(|position| key_of(name.clone(), position).prop_map(move |k| k.privilege(privilege)))
                 .collect();
             (Just(user), keys)
         })
@@ -161,6 +159,7 @@ fn account() -> impl Strategy<Value = AccountCase> {
             keys.extend(root);
             // As the sources sort them: by user, then position.
             keys.sort_by(|a, b| (&a.user, a.position).cmp(&(&b.user, b.position)));
+            let privileges_read = users.iter().any(|(user, _)| user.privilege.is_some());
             AccountCase {
                 data: AccountData {
                     account_id: id,
@@ -171,6 +170,7 @@ fn account() -> impl Strategy<Value = AccountCase> {
                     credential_report_generated: generated.map(|s| start() - chrono::Duration::seconds(s)),
                     credential_report_skipped_rows: skipped,
                     credential_report_warnings: Vec::new(),
+                    privileges_read,
                 },
                 fate,
             }
