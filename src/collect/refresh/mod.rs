@@ -341,6 +341,11 @@ mod tests {
         );
         // Tags come with the authorization details: no call per user.
         let tags = names(&settings(SourceKind::Api, Accounts::default(), vec!["team".into()]));
-        assert!(!tags.iter().any(|op| op.contains("ListUserTags") || op.contains("ListUsers")), "{tags:?}");
+        assert!(
+            !tags
+                .iter()
+                .any(|op| op.contains("ListUserTags") || op.contains("ListUsers")),
+            "{tags:?}"
+        );
     }
 }

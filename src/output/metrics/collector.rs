@@ -18,18 +18,25 @@ use crate::domain::privilege::Privilege;
 use crate::domain::snapshot::Snapshot;
 use crate::output::key_series::KeySeriesSet;
 
-/// The per-user facts of the policies, each a 1/0 family by user.
-const USER_FACTS: [(&str, &str, fn(Privilege) -> bool); 2] = [
-    (
-        "aws_iam_user_admin",
-        "1 if the IAM user is admin-equivalent by its policies (see docs/metrics.md for the rule).",
-        |p| p.admin,
-    ),
-    (
-        "aws_iam_user_quarantined",
-        "1 if AWS attached a compromised-key quarantine policy to the IAM user: one of its keys was found exposed.",
-        |p| p.quarantined,
-    ),
+/// A per-user fact of the policies: a 1/0 family by user.
+struct UserFact {
+    metric: &'static str,
+    help: &'static str,
+    value: fn(Privilege) -> bool,
+}
+
+const USER_FACTS: [UserFact; 2] = [
+    UserFact {
+        metric: "aws_iam_user_admin",
+        help: "1 if the IAM user is admin-equivalent by its policies (see docs/metrics.md for the rule).",
+        value: |p| p.admin,
+    },
+    UserFact {
+        metric: "aws_iam_user_quarantined",
+        help:
+            "1 if AWS attached a compromised-key quarantine policy to the IAM user: one of its keys was found exposed.",
+        value: |p| p.quarantined,
+    },
 ];
 
 /// What every part of a rendering is rendered with.
@@ -91,8 +98,8 @@ impl RenderContext {
                 family.encode_family(&labels)?.encode_gauge(&1i64)?;
             }
         }
-        for (name, help, fact) in USER_FACTS {
-            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+        for fact in USER_FACTS {
+            let mut family = encoder.encode_descriptor(fact.metric, fact.help, None, MetricType::Gauge)?;
             for account in accounts {
                 for user in &account.data.users {
                     // No sample for a user whose policies were not read:
@@ -102,7 +109,9 @@ impl RenderContext {
                             account_id: &account.id,
                             user: &user.name,
                         };
-                        family.encode_family(&labels)?.encode_gauge(&(fact(privilege) as i64))?;
+                        family
+                            .encode_family(&labels)?
+                            .encode_gauge(&((fact.value)(privilege) as i64))?;
                     }
                 }
             }
