@@ -14,7 +14,7 @@ use std::time::Duration;
 use aws_iam_key_exporter::domain::assess::assess;
 use aws_iam_key_exporter::domain::disclosure::{KeyIdLabel, LabelSettings};
 use aws_iam_key_exporter::domain::failure::{ErrorReason, SourceError};
-use aws_iam_key_exporter::domain::key::{AccessKey, AccountData, KeyStatus, User};
+use aws_iam_key_exporter::domain::key::{AccessKey, AccountData, KeyStatus, Privilege, User};
 use aws_iam_key_exporter::domain::policy::Policy;
 use aws_iam_key_exporter::domain::snapshot::{Outcome, Snapshot, SnapshotStore};
 use aws_iam_key_exporter::output::metrics::{BuildInfo, Format};
@@ -42,16 +42,18 @@ fn key(user: &str, position: u8, id: &str, status: KeyStatus, age: i64, used: Op
         .last_used_in(used.map(|_| "s3".into()), used.map(|_| "eu-west-1".into()))
 }
 
-/// One account: alice's key not rotated and her never-used second key, bob's
-/// (a name that needs escaping) old inactive key; a root key; a second
-/// account that was never read.
+/// One account: admin alice's key not rotated and her never-used second key,
+/// bob's (a name that needs escaping) old inactive key, the fresh active key
+/// of carol, whom AWS quarantined; a root key; a second account that was
+/// never read.
 fn snapshot() -> Snapshot {
-    let data = AccountData {
+    let mut data = AccountData {
         account_id: "111122223333".into(),
         account_name: "prod".into(),
         users: vec![
             User::new("alice", "/").tags([("team".to_string(), "web".to_string())].into()),
             User::new("bob \"b\", jr", "/ci/"),
+            User::new("carol", "/"),
         ],
         keys: vec![
             key("alice", 1, "AKIAOLD0000000000001", KeyStatus::Active, 400, Some(1)),
@@ -64,10 +66,20 @@ fn snapshot() -> Snapshot {
                 100,
                 Some(50),
             ),
+            key("carol", 1, "AKIACAR0000000000004", KeyStatus::Active, 10, Some(0)),
         ],
         root_access_key_present: true,
         ..AccountData::default()
     };
+    let privilege = |admin, quarantined| Privilege { admin, quarantined };
+    data.set_privileges(
+        &[
+            ("alice", privilege(true, false)),
+            ("bob \"b\", jr", privilege(false, false)),
+            ("carol", privilege(false, true)),
+        ]
+        .into(),
+    );
     Snapshot::default().with_outcomes([
         Outcome {
             previous_id: None,
