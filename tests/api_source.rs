@@ -170,8 +170,9 @@ fn every_seeded_key_and_count_is_exported() {
     }
 
     // Health and API accounting: one GetAccessKeyLastUsed per key, one
-    // ListAccessKeys and ListUserTags per user not excluded by name, and
-    // ListUsers paged (moto_server.py pages by 7 users).
+    // ListAccessKeys per user considered, the users, their tags and
+    // policies in GetAccountAuthorizationDetails paged (moto_server.py pages
+    // by 7 users), and no call per user for tags.
     assert_eq!(value(&samples, "aws_iam_exporter_account_up", &acct), 1.0);
     let calls = |op: &str| {
         value(
@@ -181,11 +182,21 @@ fn every_seeded_key_and_count_is_exported() {
         )
     };
     let all_users = moto.seeded["users"].as_array().unwrap().len();
-    let not_name_excluded = all_users - 1;
     assert_eq!(calls("GetAccessKeyLastUsed"), keys.len() as f64);
     assert_eq!(calls("ListAccessKeys"), users.len() as f64);
-    assert_eq!(calls("ListUserTags"), not_name_excluded as f64);
-    assert_eq!(calls("ListUsers"), all_users.div_ceil(7) as f64);
+    assert!(all_users > 7 * 2, "more than two pages of authorization details");
+    assert_eq!(calls("GetAccountAuthorizationDetails"), all_users.div_ceil(7) as f64);
+    for per_user in ["ListUserTags", "ListUsers"] {
+        assert!(
+            find(
+                &samples,
+                "aws_iam_exporter_aws_requests_total",
+                &[("operation", per_user)]
+            )
+            .is_empty(),
+            "{per_user} is not called"
+        );
+    }
     assert_eq!(
         value(
             &samples,

@@ -97,7 +97,7 @@ fn http_500_and_503() {
 #[ignore = "tools tier, run by make test: needs moto"]
 fn malformed_xml() {
     survives(
-        &format!("malformed {ACCOUNT} forever ListUsers"),
+        &format!("malformed {ACCOUNT} forever GetAccountAuthorizationDetails"),
         "invalid_response",
         &[],
     );
@@ -106,8 +106,13 @@ fn malformed_xml() {
 #[test]
 #[ignore = "tools tier, run by make test: needs moto"]
 fn a_failure_in_the_middle_of_a_paginated_listing() {
-    // The first ListUsers page answers, the second (with a Marker) fails.
-    survives(&format!("500 {ACCOUNT} forever ListUsers paged"), "other", &[]);
+    // The first page of users and policies answers, the second (with a
+    // Marker) fails: no account is judged from half its policies.
+    survives(
+        &format!("500 {ACCOUNT} forever GetAccountAuthorizationDetails paged"),
+        "other",
+        &[],
+    );
 }
 
 #[test]
@@ -198,7 +203,7 @@ fn a_healthy_accounts_error_counters_start_at_zero() {
     for (service, operation) in [
         ("sts", "GetCallerIdentity"),
         ("iam", "GetAccountSummary"),
-        ("iam", "ListUsers"),
+        ("iam", "GetAccountAuthorizationDetails"),
         ("iam", "ListAccessKeys"),
         ("iam", "GetAccessKeyLastUsed"),
     ] {

@@ -139,13 +139,13 @@ fn resources_of(action: &str, accounts: &[Value]) -> Vec<String> {
     };
     match action {
         // Actions without a resource type: IAM authorizes them on "*".
-        "iam:ListUsers"
+        "iam:GetAccountAuthorizationDetails"
         | "iam:GetAccountSummary"
         | "iam:ListAccountAliases"
         | "iam:GenerateCredentialReport"
         | "iam:GetCredentialReport"
         | "organizations:ListAccounts" => vec!["*".to_string()],
-        "iam:ListUserTags" | "iam:ListAccessKeys" | "iam:GetAccessKeyLastUsed" => users(),
+        "iam:ListAccessKeys" | "iam:GetAccessKeyLastUsed" => users(),
         "sts:AssumeRole" => accounts
             .iter()
             .skip(1) // the management account is read with the base credentials
@@ -187,7 +187,7 @@ fn the_policy_allows_every_operation_the_exporter_calls_and_nothing_else() {
     let accounts = moto.seeded["accounts"].as_array().unwrap().clone();
     let organization = format!("accounts:\n  organization: {{role_name: {ROLE_NAME}, external_id: iam-policy-test}}\n");
     let runs = [
-        // Discovery, AssumeRole, and every API source call, ListUserTags included.
+        // Discovery, AssumeRole, and every API source call.
         format!("source: api\nlabels: {{user_tags: [owner]}}\n{organization}"),
         // The credential report of every account.
         format!("source: credential-report\n{organization}"),
@@ -241,12 +241,11 @@ fn the_policy_allows_every_operation_the_exporter_calls_and_nothing_else() {
     let expected: BTreeSet<&str> = BTreeSet::from([
         "iam:GenerateCredentialReport",
         "iam:GetAccessKeyLastUsed",
+        "iam:GetAccountAuthorizationDetails",
         "iam:GetAccountSummary",
         "iam:GetCredentialReport",
         "iam:ListAccessKeys",
         "iam:ListAccountAliases",
-        "iam:ListUserTags",
-        "iam:ListUsers",
         "organizations:ListAccounts",
         "sts:AssumeRole",
     ]);
@@ -257,7 +256,7 @@ fn the_policy_allows_every_operation_the_exporter_calls_and_nothing_else() {
 fn resources_are_as_narrow_as_iam_allows() {
     let policy = read_policy();
     // Per-user actions only on users, of any account and path.
-    for action in ["iam:ListAccessKeys", "iam:GetAccessKeyLastUsed", "iam:ListUserTags"] {
+    for action in ["iam:ListAccessKeys", "iam:GetAccessKeyLastUsed"] {
         assert!(allows(&policy, action, "arn:aws:iam::111122223333:user/a/b/c"));
         assert!(!allows(&policy, action, "*"), "{action} on *");
         assert!(!allows(&policy, action, "arn:aws:iam::111122223333:role/admin"));

@@ -48,6 +48,7 @@ import datetime as dt
 import http.client
 import json
 import logging
+import os
 import re
 import sys
 import threading
@@ -55,6 +56,10 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+# moto loads the AWS managed policies (AdministratorAccess, the quarantine
+# policies) only when asked, and the privilege scenarios attach them.
+os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
 
 try:
     import boto3
@@ -90,6 +95,31 @@ def paginated_list_users(self):
 
 
 iam_responses.IamResponse.list_users = paginated_list_users
+
+
+def paginated_account_authorization_details(self):
+    """GetAccountAuthorizationDetails by pages of PAGE_SIZE users, groups and
+    policies on the last page only: moto answers in one page, AWS in pages of
+    up to 1,000 items, and a user's group may come pages after the user."""
+    details = self.backend.get_account_authorization_details(self._get_param("Filter", []))
+    marker = self._get_param("Marker")
+    max_items = min(int(self._get_param("MaxItems") or 100), PAGE_SIZE)
+    users = sorted(details["users"], key=lambda u: u.name)
+    start = int(marker) if marker else 0
+    last = start + max_items >= len(users)
+    result = {
+        "UserDetailList": users[start : start + max_items],
+        "GroupDetailList": list(details["groups"]) if last else [],
+        "RoleDetailList": list(details["roles"]) if last else [],
+        "Policies": list(details["managed_policies"]) if last else [],
+        "IsTruncated": not last,
+    }
+    if not last:
+        result["Marker"] = str(start + max_items)
+    return ActionResult(result)
+
+
+iam_responses.IamResponse.get_account_authorization_details = paginated_account_authorization_details
 
 # Each scenario: (age in days, days since last use or None for never used,
 # status, designed bucket, designed high risk by the default policy:
@@ -155,6 +185,96 @@ USERS = [
     ("excluded-temp", "/", {"team": "tmp"}, [16]),
     ("ignored-by-tag", "/", {"exporter-ignore": "true", "team": "tmp"}, [13]),
 ]
+
+
+# What the realistic account's users may do (issue 22): user -> grants, each
+# ("managed", policy name) for an AWS managed policy on the user,
+# ("group", group name) for membership of a group of GROUPS, ("inline",
+# document) for an inline policy, ("customer", policy name) for a policy of
+# CUSTOMER_POLICIES; and what the exporter must judge (admin, quarantined).
+ALL_ON_ALL = {"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "*", "Resource": "*"}}
+GROUPS = {
+    "admins": [("managed", "AdministratorAccess")],
+    "inline-admins": [
+        ("inline", {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["iam:*"], "Resource": "*"}]})
+    ],
+    "quarantined": [("managed", "AWSCompromisedKeyQuarantine")],
+    "readers": [("managed", "ReadOnlyAccess")],
+}
+CUSTOMER_POLICIES = {
+    "iam-everything": {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject", "IAM:*"], "Resource": ["*"]}],
+    },
+}
+PRIVILEGES = {
+    "alice.nguyen": ([("managed", "AdministratorAccess")], True, False),
+    "frank_backup-01": ([("group", "admins"), ("group", "readers")], True, False),
+    "ivan.petrov": ([("managed", "IAMFullAccess")], True, False),
+    "julia.santos": ([("inline", ALL_ON_ALL)], True, False),
+    "kenji.tanaka": ([("group", "inline-admins")], True, False),
+    "xavier.dupont": ([("customer", "iam-everything")], True, False),
+    "uma.patel": ([("managed", "ReadOnlyAccess"), ("group", "readers")], False, False),
+    # What the rule does not count: a condition, NotAction.
+    "tom.hughes": (
+        [("inline", {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*",
+                                                              "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "true"}}}]})],
+        False,
+        False,
+    ),
+    "dave,eve": (
+        [("inline", {"Version": "2012-10-17", "Statement": {"Effect": "Allow", "NotAction": "s3:*", "Resource": "*"}})],
+        False,
+        False,
+    ),
+    "rachel.idowu": ([("managed", "AWSCompromisedKeyQuarantineV3")], False, True),
+    "yusuf.demir": ([("managed", "AWSCompromisedKeyQuarantineV2")], False, True),
+    "zoe.adams": ([("group", "quarantined")], False, True),
+}
+# The default policy's admin_rotated_more_than.
+ADMIN_ROTATED_MORE_THAN_DAYS = 90
+
+
+def seed_privileges(iam, users, keys):
+    """Creates GROUPS and CUSTOMER_POLICIES, grants PRIVILEGES, and marks the
+    seeded users and keys with what the exporter must then say: each user's
+    admin and quarantined, and a key's high risk by the admin and quarantine
+    rules as well as by age."""
+    arns = {}
+    for name, document in CUSTOMER_POLICIES.items():
+        arns[name] = iam.create_policy(PolicyName=name, PolicyDocument=json.dumps(document))["Policy"]["Arn"]
+
+    def grant(kind, value, attach, put_inline, owner):
+        if kind == "managed":
+            attach(PolicyArn=f"arn:aws:iam::aws:policy/{value}")
+        elif kind == "customer":
+            attach(PolicyArn=arns[value])
+        elif kind == "inline":
+            put_inline(PolicyName=f"inline-{owner}", PolicyDocument=json.dumps(value))
+
+    for group, grants in GROUPS.items():
+        iam.create_group(GroupName=group)
+        for kind, value in grants:
+            grant(kind, value, lambda **kw: iam.attach_group_policy(GroupName=group, **kw),
+                  lambda **kw: iam.put_group_policy(GroupName=group, **kw), group)
+    by_name = {u["name"]: u for u in users}
+    for user in users:
+        user["admin"], user["quarantined"] = False, False
+    for name, (grants, admin, quarantined) in PRIVILEGES.items():
+        for kind, value in grants:
+            if kind == "group":
+                iam.add_user_to_group(GroupName=value, UserName=name)
+            else:
+                grant(kind, value, lambda **kw: iam.attach_user_policy(UserName=name, **kw),
+                      lambda **kw: iam.put_user_policy(UserName=name, **kw), name)
+        by_name[name]["admin"], by_name[name]["quarantined"] = admin, quarantined
+    now = epoch(utc_now())
+    for key in keys:
+        user = by_name[key["user"]]
+        active = key["status"] == "Active"
+        old_for_admin = now - key["created"] > ADMIN_ROTATED_MORE_THAN_DAYS * DAY
+        if active and (user["quarantined"] or (user["admin"] and old_for_admin)):
+            key["high_risk"] = True
 
 
 # The organization scenario. Its management account is the default account,
@@ -255,6 +375,7 @@ def seed_realistic(endpoint):
     iam.create_account_alias(AccountAlias=ALIAS)
     set_root_access_key_present(ACCOUNT_ID, True)
     users, keys = seed_users(iam, ACCOUNT_ID, USERS, utc_now())
+    seed_privileges(iam, users, keys)
     return {"account_id": ACCOUNT_ID, "alias": ALIAS, "users": users, "keys": keys, "root_access_key_present": True}
 
 

@@ -360,7 +360,14 @@ fn live_credential_reports_of_every_account() {
     let n = (MEMBERS + 1) as f64;
     assert_eq!(calls("GetCredentialReport"), 2.0 * n);
     assert_eq!(calls("GenerateCredentialReport"), 2.0 * n);
-    for op in ["ListUsers", "ListAccessKeys", "GetAccessKeyLastUsed"] {
+    // Users, tags and policies in pages of 7 users (moto_server.py), at
+    // least one page per account.
+    let pages: usize = accounts(&moto)
+        .iter()
+        .map(|a| a["users"].as_array().unwrap().len().div_ceil(7).max(1))
+        .sum();
+    assert_eq!(calls("GetAccountAuthorizationDetails"), pages as f64);
+    for op in ["ListUsers", "ListUserTags", "ListAccessKeys", "GetAccessKeyLastUsed"] {
         assert_eq!(calls(op), 0.0, "{op}");
     }
     assert_eq!(promtool_check_metrics(&text), "");
