@@ -76,6 +76,7 @@ pub struct Assessed {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct PolicyTerms {
     pub rotated_more_than: String,
+    pub admin_rotated_more_than: String,
     pub never_used_after: String,
     pub unused_more_than: Option<String>,
     pub age_buckets: Vec<String>,
@@ -85,6 +86,7 @@ impl PolicyTerms {
     pub fn of(policy: &Policy) -> PolicyTerms {
         PolicyTerms {
             rotated_more_than: short_duration(policy.rotated_more_than),
+            admin_rotated_more_than: short_duration(policy.admin_rotated_more_than),
             never_used_after: short_duration(policy.never_used_after),
             unused_more_than: policy.unused_more_than.map(short_duration),
             age_buckets: policy.age_buckets.labels().to_vec(),

@@ -239,8 +239,9 @@ fn header(out: &mut String, report: &Report, context: &Context) {
 <dt>Generated</dt><dd><time datetime=\"{}\">{}</time></dd>\n\
 <dt>Accounts</dt><dd>{} read: {}</dd>\n{}\
 <dt>Source</dt><dd>{}</dd>\n\
-<dt>Policy</dt><dd>An active key is high risk when it is not rotated for more than {}, \
-never used more than {} after its creation{}. An active root user's key is high risk at any age.</dd>\n\
+<dt>Policy</dt><dd>An active key is high risk when it is not rotated for more than {} \
+({} for an admin-equivalent user), never used more than {} after its creation{}. \
+An active key of the root user, or of a user AWS quarantined, is high risk at any age.</dd>\n\
 <dt>Age buckets</dt><dd>{}</dd>\n\
 <dt>Key ids</dt><dd>{masking}</dd>\n\
 <dt>Keys</dt><dd>{}</dd>\n</dl>\n</header>\n",
@@ -251,6 +252,7 @@ never used more than {} after its creation{}. An active root user's key is high 
         not_read(report),
         escape(&context.source),
         policy.rotated_more_than,
+        policy.admin_rotated_more_than,
         policy.never_used_after,
         unused,
         escape(&policy.age_buckets.join(", ")),
