@@ -100,7 +100,43 @@ fn a_tight_rate_is_waited_out_and_the_refresh_completes() {
         throttled as f64,
         "counted for the account"
     );
-    eprintln!("60 users at 5 calls/s: {took:?}, {throttled} throttled answers; proxy: {stats}");
+    // Throttled, the exporter lowered its own rate, and says so.
+    let allowed = metric(
+        &exporter,
+        "aws_iam_exporter_aws_allowed_requests_per_second",
+        &[("account_id", ACCOUNT)],
+    );
+    assert!(
+        allowed.is_finite() && allowed < 20.0,
+        "allowed itself {allowed} calls/s"
+    );
+    eprintln!("60 users at 5 calls/s: {took:?}, {throttled} throttled answers, {allowed:.1} calls/s allowed at the end; proxy: {stats}");
+}
+
+/// A cap is kept even when AWS would allow more: 20 users (about 45 calls)
+/// at 5 calls a second take at least 8 s, and the gauge says 5.
+#[test]
+#[ignore = "tools tier, run by make test: needs moto"]
+fn max_requests_per_second_caps_the_rate_without_throttling() {
+    let mut moto = Moto::start_with(&["--scenario", "many", "--users", "20"]);
+    let exporter = Exporter::start(&["--aws.max-requests-per-second", "5"], &moto.aws_env_via_proxy());
+    exporter.wait_ready();
+    let stats = moto.command("stats")["ok"].clone();
+    assert_eq!(stats["throttled"].as_u64(), Some(0), "{stats}");
+    let allowed = metric(
+        &exporter,
+        "aws_iam_exporter_aws_allowed_requests_per_second",
+        &[("account_id", ACCOUNT)],
+    );
+    assert_eq!(allowed, 5.0);
+    let duration = metric(
+        &exporter,
+        "aws_iam_exporter_account_refresh_duration_seconds",
+        &[("account_id", ACCOUNT)],
+    );
+    // 40 spaced calls (a ListAccessKeys and a GetAccessKeyLastUsed a user)
+    // at 5 a second: the first starts at once, the last 39 / 5 s later.
+    assert!(duration >= 7.8, "read in {duration} s");
 }
 
 /// A read that the rate cannot let finish within its deadline fails as
@@ -184,7 +220,7 @@ fn limit_exceeded_on_report_generation_is_waited_out() {
 #[ignore = "tools tier, run by make test: needs moto"]
 fn a_failed_account_is_tried_again_soon_not_an_interval_later() {
     let mut moto = Moto::start_with(&["--scenario", "many", "--users", "5"]);
-    moto.command(&format!("fault 500 {ACCOUNT} 1 ListUsers"));
+    moto.command(&format!("fault 500 {ACCOUNT} 1 GetAccountAuthorizationDetails"));
     let started = Instant::now();
     let exporter = Exporter::start(
         &["--refresh.interval", "10m", "--aws.max-attempts", "1"],

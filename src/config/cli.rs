@@ -129,6 +129,15 @@ pub struct Flags {
     )]
     pub max_attempts: Option<u32>,
 
+    /// Most AWS calls a second per account, for accounts whose IAM budget is
+    /// shared with others (default: no cap; throttling lowers the rate anyway).
+    #[arg(
+        long = "aws.max-requests-per-second",
+        global = true,
+        env = "AWS_IAM_KEY_EXPORTER_AWS_MAX_REQUESTS_PER_SECOND"
+    )]
+    pub max_requests_per_second: Option<f64>,
+
     /// This replica's shard (default 0).
     #[arg(long = "shard.index", global = true, env = "AWS_IAM_KEY_EXPORTER_SHARD_INDEX")]
     pub shard_index: Option<u32>,

@@ -11,6 +11,7 @@ use aws_smithy_types::config_bag::ConfigBag;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use super::error::error_code_from_response;
@@ -39,6 +40,7 @@ pub struct AwsCallCounters {
     requests: Family<AwsCallLabels, Counter>,
     errors: Family<AwsErrorLabels, Counter>,
     throttled: Family<AccountLabels, Counter>,
+    allowed_rate: Family<AccountLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
 }
 
 impl AwsCallCounters {
@@ -58,6 +60,11 @@ impl AwsCallCounters {
             "AWS API calls of an account's reads that AWS answered with a throttling error",
             self.throttled.clone(),
         );
+        registry.register(
+            "aws_iam_exporter_aws_allowed_requests_per_second",
+            "AWS calls a second the exporter allows itself for the account after its latest read: +Inf without a limit, lowered when AWS throttles, at most aws.max_requests_per_second",
+            self.allowed_rate.clone(),
+        );
     }
 
     /// Starts the account's throttled-calls counter at 0, so that its first
@@ -66,6 +73,16 @@ impl AwsCallCounters {
         drop(self.throttled.get_or_create(&AccountLabels {
             account_id: account_id.to_string(),
         }));
+    }
+
+    /// The rate the account's calls are allowed; `None`: no limit.
+    pub fn record_allowed_rate(&self, account_id: &str, rate: Option<f64>) {
+        let labels = AccountLabels {
+            account_id: account_id.to_string(),
+        };
+        self.allowed_rate
+            .get_or_create(&labels)
+            .set(rate.unwrap_or(f64::INFINITY));
     }
 
     /// `count` more throttled answers in a read of `account_id`.

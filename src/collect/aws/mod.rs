@@ -6,6 +6,7 @@
 
 pub mod counters;
 pub mod error;
+pub mod rate;
 pub mod throttle;
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use crate::domain::failure::{ErrorReason, SourceError};
 
 pub use counters::AwsCallCounters;
 pub use error::{classify, error_code_from_response, reason_for_code};
+pub use rate::RequestRate;
 use throttle::ThrottleRetry;
 pub use throttle::Throttles;
 
@@ -38,6 +40,8 @@ pub struct AwsSettings {
     pub refresh_timeout: Option<Duration>,
     pub max_concurrent_requests: usize,
     pub max_concurrent_accounts: usize,
+    /// `aws.max_requests_per_second`: the most calls a second to one account.
+    pub max_requests_per_second: Option<f64>,
 }
 
 /// Loads credentials and region from the standard AWS chain (environment,
@@ -106,6 +110,8 @@ pub struct Clients {
     pub sts: aws_sdk_sts::Client,
     /// The throttled answers these clients have had.
     pub throttles: Arc<Throttles>,
+    /// The account's: kept across reads, as its clients are not.
+    pub rate: Arc<RequestRate>,
 }
 
 /// Retries of throttled calls are bounded by the refresh deadline, those of
@@ -118,8 +124,11 @@ fn own_partition() -> RetryPartition {
 }
 
 impl Clients {
-    pub fn new(sdk: &SdkConfig, counters: &AwsCallCounters) -> Clients {
-        let throttle = ThrottleRetry::default();
+    pub fn new(sdk: &SdkConfig, counters: &AwsCallCounters, rate: Arc<RequestRate>) -> Clients {
+        let throttle = ThrottleRetry {
+            throttles: Arc::default(),
+            rate,
+        };
         let iam = aws_sdk_iam::config::Builder::from(sdk)
             .interceptor(counters.clone())
             .interceptor(throttle.clone())
@@ -136,17 +145,23 @@ impl Clients {
             iam: aws_sdk_iam::Client::from_conf(iam),
             sts: aws_sdk_sts::Client::from_conf(sts),
             throttles: throttle.throttles,
+            rate: throttle.rate,
         }
     }
 
     /// Clients that act with `credentials` (an assumed role's) instead of
     /// the base chain's.
-    pub fn with_credentials(sdk: &SdkConfig, credentials: Credentials, counters: &AwsCallCounters) -> Clients {
+    pub fn with_credentials(
+        sdk: &SdkConfig,
+        credentials: Credentials,
+        counters: &AwsCallCounters,
+        rate: Arc<RequestRate>,
+    ) -> Clients {
         let config = sdk
             .to_builder()
             .credentials_provider(SharedCredentialsProvider::new(credentials))
             .build();
-        Clients::new(&config, counters)
+        Clients::new(&config, counters, rate)
     }
 }
 

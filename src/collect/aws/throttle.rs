@@ -27,6 +27,7 @@ use aws_smithy_types::config_bag::ConfigBag;
 use aws_smithy_types::retry::RetryConfig;
 
 use super::error::{error_code_from_response, reason_for_code};
+use super::rate::RequestRate;
 use crate::domain::failure::ErrorReason;
 
 /// Longest wait between two attempts of one call. The SDK's 20 s would
@@ -80,10 +81,12 @@ impl Throttles {
 }
 
 /// Makes throttled answers retryable (classifier) and not count against
-/// `aws.max_attempts` (interceptor).
-#[derive(Debug, Clone, Default)]
+/// `aws.max_attempts` (interceptor), and tells the account's request rate
+/// of every answer.
+#[derive(Debug, Clone)]
 pub struct ThrottleRetry {
     pub throttles: Arc<Throttles>,
+    pub rate: Arc<RequestRate>,
 }
 
 impl ClassifyRetry for ThrottleRetry {
@@ -116,9 +119,16 @@ impl Intercept for ThrottleRetry {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        if !context.response().is_some_and(is_throttling) {
+        let Some(response) = context.response() else {
+            return Ok(());
+        };
+        if !is_throttling(response) {
+            if response.status().is_success() {
+                self.rate.answered();
+            }
             return Ok(());
         }
+        self.rate.throttled(tokio::time::Instant::now());
         self.throttles.record();
         if let Some(retry) = cfg.load::<RetryConfig>().cloned() {
             let more = retry.max_attempts().saturating_add(1);

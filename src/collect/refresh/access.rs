@@ -18,6 +18,9 @@ const RENEW_BEFORE: Duration = Duration::from_secs(15 * 60);
 pub struct AccountAccess {
     role: Option<Role>,
     credentials: Option<Credentials>,
+    /// The rate this account's calls are allowed, which outlives the
+    /// clients of one read.
+    rate: Option<std::sync::Arc<crate::collect::aws::RequestRate>>,
 }
 
 impl AccountAccess {
@@ -25,6 +28,7 @@ impl AccountAccess {
         AccountAccess {
             role,
             credentials: None,
+            rate: None,
         }
     }
 
@@ -52,6 +56,10 @@ impl AccountAccess {
                 fresh
             }
         };
-        Ok(Clients::with_credentials(sdk, credentials, counters))
+        let rate = self
+            .rate
+            .get_or_insert_with(|| std::sync::Arc::new(crate::collect::aws::RequestRate::new(base.rate.cap())))
+            .clone();
+        Ok(Clients::with_credentials(sdk, credentials, counters, rate))
     }
 }

@@ -168,10 +168,14 @@ pub(super) fn start_read(
                 // Throttled calls are retried until this deadline: when it
                 // passes after throttling, that is the reason to report.
                 let throttles = std::sync::Mutex::new(vec![base.throttles.clone()]);
+                let rate = std::sync::Mutex::new(None);
                 let work = async {
                     let clients = access.clients(&sdk, &base, &aws_calls).await?;
                     if let Ok(mut seen) = throttles.lock() {
                         seen.push(clients.throttles.clone());
+                    }
+                    if let Ok(mut rate) = rate.lock() {
+                        *rate = Some(clients.rate.clone());
                     }
                     Ok(source.read(occasion, &target, Some(&clients), interval, users).await)
                 };
@@ -182,6 +186,9 @@ pub(super) fn start_read(
                     Err(_) => Some(Err(deadline_passed(limit, &throttles, started))),
                 };
                 aws_calls.record_throttled(&target.account_id, throttled_in_read(&throttles, before));
+                if let Some(rate) = rate.lock().ok().and_then(|r| r.clone()) {
+                    aws_calls.record_allowed_rate(&target.account_id, rate.allowed());
+                }
                 (Some(access), result)
             }
         };

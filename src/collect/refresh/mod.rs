@@ -85,7 +85,8 @@ impl Refresher {
     ) -> Refresher {
         let aws = if settings.source.calls_aws() {
             let sdk = aws::load_sdk_config(aws_settings).await;
-            let base = Clients::new(&sdk, &aws_calls);
+            let rate = Arc::new(aws::RequestRate::new(aws_settings.max_requests_per_second));
+            let base = Clients::new(&sdk, &aws_calls, rate);
             let organizations = aws::organizations_client(&sdk, &aws_calls);
             aws_calls.start_at_zero(&operations(&settings));
             Some(Box::new(AwsState {

@@ -104,6 +104,7 @@ async fn fetch_user(
     details: UserDetails,
 ) -> Result<(User, Vec<AccessKey>), SourceError> {
     let name: Arc<str> = Arc::from(details.name.as_str());
+    clients.rate.wait().await;
     let metadata: Vec<aws_sdk_iam::types::AccessKeyMetadata> = clients
         .iam
         .list_access_keys()
@@ -130,6 +131,7 @@ async fn fetch_user(
             Some(StatusType::Inactive) => KeyStatus::Inactive,
             other => return Err(invalid(format!("key {id} of user {name} has unknown status {other:?}"))),
         };
+        clients.rate.wait().await;
         let last_used = clients
             .iam
             .get_access_key_last_used()

@@ -102,6 +102,15 @@ impl Settings {
             index: given.shard_index.unwrap_or(0),
             count: given.shard_count.unwrap_or(1),
         };
+        if let Some(rate) = given.max_requests_per_second {
+            // NaN fails the comparison too.
+            if !(rate >= crate::collect::aws::rate::MIN_RATE && rate.is_finite()) {
+                problems.push(format!(
+                    "aws.max_requests_per_second: must be a number of at least {} (calls a second), not {rate}",
+                    crate::collect::aws::rate::MIN_RATE
+                ));
+            }
+        }
         for (field, value) in [
             ("aws.max_concurrent_requests", max_concurrent_requests as u64),
             ("aws.max_concurrent_accounts", max_concurrent_accounts as u64),
@@ -158,6 +167,7 @@ impl Settings {
                 refresh_timeout: given.refresh_timeout,
                 max_concurrent_requests,
                 max_concurrent_accounts,
+                max_requests_per_second: given.max_requests_per_second,
             },
             live_report: LiveReportOptions {
                 max_wait: given
@@ -203,6 +213,7 @@ fn merged(flags: &Flags, file: &Flags) -> Flags {
         call_timeout: flags.call_timeout.or(file.call_timeout),
         refresh_timeout: flags.refresh_timeout.or(file.refresh_timeout),
         max_attempts: flags.max_attempts.or(file.max_attempts),
+        max_requests_per_second: flags.max_requests_per_second.or(file.max_requests_per_second),
         shard_index: flags.shard_index.or(file.shard_index),
         shard_count: flags.shard_count.or(file.shard_count),
         // Not in the file.

@@ -353,3 +353,30 @@ fn file_and_flags_are_checked_alike_once_merged() {
     };
     assert_eq!(problems, ["shard.index: 2 must be below shard.count (2)"]);
 }
+
+#[test]
+fn the_request_rate_cap_is_a_number_of_at_least_half_a_call() {
+    let settings = |yaml: &str| -> Result<Settings> {
+        let file = parse_config(yaml).map_err(Error::Config)?;
+        Settings::from_parts(&Flags::default(), Some(&file))
+    };
+    let rate = |yaml: &str| settings(yaml).unwrap().aws.max_requests_per_second;
+    assert_eq!(rate("aws:\n  max_requests_per_second: 2.5\n"), Some(2.5));
+    assert_eq!(rate("aws:\n  max_requests_per_second: 5\n"), Some(5.0));
+    assert_eq!(rate("aws: {}\n"), None);
+    for (yaml, message) in [
+        (
+            "aws:\n  max_requests_per_second: 0.1\n",
+            "aws.max_requests_per_second: must be a number of at least 0.5 (calls a second), not 0.1",
+        ),
+        (
+            "aws:\n  max_requests_per_second: fast\n",
+            "aws.max_requests_per_second: expected a number, found fast",
+        ),
+    ] {
+        let Err(Error::Config(problems)) = settings(yaml) else {
+            panic!("{yaml}: expected a config error");
+        };
+        assert!(problems.iter().any(|p| p.contains(message)), "{yaml}: {problems:?}");
+    }
+}

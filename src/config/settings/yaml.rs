@@ -200,6 +200,7 @@ impl Validator {
             "max_concurrent_requests",
             "max_concurrent_accounts",
             "max_attempts",
+            "max_requests_per_second",
             "call_timeout",
             "refresh_timeout",
         ];
@@ -215,6 +216,18 @@ impl Validator {
             flags.max_attempts = self
                 .whole(aws.get("max_attempts"), "aws.max_attempts")
                 .map(|n| n.min(20) as u32);
+            flags.max_requests_per_second = match aws.get("max_requests_per_second") {
+                None | Some(Value::Null) => None,
+                Some(Value::Number(n)) => n.as_f64(),
+                Some(other) => {
+                    let found = display(other);
+                    self.problem(
+                        "aws.max_requests_per_second",
+                        format!("expected a number, found {found}"),
+                    );
+                    None
+                }
+            };
         }
         config
     }
