@@ -254,6 +254,9 @@ struct Key {
     high_risk: bool,
     bucket: String,
     service: String,
+    /// Its user's, as moto_server.py seeded them.
+    admin: bool,
+    quarantined: bool,
 }
 
 impl Key {
@@ -276,6 +279,14 @@ fn considered(user: &str) -> bool {
 
 /// The keys the exporter considers, with their positions by creation date.
 fn seeded_keys(seeded: &Value) -> Vec<Key> {
+    let user_fact = |user: &str, fact: &str| {
+        seeded["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["name"] == user)
+            .is_some_and(|u| u[fact] == true)
+    };
     let mut keys: Vec<Key> = seeded["keys"]
         .as_array()
         .unwrap()
@@ -291,6 +302,8 @@ fn seeded_keys(seeded: &Value) -> Vec<Key> {
             high_risk: k["high_risk"].as_bool().unwrap(),
             bucket: k["bucket"].as_str().unwrap().to_string(),
             service: k["service"].as_str().unwrap().to_string(),
+            admin: user_fact(k["user"].as_str().unwrap(), "admin"),
+            quarantined: user_fact(k["user"].as_str().unwrap(), "quarantined"),
         })
         .collect();
     keys.sort_by(|a, b| (&a.user, a.created).partial_cmp(&(&b.user, b.created)).unwrap());
@@ -384,8 +397,12 @@ fn expected_alerts(seeded: &Value, now: f64) -> BTreeMap<AlertId, Expected> {
         alerts.insert(id, Expected { labels, suppressed });
     };
     for key in keys.iter().filter(|k| k.active) {
+        if key.quarantined {
+            add("AwsIamAccessKeyExposed", "critical", key, false);
+        }
         if key.high_risk {
-            add("AwsIamAccessKeyHighRisk", "warning", key, false);
+            // Inhibited by AwsIamAccessKeyExposed, which says more.
+            add("AwsIamAccessKeyHighRisk", "warning", key, key.quarantined);
         }
         if key.age(now) > 90.0 * DAY {
             // Inhibited by the example Alertmanager config when high risk.
@@ -440,6 +457,9 @@ fn expected_receivers(labels: &BTreeMap<String, String>) -> BTreeSet<String> {
     }
     if labels["severity"] == "critical" {
         receivers.insert("security-pager".to_string());
+    }
+    if labels["alertname"] == "AwsIamDormantKeyUsed" {
+        receivers.insert("security-team".to_string());
     }
     match labels.get("tag_team").map(String::as_str) {
         Some("payments") => {
@@ -879,7 +899,7 @@ fn rules_and_example_configs_pass_promtool_and_amtool() {
     }
     assert_eq!(fires, alerts, "every alert has a unit test where it fires");
     assert_eq!(silent, alerts, "every alert has a unit test where it stays silent");
-    assert_eq!(alerts.len(), 11, "{alerts:?}");
+    assert_eq!(alerts.len(), 13, "{alerts:?}");
 
     // The lean set of key series: every group whose input has a family
     // outside it has a twin whose input is the same without those series
@@ -1054,6 +1074,7 @@ fn dashboard_is_importable_into_grafana() {
         ("Active keys", "stat"),
         ("High-risk keys", "stat"),
         ("Accounts not read", "stat"),
+        ("Exposed keys", "stat"),
         ("Active keys older than 90 days", "stat"),
         ("Never-used keys", "stat"),
         ("Accounts with a root access key", "stat"),
@@ -1309,7 +1330,7 @@ fn dashboard_type_checks_against_grafana_schema() {
         &[script.to_str().unwrap(), repo_path(DASHBOARD).to_str().unwrap()],
     );
     assert!(ok, "the dashboard does not type-check:\n{out}");
-    assert!(out.contains("27 panels match @grafana/schema 11.6.16"), "{out}");
+    assert!(out.contains("28 panels match @grafana/schema 11.6.16"), "{out}");
 
     // The check is real: a misspelt option fails it.
     let dir = tempfile::tempdir().unwrap();
@@ -1533,6 +1554,10 @@ fn end_to_end(key_series: KeySeries) {
         ("Active keys", active.clone().count()),
         ("High-risk keys", keys.iter().filter(|k| k.high_risk).count()),
         (
+            "Exposed keys",
+            keys.iter().filter(|k| k.active && k.quarantined).count(),
+        ),
+        (
             "Active keys older than 90 days",
             active.clone().filter(|k| k.age(now) > 90.0 * DAY).count(),
         ),
@@ -1618,6 +1643,8 @@ fn end_to_end(key_series: KeySeries) {
         "Days since last use",
         "Last used",
         "Why high risk",
+        "Admin",
+        "Exposed",
         "Last used service",
         "Last used region",
         "Owner",
@@ -1633,8 +1660,12 @@ fn end_to_end(key_series: KeySeries) {
     for row in reasons {
         let labels = labels_of(row);
         let key = keys.iter().find(|k| k.id == labels["access_key_id"]).unwrap();
-        let reason = if key.age(now) > 365.0 * DAY {
+        let reason = if key.quarantined {
+            "AWS quarantined this user: a key was found exposed"
+        } else if key.age(now) > 365.0 * DAY {
             "older than 365 days"
+        } else if key.admin && key.age(now) > 90.0 * DAY {
+            "admin key not rotated"
         } else {
             assert!(key.last_used.is_none());
             "never used"
@@ -1676,6 +1707,7 @@ fn end_to_end(key_series: KeySeries) {
             "365d+",
             "Active keys",
             "High-risk keys",
+            "Admin keys",
             "Users with two active keys",
             "Root access key",
             "Compliance (CIS 1.4, 1.12-1.14)"
@@ -1903,12 +1935,17 @@ fn end_to_end(key_series: KeySeries) {
             let age = (key.age(now) / DAY).floor();
             let reason = if age >= 365.0 {
                 format!("{age} days old, over the 365-day limit.")
+            } else if key.last_used.is_none() {
+                format!("has never been used in the {age} days since its creation.")
+            } else if key.quarantined {
+                format!("{age} days old, and AWS has quarantined its user: one of its keys was found exposed.")
             } else {
                 assert!(
-                    key.last_used.is_none(),
-                    "the fixture's young high-risk keys are never used"
+                    key.admin && age >= 90.0,
+                    "the fixture's young, used high-risk keys are quarantined or admin: {}",
+                    key.id
                 );
-                format!("has never been used in the {age} days since its creation.")
+                format!("{age} days old, and its user is admin-equivalent: over the 90-day limit for admin keys.")
             };
             assert!(
                 description.contains(&format!("it is active and {reason}")),
