@@ -427,10 +427,14 @@ async fn accept_loop(
                 )
             }
         });
-        let tls = web.load().tls.clone();
+        let (tls, http1_only) = {
+            let web = web.load();
+            (web.tls.clone(), web.http1_only)
+        };
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let builder = auto::Builder::new(TokioExecutor::new());
+            let builder = if http1_only { builder.http1_only() } else { builder };
             let result = match tls {
                 None => {
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
