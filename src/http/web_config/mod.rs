@@ -135,7 +135,7 @@ impl WebConfig {
         let http = raw.http_server_config.unwrap_or_default();
         config.http1_only = http.http2 == Some(false);
         if let Some(tls) = raw.tls_server_config.filter(RawTls::enables_tls) {
-            let mut tls = tls_config(tls, base, &mut config.files).map_err(fail)?;
+            let mut tls = tls_config(tls, base, &mut config.files, !config.http1_only).map_err(fail)?;
             if config.http1_only {
                 tls.alpn_protocols = vec![b"http/1.1".to_vec()];
             }
@@ -268,7 +268,7 @@ impl RawTls {
     }
 }
 
-fn tls_config(raw: RawTls, base: &Path, files: &mut Vec<PathBuf>) -> Result<rustls::ServerConfig, String> {
+fn tls_config(raw: RawTls, base: &Path, files: &mut Vec<PathBuf>, http2: bool) -> Result<rustls::ServerConfig, String> {
     let resolve = |p: PathBuf| client_auth::resolve(base, p);
     let file = |p: Option<PathBuf>| p.filter(|p| !p.as_os_str().is_empty()).map(resolve);
     let inline = |pem: Option<String>| pem.filter(|p| !p.is_empty());
@@ -324,7 +324,11 @@ fn tls_config(raw: RawTls, base: &Path, files: &mut Vec<PathBuf>) -> Result<rust
             ))
         }
     };
+    let suites_named = raw.cipher_suites.as_ref().is_some_and(|names| !names.is_empty());
     let provider = Arc::new(crypto::provider(raw.cipher_suites, raw.curve_preferences)?);
+    if http2 && suites_named && versions.contains(&&rustls::version::TLS12) {
+        crypto::check_http2_suites(&provider)?;
+    }
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(versions)
         .map_err(|e| format!("tls_server_config: {e}"))?;
@@ -382,6 +386,8 @@ pub async fn watch(path: PathBuf, shared: SharedWebConfig, mut shutdown: tokio::
 }
 
 mod client_auth;
+#[cfg(test)]
+mod conformance_tests;
 mod crypto;
 #[cfg(test)]
 mod handshake_tests;
