@@ -40,7 +40,7 @@ pub(super) fn verifier(
     let inner: Arc<dyn ClientCertVerifier> = match auth_type {
         "NoClientCert" if ca_given => {
             return Err(format!(
-                "tls_server_config.{ca_key}: given without a client_auth_type that uses it (VerifyClientCertIfGiven or RequireAndVerifyClientCert)"
+                "tls_server_config.{ca_key}: given without a client_auth_type that uses it (VerifyClientCertIfGiven or RequireAndVerifyClientCert; RequestClientCert and RequireAnyClientCert read it but do not verify with it)"
             ))
         }
         "NoClientCert" if auth.allowed_sans.is_some() => {
