@@ -319,3 +319,122 @@ fn the_kubernetes_component_web_config_serves_https() {
     );
     assert!(headers.contains("x-content-type-options: nosniff"), "{headers}");
 }
+
+/// A client certificate `NAME.pem` / `NAME.key` signed by the test CA of
+/// [`certificates`], with `san` as its subjectAltName.
+fn client_with_sans(dir: &Path, name: &str, san: &str) {
+    let ext = format!("{name}.ext");
+    std::fs::write(
+        dir.join(&ext),
+        format!("extendedKeyUsage=clientAuth\nsubjectAltName={san}\n"),
+    )
+    .unwrap();
+    let (key, csr, pem) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"));
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            &format!("/CN={name}"),
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            &pem,
+            "-extfile",
+            &ext,
+        ],
+    );
+}
+
+#[test]
+#[ignore = "tools tier, run by make test: needs openssl and curl"]
+fn client_allowed_sans_matches_email_and_uri_names_of_verified_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    certificates(d);
+    client_with_sans(d, "spiffe", "URI:spiffe://example.org/prometheus");
+    client_with_sans(d, "mailed", "email:ops@example.com,DNS:scraper.example.com");
+    let web = |sans: &str| {
+        format!(
+            "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.pem\n  client_allowed_sans: {sans}\n"
+        )
+    };
+    let as_client = |name: &str| {
+        [
+            "--cert".into(),
+            format!("{name}.pem"),
+            "--key".into(),
+            format!("{name}.key"),
+        ]
+    };
+    let get = |exporter: &Exporter, name: &str| {
+        let url = format!("https://localhost:{}/metrics", exporter.port);
+        let args = as_client(name);
+        curl(d, &url, &args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let (uri, _) = start(d, &web("['spiffe://example.org/prometheus']"));
+    assert_eq!(get(&uri, "spiffe"), 200);
+    assert_eq!(get(&uri, "mailed"), 0, "a certificate without the URI is refused");
+    // client.pem is from the same CA but names nothing.
+    assert_eq!(get(&uri, "client"), 0);
+    drop(uri);
+    let (email, _) = start(d, &web("[someone@example.com, ops@example.com]"));
+    assert_eq!(get(&email, "mailed"), 200);
+    assert_eq!(get(&email, "spiffe"), 0);
+}
+
+#[test]
+#[ignore = "tools tier, run by make test: needs openssl and curl"]
+fn http2_false_serves_http1_only_with_and_without_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    certificates(d);
+    // What curl's HTTP status and protocol version were ("0 0": it failed).
+    let fetch = |url: &str, extra: &[&str]| {
+        curl_output(d, url, &["-w", "%{http_code} %{http_version}"], extra)
+            .trim()
+            .to_string()
+    };
+    let (plain, _) = start(d, "http_server_config:\n  http2: true\n");
+    let url = format!("http://127.0.0.1:{}/metrics", plain.port);
+    assert_eq!(fetch(&url, &["--http2-prior-knowledge"]), "200 2", "HTTP/2 by default");
+    drop(plain);
+    let (plain, _) = start(d, "http_server_config:\n  http2: false\n");
+    let url = format!("http://127.0.0.1:{}/metrics", plain.port);
+    assert_eq!(fetch(&url, &[]), "200 1.1");
+    let prior = fetch(&url, &["--http2-prior-knowledge"]);
+    assert!(
+        !prior.starts_with("200"),
+        "HTTP/2 with prior knowledge was served: {prior}"
+    );
+    drop(plain);
+    let (tls, _) = start(
+        d,
+        "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\nhttp_server_config:\n  http2: false\n",
+    );
+    let url = format!("https://localhost:{}/metrics", tls.port);
+    assert_eq!(fetch(&url, &["--http2"]), "200 1.1", "h2 was offered by ALPN");
+}

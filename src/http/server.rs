@@ -427,22 +427,34 @@ async fn accept_loop(
                 )
             }
         });
-        let tls = web.load().tls.clone();
+        let (tls, http1_only) = {
+            let web = web.load();
+            (web.tls.clone(), web.http1_only)
+        };
         let watcher = graceful.watcher();
         tokio::spawn(async move {
+            // `http1_only` is ignored by `serve_connection_with_upgrades`
+            // so HTTP/1.1 only takes `serve_connection`; HTTP/2 on keeps it as before.
             let builder = auto::Builder::new(TokioExecutor::new());
+            let builder = if http1_only { builder.http1_only() } else { builder };
+            macro_rules! serve {
+                ($io:expr) => {
+                    if http1_only {
+                        watcher
+                            .watch(builder.serve_connection($io, service).into_owned())
+                            .await
+                    } else {
+                        let conn = builder.serve_connection_with_upgrades($io, service);
+                        watcher.watch(conn.into_owned()).await
+                    }
+                };
+            }
             let result = match tls {
-                None => {
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                    watcher.watch(conn.into_owned()).await
-                }
+                None => serve!(TokioIo::new(stream)),
                 Some(config) => {
                     let acceptor = tokio_rustls::TlsAcceptor::from(config);
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls_stream)) => {
-                            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls_stream), service);
-                            watcher.watch(conn.into_owned()).await
-                        }
+                        Ok(Ok(tls_stream)) => serve!(TokioIo::new(tls_stream)),
                         Ok(Err(e)) => {
                             tracing::debug!(%peer, error = %e, "TLS handshake failed");
                             return;

@@ -71,6 +71,21 @@ pub(super) fn provider(
     Ok(provider)
 }
 
+/// As Go's HTTP/2 server: TLS 1.2 suites chosen by name, with TLS 1.2
+/// allowed, must include an ECDHE suite with AES-128-GCM, which HTTP/2
+/// requires (RFC 7540, 9.2.2).
+pub(super) fn check_http2_suites(provider: &rustls::crypto::CryptoProvider) -> Result<(), String> {
+    use rustls::CipherSuite::{TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256};
+    let required = [
+        TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    ];
+    if provider.cipher_suites.iter().any(|s| required.contains(&s.suite())) {
+        return Ok(());
+    }
+    Err("tls_server_config.cipher_suites: HTTP/2 needs TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 or TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 among them while TLS 1.2 is allowed (as the toolkit); add one, set min_version: TLS13, or set http_server_config.http2: false".into())
+}
+
 /// The system's trusted roots, for client certificates verified without a
 /// `client_ca_file`, as the toolkit (Go) does.
 pub(super) fn system_roots() -> Result<rustls::RootCertStore, String> {

@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use axum::http::{HeaderName, HeaderValue};
-use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
@@ -44,12 +43,10 @@ struct RawTls {
     client_ca_file: Option<PathBuf>,
     min_version: Option<String>,
     max_version: Option<String>,
-    // Known to the toolkit, not supported here: named in the error rather
-    // than reported as unknown.
     cipher_suites: Option<Vec<String>>,
     curve_preferences: Option<Vec<String>>,
     prefer_server_cipher_suites: Option<bool>,
-    client_allowed_sans: Option<serde_norway::Value>,
+    client_allowed_sans: Option<Vec<String>>,
     /// Inline PEM, used when the matching `_file` is not given.
     cert: Option<String>,
     key: Option<String>,
@@ -95,6 +92,10 @@ pub struct WebConfig {
     /// User name to bcrypt hash; empty: no authentication.
     pub users: BTreeMap<String, String>,
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// `http_server_config.http2: false`: HTTP/1.1 only (no `h2` in ALPN,
+    /// no HTTP/2 with prior knowledge on plain HTTP). The toolkit's default,
+    /// and without a web config, is HTTP/2 and HTTP/1.1.
+    pub http1_only: bool,
     /// `rate_limit`, over every request but the probes.
     pub rate_limit: Option<rate_limit::RateLimit>,
     /// Files whose change means the configuration must be read again.
@@ -131,8 +132,14 @@ impl WebConfig {
         // As the toolkit: TLS is on when a certificate, key or client
         // authentication key is given; `tls_server_config: {}` (or only
         // versions) serves plain HTTP.
+        let http = raw.http_server_config.unwrap_or_default();
+        config.http1_only = http.http2 == Some(false);
         if let Some(tls) = raw.tls_server_config.filter(RawTls::enables_tls) {
-            config.tls = Some(Arc::new(tls_config(tls, base, &mut config.files).map_err(fail)?));
+            let mut tls = tls_config(tls, base, &mut config.files, !config.http1_only).map_err(fail)?;
+            if config.http1_only {
+                tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+            }
+            config.tls = Some(Arc::new(tls));
         }
         let mut highest_cost = None;
         for (user, hash) in raw.basic_auth_users.unwrap_or_default() {
@@ -152,12 +159,6 @@ impl WebConfig {
                 .get_salt();
         }
         config.rate_limit = raw.rate_limit.unwrap_or_default().check().map_err(fail)?;
-        let http = raw.http_server_config.unwrap_or_default();
-        if http.http2 == Some(false) {
-            return Err(fail(
-                "http_server_config.http2: turning HTTP/2 off is not supported".into(),
-            ));
-        }
         for (name, value) in http.headers.unwrap_or_default() {
             let Some((allowed, values)) = ALLOWED_HEADERS.iter().find(|(h, _)| h.eq_ignore_ascii_case(&name)) else {
                 return Err(fail(format!(
@@ -267,14 +268,8 @@ impl RawTls {
     }
 }
 
-fn tls_config(raw: RawTls, base: &Path, files: &mut Vec<PathBuf>) -> Result<rustls::ServerConfig, String> {
-    let unsupported = [("client_allowed_sans", raw.client_allowed_sans.is_some())];
-    if let Some((key, _)) = unsupported.iter().find(|(_, set)| *set) {
-        return Err(format!(
-            "tls_server_config.{key}: not supported by this exporter (the cipher suites are rustls's safe defaults)"
-        ));
-    }
-    let resolve = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+fn tls_config(raw: RawTls, base: &Path, files: &mut Vec<PathBuf>, http2: bool) -> Result<rustls::ServerConfig, String> {
+    let resolve = |p: PathBuf| client_auth::resolve(base, p);
     let file = |p: Option<PathBuf>| p.filter(|p| !p.as_os_str().is_empty()).map(resolve);
     let inline = |pem: Option<String>| pem.filter(|p| !p.is_empty());
     let certs: Vec<CertificateDer<'static>> = match (file(raw.cert_file), inline(raw.cert)) {
@@ -329,71 +324,24 @@ fn tls_config(raw: RawTls, base: &Path, files: &mut Vec<PathBuf>) -> Result<rust
             ))
         }
     };
+    let suites_named = raw.cipher_suites.as_ref().is_some_and(|names| !names.is_empty());
     let provider = Arc::new(crypto::provider(raw.cipher_suites, raw.curve_preferences)?);
+    if http2 && suites_named && versions.contains(&&rustls::version::TLS12) {
+        crypto::check_http2_suites(&provider)?;
+    }
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(versions)
         .map_err(|e| format!("tls_server_config: {e}"))?;
 
-    let auth = match raw.client_auth_type.as_deref() {
-        None | Some("") => "NoClientCert",
-        Some(auth) => auth,
+    let auth = client_auth::ClientAuth {
+        auth_type: raw.client_auth_type,
+        ca_file: file(raw.client_ca_file),
+        ca_inline: inline(raw.client_ca),
+        allowed_sans: raw.client_allowed_sans,
     };
-    let needs_ca = matches!(auth, "RequireAndVerifyClientCert" | "VerifyClientCertIfGiven");
-    let ca_file = raw.client_ca_file.filter(|p| !p.as_os_str().is_empty());
-    let ca_inline = inline(raw.client_ca);
-    let builder = match (auth, ca_file) {
-        ("NoClientCert", ca_file) if ca_file.is_some() || ca_inline.is_some() => {
-            let key = if ca_file.is_some() { "client_ca_file" } else { "client_ca" };
-            return Err(format!(
-                "tls_server_config.{key}: given without a client_auth_type that uses it (VerifyClientCertIfGiven or RequireAndVerifyClientCert)"
-            ));
-        }
-        ("NoClientCert", None) => builder.with_no_client_auth(),
-        (_, ca_file) if needs_ca => {
-            let roots = match ca_file {
-                None => match ca_inline {
-                    None => crypto::system_roots()?,
-                    Some(pem) => {
-                        let mut roots = rustls::RootCertStore::empty();
-                        for ca in CertificateDer::pem_slice_iter(pem.as_bytes()) {
-                            roots
-                                .add(ca.map_err(|e| format!("tls_server_config.client_ca: {e}"))?)
-                                .map_err(|e| format!("tls_server_config.client_ca: {e}"))?;
-                        }
-                        if roots.is_empty() {
-                            return Err("tls_server_config.client_ca: no PEM certificate in it".into());
-                        }
-                        roots
-                    }
-                },
-                Some(ca_file) => {
-                    let ca_file = resolve(ca_file);
-                    let mut roots = rustls::RootCertStore::empty();
-                    for ca in CertificateDer::pem_file_iter(&ca_file)
-                        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                        .map_err(|e| format!("tls_server_config.client_ca_file: cannot read {}: {e}", ca_file.display()))?
-                    {
-                        roots
-                            .add(ca)
-                            .map_err(|e| format!("tls_server_config.client_ca_file: {}: {e}", ca_file.display()))?;
-                    }
-                    files.push(ca_file);
-                    roots
-                }
-            };
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
-            let verifier = if auth == "VerifyClientCertIfGiven" {
-                verifier.allow_unauthenticated()
-            } else {
-                verifier
-            };
-            builder.with_client_cert_verifier(verifier.build().map_err(|e| format!("tls_server_config: {e}"))?)
-        }
-        (other, _) => {
-            return Err(format!(
-                "tls_server_config.client_auth_type: {other:?} is not supported; use NoClientCert, VerifyClientCertIfGiven or RequireAndVerifyClientCert"
-            ))
-        }
+    let builder = match client_auth::verifier(auth, &provider, files)? {
+        None => builder.with_no_client_auth(),
+        Some(verifier) => builder.with_client_cert_verifier(verifier),
     };
     let mut config = builder
         .with_single_cert(certs, key)
@@ -437,7 +385,13 @@ pub async fn watch(path: PathBuf, shared: SharedWebConfig, mut shutdown: tokio::
     }
 }
 
+mod client_auth;
+#[cfg(test)]
+mod conformance_tests;
 mod crypto;
+#[cfg(test)]
+mod handshake_tests;
 mod rate_limit;
+mod san;
 #[cfg(test)]
 mod tests;
