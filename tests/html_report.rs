@@ -423,7 +423,7 @@ fn the_report_renders_in_a_real_browser_with_every_key_and_fetches_nothing() {
         .join("\n")
         .replace(
             "</body>",
-            "<script>document.querySelectorAll('#details thead th')[7].click()</script></body>",
+            "<script>[...document.querySelectorAll('#details thead th')].find(th => th.textContent === 'Age (days)').click()</script></body>",
         );
     let sorted_copy = out.join("sorted.html");
     std::fs::write(&sorted_copy, click).unwrap();

@@ -118,9 +118,26 @@ impl RequestRate {
     }
 }
 
+/// The shortest time the API source can read an account of `users` users
+/// and `keys` keys at `rate` calls a second: a `ListAccessKeys` a user, a
+/// `GetAccessKeyLastUsed` a key, a page of authorization details per 1,000
+/// users and the account's 3 calls.
+pub fn api_read_at(users: usize, keys: usize, rate: f64) -> Duration {
+    let calls = users + keys + users.div_ceil(1000).max(1) + 3;
+    Duration::from_secs_f64(calls as f64 / rate.max(MIN_RATE))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The figures of docs/configuration.md's "IAM rate limits" table.
+    #[test]
+    fn a_read_takes_its_calls_over_the_rate() {
+        assert_eq!(api_read_at(1_000, 1_000, 5.0).as_secs(), 400);
+        assert_eq!(api_read_at(10_000, 10_000, 10.0).as_secs(), 2_001);
+        assert_eq!(api_read_at(50_000, 50_000, 20.0).as_secs(), 5_002);
+    }
 
     fn at(start: Instant, millis: u64) -> Instant {
         start + Duration::from_millis(millis)

@@ -21,6 +21,9 @@ pub struct AccountAccess {
     /// The rate this account's calls are allowed, which outlives the
     /// clients of one read.
     rate: Option<std::sync::Arc<crate::collect::aws::RequestRate>>,
+    /// Whether the account was said to need more than an interval at the
+    /// rate allowed: said once, not at every read.
+    pub(super) over_budget_said: bool,
 }
 
 impl AccountAccess {
@@ -29,6 +32,7 @@ impl AccountAccess {
             role,
             credentials: None,
             rate: None,
+            over_budget_said: false,
         }
     }
 

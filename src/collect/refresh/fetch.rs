@@ -11,10 +11,11 @@ use chrono::Utc;
 use super::access::AccountAccess;
 use super::publish::{record_and_publish, RefreshMetrics};
 use super::{AwsState, RefreshSettings};
-use crate::collect::aws::{classify, Throttles};
-use crate::collect::sources::Occasion;
+use crate::collect::aws::{classify, rate, Throttles};
+use crate::collect::sources::{Occasion, Source};
 use crate::domain::accounts::{self, Caller, MemberAccount, Target};
 use crate::domain::failure::{ErrorReason, SourceError};
+use crate::domain::key::AccountData;
 use crate::domain::snapshot::{Outcome, SnapshotStore};
 
 /// Learns who the base credentials are and, with Organizations, the member
@@ -188,6 +189,9 @@ pub(super) fn start_read(
                 aws_calls.record_throttled(&target.account_id, throttled_in_read(&throttles, before));
                 if let Some(rate) = rate.lock().ok().and_then(|r| r.clone()) {
                     aws_calls.record_allowed_rate(&target.account_id, rate.allowed());
+                    if let (Some(Ok(data)), Some(allowed), Source::Api(_)) = (&result, rate.allowed(), source) {
+                        warn_if_over_budget(&mut access, data, allowed, interval);
+                    }
                 }
                 (Some(access), result)
             }
@@ -204,6 +208,26 @@ pub(super) fn start_read(
             outcome,
         }
     }
+}
+
+/// Says once, when the rate the account's calls are allowed (the cap, or
+/// what throttling left) cannot read it within the interval, what it takes
+/// and the ways out.
+fn warn_if_over_budget(access: &mut AccountAccess, data: &AccountData, allowed: f64, interval: Duration) {
+    let needs = rate::api_read_at(data.users.len(), data.keys.len(), allowed);
+    if needs <= interval || access.over_budget_said {
+        return;
+    }
+    access.over_budget_said = true;
+    tracing::warn!(
+        account_id = %data.account_id,
+        users = data.users.len(),
+        keys = data.keys.len(),
+        allowed_requests_per_second = allowed,
+        read_seconds = needs.as_secs(),
+        interval_seconds = interval.as_secs(),
+        "at the rate of AWS calls this account allows (aws.max_requests_per_second or AWS's throttling), a read takes longer than refresh.interval; use the credential-report source, a longer interval, or more shards (docs: IAM rate limits)"
+    );
 }
 
 /// The throttled answers of a read: those of the account's own clients, and
