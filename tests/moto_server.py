@@ -57,10 +57,6 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-# moto loads the AWS managed policies (AdministratorAccess, the quarantine
-# policies) only when asked, and the privilege scenarios attach them.
-os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
-
 try:
     import boto3
     from moto.core.responses import ActionResult
@@ -842,6 +838,12 @@ def main(argv=None):
     elif args.scenario == "many":
         seeded = seed_many(endpoint, args.users)
     else:
+        # moto loads the AWS managed policies (AdministratorAccess, the
+        # quarantine policies) only when asked, into each account's backend
+        # as it is first used: seconds of CPU an account, which the
+        # organization scenario's many accounts in parallel tests cannot
+        # afford and only the realistic account's privileges need.
+        os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
         seeded = seed_realistic(endpoint)
     proxy = FaultProxy(port)
     print(json.dumps({"endpoint": endpoint, "port": port, "proxy_endpoint": proxy.endpoint, **seeded}), flush=True)
