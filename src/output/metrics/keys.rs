@@ -59,7 +59,7 @@ pub(super) struct KeyTable {
     /// The index of each account's first key.
     starts: Vec<usize>,
     /// `{account_id="…",user="…",key="…",access_key_id="…",status="…"}` of
-    /// every key, one after the other.
+    /// every key, one after the other (without `access_key_id` when empty).
     labels: String,
     /// Where each key's label set ends in `labels`.
     ends: Vec<usize>,
@@ -102,7 +102,14 @@ impl KeyTable {
                     ),
                     ("status", key.status.as_str()),
                 ];
-                for (i, (name, value)) in values.into_iter().enumerate() {
+                // A source without key ids (a credential report), or
+                // `labels.access_key_id: none`, writes no such label: an
+                // empty one means the same to Prometheus and costs bytes on
+                // every line.
+                let written = values
+                    .into_iter()
+                    .filter(|(name, value)| *name != "access_key_id" || !value.is_empty());
+                for (i, (name, value)) in written.enumerate() {
                     table.labels.push_str(if i == 0 { "{" } else { "," });
                     push_label(&mut table.labels, name, value);
                 }

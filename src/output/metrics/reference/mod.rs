@@ -114,6 +114,8 @@ impl Collector for KeyFamilies {
                         ),
                         ("status", key.status.as_str()),
                     ];
+                    // No key id, no label.
+                    labels.retain(|(name, value)| *name != "access_key_id" || !value.is_empty());
                     match sample(family.series, key, assessment) {
                         Sample::Gauge(value) => samples.encode_family(&labels)?.encode_gauge(&value)?,
                         Sample::Absent => {}
