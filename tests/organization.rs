@@ -60,20 +60,25 @@ fn assert_account_matches(samples: &[Sample], account: &Value, with_key_ids: boo
             ""
         };
         let created = key["created"].as_f64().unwrap();
-        let series: Vec<&Sample> = find(
-            samples,
-            "aws_iam_access_key_created_timestamp_seconds",
-            &[
-                ("account_id", id),
-                ("user", user),
-                ("access_key_id", key_id),
-                ("status", key["status"].as_str().unwrap()),
-            ],
-        )
-        .into_iter()
-        .filter(|s| s.value == created)
-        .collect();
+        let mut matching = vec![
+            ("account_id", id),
+            ("user", user),
+            ("status", key["status"].as_str().unwrap()),
+        ];
+        // A credential report has no key ids: no label, not an empty one.
+        if with_key_ids {
+            matching.push(("access_key_id", key_id));
+        }
+        let series: Vec<&Sample> = find(samples, "aws_iam_access_key_created_timestamp_seconds", &matching)
+            .into_iter()
+            .filter(|s| s.value == created)
+            .collect();
         assert_eq!(series.len(), 1, "{id} {user} {key}");
+        assert_eq!(
+            series[0].labels.contains_key("access_key_id"),
+            with_key_ids,
+            "{id} {user}"
+        );
         let high_risk = find(
             samples,
             "aws_iam_access_key_high_risk",

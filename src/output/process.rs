@@ -9,7 +9,6 @@
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
-use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 
 /// Registered once, at the root; see [`ProcessCollector::encode`].
@@ -158,7 +157,7 @@ pub fn encode_stats(stats: &ProcessStats, mut encoder: DescriptorEncoder) -> Res
     for (name, help, value) in gauges {
         if let Some(v) = value {
             let metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
-            ConstGauge::new(v).encode(metric)?;
+            crate::output::metrics::encode_number(metric, v)?;
         }
     }
     Ok(())
@@ -264,10 +263,10 @@ Max open files            1024                 524288               files     \n
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         for expected in [
             "# TYPE process_cpu_seconds counter\nprocess_cpu_seconds_total 1.5\n",
-            "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes 2048.0\n",
-            "process_virtual_memory_bytes 4096.0\n",
-            "process_open_fds 7.0\n",
-            "process_max_fds 1024.0\n",
+            "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes 2048\n",
+            "process_virtual_memory_bytes 4096\n",
+            "process_open_fds 7\n",
+            "process_max_fds 1024\n",
             "process_start_time_seconds 1700000000.25\n",
         ] {
             assert!(text.contains(expected), "{expected:?} not in\n{text}");

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit;
 
@@ -230,9 +230,7 @@ impl RenderContext {
             let mut family = encoder.encode_descriptor(name, help, unit.as_ref(), MetricType::Gauge)?;
             for (id, state) in &snapshot.accounts {
                 if let Some(v) = value(state) {
-                    family
-                        .encode_family(&AccountLabel { account_id: id })?
-                        .encode_gauge(&v)?;
+                    encode_number(family.encode_family(&AccountLabel { account_id: id })?, v)?;
                 }
             }
         }
@@ -249,6 +247,17 @@ impl RenderContext {
         };
         build.encode_family(&labels)?.encode_gauge(&1i64)?;
         Ok(())
+    }
+}
+
+/// A number as /metrics writes every number: a whole one as an integer
+/// (`1`, not `1.0`), else as prometheus-client writes an `f64` (`1.5`).
+pub fn encode_number(mut encoder: MetricEncoder<'_>, value: f64) -> std::fmt::Result {
+    // Below 2^53 every whole f64 is an exact i64.
+    if value.fract() == 0.0 && value.abs() < 9_007_199_254_740_992.0 {
+        encoder.encode_gauge(&(value as i64))
+    } else {
+        encoder.encode_gauge(&value)
     }
 }
 

@@ -287,9 +287,9 @@ impl KeyLines {
             // As `policy::seconds_since` counts them.
             KeyValue::Since(span) => Value::Millis((self.now - span.start(key)).num_milliseconds().max(0)),
             KeyValue::Verdict(verdict) => Value::Text(if self.table.verdicts[i] & verdict.bit() != 0 {
-                "1.0"
+                "1"
             } else {
-                "0.0"
+                "0"
             }),
             KeyValue::LastUse => {
                 return Some(Line::Info(Info {

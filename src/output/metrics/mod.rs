@@ -14,6 +14,7 @@ use crate::domain::disclosure::LabelSettings;
 use crate::domain::snapshot::Snapshot;
 use crate::output::key_series::KeySeriesSet;
 pub use body::{Body, Piece, Slices};
+pub use collector::encode_number;
 use collector::{RenderContext, TailCollector};
 pub use keys::{Cursor, KeyLines};
 use keys::{KeyTable, Section};

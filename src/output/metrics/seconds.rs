@@ -1,7 +1,9 @@
-//! Numbers of seconds as the encoders write an `f64`, written faster: most
-//! values on /metrics are seconds with at most three decimals (timestamps,
-//! ages), and formatting them as integers is several times faster than
-//! dtoa, which was a third of a scrape.
+//! Numbers of seconds as /metrics writes every number (a whole number as an
+//! integer, `12`, else dtoa's shortest form, `12.5`; see `encode_number`
+//! in `collector.rs`), written faster: most values on /metrics are
+//! seconds with at most three decimals (timestamps, ages), and formatting
+//! them as integers is several times faster than dtoa, which was a third of
+//! a scrape.
 
 /// A value: seconds as a whole number of milliseconds, or a fixed text.
 pub(super) enum Value {
@@ -16,17 +18,22 @@ pub(super) enum Value {
 const EXACT_MILLIS: i64 = 1 << 53 >> 10;
 
 impl Value {
-    /// The value as both encoders write it as an `f64` (dtoa's shortest
-    /// form: `12.0`, `12.5`, `12.345`). Milliseconds are written as integers
-    /// are, which is several times faster than dtoa and, in this range,
-    /// gives the same text (tested against dtoa).
+    /// The value as /metrics writes a number: `12`, `12.5`, `12.345`.
+    /// Milliseconds are written as integers are, which is several times
+    /// faster than dtoa and, in this range, gives the same text (tested
+    /// against dtoa).
     pub(super) fn text(self, number: &mut dtoa::Buffer) -> ValueText<'_> {
         match self {
             Value::Text(text) => ValueText::Text(text),
             Value::Millis(millis) if (0..EXACT_MILLIS).contains(&millis) => {
                 ValueText::Millis(itoa::Buffer::new(), millis)
             }
-            Value::Millis(millis) => ValueText::Text(number.format(millis as f64 / 1000.0)),
+            Value::Millis(millis) => {
+                // dtoa writes a whole number below 2^53 with `.0`, which
+                // /metrics does not.
+                let text = number.format(millis as f64 / 1000.0);
+                ValueText::Text(text.strip_suffix(".0").unwrap_or(text))
+            }
         }
     }
 }
@@ -50,9 +57,7 @@ impl ValueText<'_> {
             ValueText::Millis(buffer, millis) => {
                 out.extend_from_slice(buffer.format(*millis / 1000).as_bytes());
                 let fraction = *millis % 1000;
-                if fraction == 0 {
-                    out.extend_from_slice(b".0");
-                } else {
+                if fraction != 0 {
                     let digits = [
                         b'.',
                         b'0' + (fraction / 100) as u8,
@@ -70,10 +75,10 @@ fn decimal_len(n: i64) -> usize {
     n.checked_ilog10().map_or(1, |digits| digits as usize + 1)
 }
 
-/// `.0` for none, else the point and the digits up to the last non-zero one.
+/// Nothing for none, else the point and the digits up to the last non-zero one.
 fn fraction_len(fraction: i64) -> usize {
     match fraction {
-        0 => 2,
+        0 => 0,
         f if f % 100 == 0 => 2,
         f if f % 10 == 0 => 3,
         _ => 4,
@@ -85,7 +90,8 @@ mod tests {
     use super::*;
 
     /// Milliseconds written as integers give dtoa's text for the same
-    /// seconds as an `f64`, over the whole range where they are used.
+    /// seconds as an `f64` (without its `.0` for a whole number), over the
+    /// whole range where they are used.
     #[test]
     fn milliseconds_are_written_as_dtoa_writes_the_seconds() {
         let mut samples: Vec<i64> = vec![
@@ -124,7 +130,8 @@ mod tests {
             let mut ours = Vec::new();
             let len = text.len();
             text.write(&mut ours);
-            let expected = dtoa::Buffer::new().format(millis as f64 / 1000.0).to_string();
+            let dtoa_text = dtoa::Buffer::new().format(millis as f64 / 1000.0).to_string();
+            let expected = dtoa_text.strip_suffix(".0").unwrap_or(&dtoa_text).to_string();
             assert_eq!(String::from_utf8(ours).unwrap(), expected, "{millis}");
             assert_eq!(len, expected.len(), "{millis}");
         }

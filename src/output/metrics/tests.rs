@@ -114,33 +114,33 @@ aws_iam_exporter_aws_requests_total{service="iam",operation="ListUsers"} 2
 aws_iam_exporter_aws_request_errors_total{service="iam",operation="ListUsers",code="Throttling"} 1
 # HELP aws_iam_access_key_created_timestamp_seconds Creation time of the access key, which is its last rotation.
 # TYPE aws_iam_access_key_created_timestamp_seconds gauge
-aws_iam_access_key_created_timestamp_seconds{account_id="111122223333",user="alice",key="1",access_key_id="0001",status="Active"} 1761264000.0
-aws_iam_access_key_created_timestamp_seconds{account_id="111122223333",user="alice",key="2",access_key_id="0002",status="Active"} 1794960000.0
-aws_iam_access_key_created_timestamp_seconds{account_id="111122223333",user="bob \"b\"",key="1",access_key_id="0003",status="Inactive"} 1787184000.0
+aws_iam_access_key_created_timestamp_seconds{account_id="111122223333",user="alice",key="1",access_key_id="0001",status="Active"} 1761264000
+aws_iam_access_key_created_timestamp_seconds{account_id="111122223333",user="alice",key="2",access_key_id="0002",status="Active"} 1794960000
+aws_iam_access_key_created_timestamp_seconds{account_id="111122223333",user="bob \"b\"",key="1",access_key_id="0003",status="Inactive"} 1787184000
 # HELP aws_iam_access_key_last_used_timestamp_seconds Time the access key was last used; absent for a key never used.
 # TYPE aws_iam_access_key_last_used_timestamp_seconds gauge
-aws_iam_access_key_last_used_timestamp_seconds{account_id="111122223333",user="alice",key="1",access_key_id="0001",status="Active"} 1795737600.0
-aws_iam_access_key_last_used_timestamp_seconds{account_id="111122223333",user="bob \"b\"",key="1",access_key_id="0003",status="Inactive"} 1791504000.0
+aws_iam_access_key_last_used_timestamp_seconds{account_id="111122223333",user="alice",key="1",access_key_id="0001",status="Active"} 1795737600
+aws_iam_access_key_last_used_timestamp_seconds{account_id="111122223333",user="bob \"b\"",key="1",access_key_id="0003",status="Inactive"} 1791504000
 # HELP aws_iam_access_key_age_seconds Time since the access key was created (rotated).
 # TYPE aws_iam_access_key_age_seconds gauge
-aws_iam_access_key_age_seconds{account_id="111122223333",user="alice",key="1",access_key_id="0001",status="Active"} 34560000.0
-aws_iam_access_key_age_seconds{account_id="111122223333",user="alice",key="2",access_key_id="0002",status="Active"} 864000.0
-aws_iam_access_key_age_seconds{account_id="111122223333",user="bob \"b\"",key="1",access_key_id="0003",status="Inactive"} 8640000.0
+aws_iam_access_key_age_seconds{account_id="111122223333",user="alice",key="1",access_key_id="0001",status="Active"} 34560000
+aws_iam_access_key_age_seconds{account_id="111122223333",user="alice",key="2",access_key_id="0002",status="Active"} 864000
+aws_iam_access_key_age_seconds{account_id="111122223333",user="bob \"b\"",key="1",access_key_id="0003",status="Inactive"} 8640000
 # HELP aws_iam_access_key_unused_seconds Time since the access key was last used, or since its creation if never used.
 # TYPE aws_iam_access_key_unused_seconds gauge
-aws_iam_access_key_unused_seconds{account_id="111122223333",user="alice",key="1",access_key_id="0001",status="Active"} 86400.0
-aws_iam_access_key_unused_seconds{account_id="111122223333",user="alice",key="2",access_key_id="0002",status="Active"} 864000.0
-aws_iam_access_key_unused_seconds{account_id="111122223333",user="bob \"b\"",key="1",access_key_id="0003",status="Inactive"} 4320000.0
+aws_iam_access_key_unused_seconds{account_id="111122223333",user="alice",key="1",access_key_id="0001",status="Active"} 86400
+aws_iam_access_key_unused_seconds{account_id="111122223333",user="alice",key="2",access_key_id="0002",status="Active"} 864000
+aws_iam_access_key_unused_seconds{account_id="111122223333",user="bob \"b\"",key="1",access_key_id="0003",status="Inactive"} 4320000
 # HELP aws_iam_access_key_never_used 1 if the access key has never been used.
 # TYPE aws_iam_access_key_never_used gauge
-aws_iam_access_key_never_used{account_id="111122223333",user="alice",key="1",access_key_id="0001",status="Active"} 0.0
-aws_iam_access_key_never_used{account_id="111122223333",user="alice",key="2",access_key_id="0002",status="Active"} 1.0
-aws_iam_access_key_never_used{account_id="111122223333",user="bob \"b\"",key="1",access_key_id="0003",status="Inactive"} 0.0
+aws_iam_access_key_never_used{account_id="111122223333",user="alice",key="1",access_key_id="0001",status="Active"} 0
+aws_iam_access_key_never_used{account_id="111122223333",user="alice",key="2",access_key_id="0002",status="Active"} 1
+aws_iam_access_key_never_used{account_id="111122223333",user="bob \"b\"",key="1",access_key_id="0003",status="Inactive"} 0
 # HELP aws_iam_access_key_high_risk 1 if the access key is high risk by the configured policy.
 # TYPE aws_iam_access_key_high_risk gauge
-aws_iam_access_key_high_risk{account_id="111122223333",user="alice",key="1",access_key_id="0001",status="Active"} 1.0
-aws_iam_access_key_high_risk{account_id="111122223333",user="alice",key="2",access_key_id="0002",status="Active"} 1.0
-aws_iam_access_key_high_risk{account_id="111122223333",user="bob \"b\"",key="1",access_key_id="0003",status="Inactive"} 0.0
+aws_iam_access_key_high_risk{account_id="111122223333",user="alice",key="1",access_key_id="0001",status="Active"} 1
+aws_iam_access_key_high_risk{account_id="111122223333",user="alice",key="2",access_key_id="0002",status="Active"} 1
+aws_iam_access_key_high_risk{account_id="111122223333",user="bob \"b\"",key="1",access_key_id="0003",status="Inactive"} 0
 # HELP aws_iam_access_key_info Always 1; carries the service and region of the key's last use.
 # TYPE aws_iam_access_key_info gauge
 aws_iam_access_key_info{account_id="111122223333",user="alice",key="1",access_key_id="0001",status="Active",last_used_service="s3",last_used_region="eu-west-1"} 1
@@ -187,10 +187,10 @@ aws_iam_users_multiple_active_keys{account_id="111122223333"} 1
 aws_iam_root_access_key_present{account_id="111122223333"} 0
 # HELP aws_iam_exporter_account_up 1 if the latest refresh of the account succeeded.
 # TYPE aws_iam_exporter_account_up gauge
-aws_iam_exporter_account_up{account_id="111122223333"} 1.0
+aws_iam_exporter_account_up{account_id="111122223333"} 1
 # HELP aws_iam_exporter_account_last_success_timestamp_seconds End of the account's latest successful refresh.
 # TYPE aws_iam_exporter_account_last_success_timestamp_seconds gauge
-aws_iam_exporter_account_last_success_timestamp_seconds{account_id="111122223333"} 1795823940.0
+aws_iam_exporter_account_last_success_timestamp_seconds{account_id="111122223333"} 1795823940
 # HELP aws_iam_exporter_account_refresh_duration_seconds Duration of the account's latest refresh.
 # TYPE aws_iam_exporter_account_refresh_duration_seconds gauge
 aws_iam_exporter_account_refresh_duration_seconds{account_id="111122223333"} 1.5
@@ -241,7 +241,7 @@ fn renders_openmetrics_with_units_and_eof() {
         text.contains("# TYPE aws_iam_access_key_age_seconds gauge\n# UNIT aws_iam_access_key_age_seconds seconds\n")
     );
     assert!(text.contains(
-        "aws_iam_access_key_age_seconds{account_id=\"111122223333\",user=\"alice\",key=\"1\",access_key_id=\"AKIAOLD0000000000001\",status=\"Active\"} 34560000.0\n"
+        "aws_iam_access_key_age_seconds{account_id=\"111122223333\",user=\"alice\",key=\"1\",access_key_id=\"AKIAOLD0000000000001\",status=\"Active\"} 34560000\n"
     ));
     assert!(text.contains("aws_iam_user_info{account_id=\"111122223333\",user=\"alice\",path=\"/\"} 1\n"));
 }
@@ -263,8 +263,8 @@ fn an_account_without_data_only_has_health_series() {
     assert_eq!(
         samples,
         [
-            "aws_iam_exporter_account_up{account_id=\"111122223333\"} 0.0",
-            "aws_iam_exporter_account_refresh_duration_seconds{account_id=\"111122223333\"} 1.0",
+            "aws_iam_exporter_account_up{account_id=\"111122223333\"} 0",
+            "aws_iam_exporter_account_refresh_duration_seconds{account_id=\"111122223333\"} 1",
             "aws_iam_exporter_build_info{version=\"1.2.3\",revision=\"abc\",rustc_version=\"1.95.0\"} 1",
         ]
     );
@@ -384,7 +384,7 @@ fn a_gzip_body_is_one_member_that_decompresses_to_the_text() {
             assert_eq!(plain, m.render(format), "{series:?} {format:?}");
         }
     }
-    let text = "aws_iam_access_key_age_seconds{user=\"u\"} 1.0\n".repeat(200_000);
+    let text = "aws_iam_access_key_age_seconds{user=\"u\"} 1\n".repeat(200_000);
     // Written a line at a time, deflated a slice at a time as it comes.
     let mut writer = gzip::DeflateWriter::new();
     for line in text.split_inclusive('\n') {

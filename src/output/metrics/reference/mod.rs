@@ -37,7 +37,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use super::collector::TailCollector;
+use super::collector::{encode_number, TailCollector};
 use super::{Format, Metrics};
 use crate::domain::assess::{Assessed, Assessment};
 use crate::domain::disclosure::LabelSettings;
@@ -117,7 +117,7 @@ impl Collector for KeyFamilies {
                     // No key id, no label.
                     labels.retain(|(name, value)| *name != "access_key_id" || !value.is_empty());
                     match sample(family.series, key, assessment) {
-                        Sample::Gauge(value) => samples.encode_family(&labels)?.encode_gauge(&value)?,
+                        Sample::Gauge(value) => encode_number(samples.encode_family(&labels)?, value)?,
                         Sample::Absent => {}
                         Sample::Info { service, region } => {
                             labels.extend([("last_used_service", service), ("last_used_region", region)]);
