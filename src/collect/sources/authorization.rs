@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use aws_sdk_iam::types::{EntityType, GroupDetail, ManagedPolicyDetail, UserDetail};
+use aws_sdk_iam::types::{AttachedPolicy, EntityType, GroupDetail, ManagedPolicyDetail, PolicyDetail, UserDetail};
 
 use super::UserFilter;
 use crate::collect::aws::classify;
@@ -66,11 +66,6 @@ pub fn judge(
     groups: &[GroupDetail],
     policies: &[ManagedPolicyDetail],
 ) -> Result<Vec<UserDetails>, SourceError> {
-    let invalid = |message: String| SourceError::new(ErrorReason::InvalidResponse, format!("{OPERATION}: {message}"));
-    let admin_document = |document: Option<&str>, what: &dyn Fn() -> String| match document {
-        Some(document) => grants_admin(document).map_err(|e| invalid(format!("{}: {e}", what()))),
-        None => Err(invalid(format!("{} has no document", what()))),
-    };
     // The default version of each customer managed policy, by ARN.
     let mut customer = HashMap::new();
     for policy in policies {
@@ -78,32 +73,21 @@ pub fn judge(
         let Some(default) = policy.policy_version_list().iter().find(|v| v.is_default_version()) else {
             return Err(invalid(format!("policy {arn} has no default version")));
         };
-        let admin = admin_document(default.document(), &|| format!("policy {arn}"))?;
+        let admin = admin_document(default.document(), || format!("policy {arn}"))?;
         customer.insert(arn, admin);
     }
-    let attached_admin =
-        |arns: &[&str]| has_admin_policy(arns.iter().copied()) || arns.iter().any(|a| customer.get(a) == Some(&true));
     // What each group gives its members: its attached policies, and whether
-    // an inline policy of it grants admin.
+    // they or an inline policy of it grant admin.
     let mut by_group = HashMap::new();
     for group in groups {
         let name = group.group_name().unwrap_or_default();
-        let arns: Vec<&str> = group
-            .attached_managed_policies()
-            .iter()
-            .filter_map(|p| p.policy_arn())
-            .collect();
-        let mut admin = attached_admin(&arns);
-        for inline in group.group_policy_list() {
-            let what = || {
-                format!(
-                    "inline policy {} of group {name}",
-                    inline.policy_name().unwrap_or_default()
-                )
-            };
-            admin |= admin_document(inline.policy_document(), &what)?;
-        }
-        by_group.insert(name, (arns, admin));
+        let grants = own_grants(
+            group.attached_managed_policies(),
+            group.group_policy_list(),
+            &format!("group {name}"),
+            &customer,
+        )?;
+        by_group.insert(name, grants);
     }
     users
         .iter()
@@ -111,21 +95,12 @@ pub fn judge(
             let name = user
                 .user_name()
                 .ok_or_else(|| invalid("a user without a name".into()))?;
-            let mut arns: Vec<&str> = user
-                .attached_managed_policies()
-                .iter()
-                .filter_map(|p| p.policy_arn())
-                .collect();
-            let mut admin = attached_admin(&arns);
-            for inline in user.user_policy_list() {
-                let what = || {
-                    format!(
-                        "inline policy {} of user {name}",
-                        inline.policy_name().unwrap_or_default()
-                    )
-                };
-                admin |= admin_document(inline.policy_document(), &what)?;
-            }
+            let (mut arns, mut admin) = own_grants(
+                user.attached_managed_policies(),
+                user.user_policy_list(),
+                &format!("user {name}"),
+                &customer,
+            )?;
             for group in user.group_list() {
                 // A group the details did not list gives nothing known.
                 if let Some((group_arns, group_admin)) = by_group.get(group.as_str()) {
@@ -150,10 +125,42 @@ pub fn judge(
         .collect()
 }
 
+/// What a user's or a group's own policies give: the ARNs attached to it,
+/// and whether one of them (AWS managed, or a customer managed one whose
+/// default version `customer` judged) or an inline policy grants admin.
+/// `owner` ("user alice", "group admins") names it in errors.
+fn own_grants<'a>(
+    attached: &'a [AttachedPolicy],
+    inline: &[PolicyDetail],
+    owner: &str,
+    customer: &HashMap<&str, bool>,
+) -> Result<(Vec<&'a str>, bool), SourceError> {
+    let arns: Vec<&str> = attached.iter().filter_map(|p| p.policy_arn()).collect();
+    let mut admin = has_admin_policy(arns.iter().copied()) || arns.iter().any(|a| customer.get(a) == Some(&true));
+    for policy in inline {
+        let what = || format!("inline policy {} of {owner}", policy.policy_name().unwrap_or_default());
+        admin |= admin_document(policy.policy_document(), what)?;
+    }
+    Ok((arns, admin))
+}
+
+/// Whether a policy document grants admin; `what` names the policy in the
+/// error of one that is missing or cannot be read.
+fn admin_document(document: Option<&str>, what: impl Fn() -> String) -> Result<bool, SourceError> {
+    match document {
+        Some(document) => grants_admin(document).map_err(|e| invalid(format!("{}: {e}", what()))),
+        None => Err(invalid(format!("{} has no document", what()))),
+    }
+}
+
+fn invalid(message: String) -> SourceError {
+    SourceError::new(ErrorReason::InvalidResponse, format!("{OPERATION}: {message}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_sdk_iam::types::{AttachedPolicy, PolicyDetail, PolicyVersion, Tag};
+    use aws_sdk_iam::types::{PolicyVersion, Tag};
 
     fn attached(arn: &str) -> AttachedPolicy {
         AttachedPolicy::builder().policy_arn(arn).build()
