@@ -60,32 +60,45 @@ fn self_signed(dir: &Path, name: &str, common_name: &str) {
 /// certificate, all signed by the CA.
 fn certificates(dir: &Path) {
     self_signed(dir, "ca", "test CA");
-    std::fs::write(dir.join("server.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").unwrap();
+    signed_by_ca(dir, "server", "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
     // Extensions also make the certificate X.509 v3, which rustls requires.
-    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
-    for (name, ext) in [("server", Some("server.ext")), ("client", Some("client.ext"))] {
-        openssl(
-            dir,
-            &[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-subj",
-                &format!("/CN={name}"),
-                "-keyout",
-                &format!("{name}.key"),
-                "-out",
-                &format!("{name}.csr"),
-            ],
-        );
-        let mut args = vec![
+    signed_by_ca(dir, "client", "extendedKeyUsage=clientAuth\n");
+}
+
+/// A certificate `NAME.pem` with its key `NAME.key`, signed by the CA of
+/// [`certificates`], with `extensions` (an openssl extension file).
+fn signed_by_ca(dir: &Path, name: &str, extensions: &str) {
+    let (ext, key, csr, pem) = (
+        format!("{name}.ext"),
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.pem"),
+    );
+    std::fs::write(dir.join(&ext), extensions).unwrap();
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            &format!("/CN={name}"),
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+        ],
+    );
+    openssl(
+        dir,
+        &[
             "x509",
             "-req",
             "-in",
-            &format!("{name}.csr"),
+            &csr,
             "-CA",
             "ca.pem",
             "-CAkey",
@@ -94,16 +107,11 @@ fn certificates(dir: &Path) {
             "-days",
             "2",
             "-out",
-            &format!("{name}.pem"),
-        ]
-        .into_iter()
-        .map(str::to_string)
-        .collect::<Vec<_>>();
-        if let Some(ext) = ext {
-            args.extend(["-extfile".to_string(), ext.to_string()]);
-        }
-        openssl(dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
-    }
+            &pem,
+            "-extfile",
+            &ext,
+        ],
+    );
 }
 
 /// curl with the test CA, printing what `output` asks for (its own flags).
@@ -323,49 +331,10 @@ fn the_kubernetes_component_web_config_serves_https() {
 /// A client certificate `NAME.pem` / `NAME.key` signed by the test CA of
 /// [`certificates`], with `san` as its subjectAltName.
 fn client_with_sans(dir: &Path, name: &str, san: &str) {
-    let ext = format!("{name}.ext");
-    std::fs::write(
-        dir.join(&ext),
-        format!("extendedKeyUsage=clientAuth\nsubjectAltName={san}\n"),
-    )
-    .unwrap();
-    let (key, csr, pem) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"));
-    openssl(
+    signed_by_ca(
         dir,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-subj",
-            &format!("/CN={name}"),
-            "-keyout",
-            &key,
-            "-out",
-            &csr,
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-out",
-            &pem,
-            "-extfile",
-            &ext,
-        ],
+        name,
+        &format!("extendedKeyUsage=clientAuth\nsubjectAltName={san}\n"),
     );
 }
 
