@@ -144,6 +144,18 @@ pub(super) fn load_with_toolkit_files(yaml: &str) -> Result<WebConfig, String> {
     WebConfig::load(&path).map_err(|e| e.replace(&path.display().to_string(), "web.yml"))
 }
 
+/// Each config, loaded beside the toolkit's files, is refused with an
+/// error that starts with its expected text.
+fn assert_refused(cases: &[(String, &str)]) {
+    for (yaml, expected) in cases {
+        let err = load_with_toolkit_files(yaml).err();
+        assert!(
+            err.as_deref().is_some_and(|e| e.starts_with(expected)),
+            "{yaml:?}: expected {expected:?}, got {err:?}"
+        );
+    }
+}
+
 pub(super) const SERVER: &str = "cert_file: server.crt\n  key_file: server.key\n";
 
 #[test]
@@ -174,13 +186,7 @@ fn what_the_toolkit_refuses_is_refused_naming_the_key() {
             "web.yml: http_server_config.headers.X-Frame-Options: \"DENY\" is not one of",
         ),
     ];
-    for (yaml, expected) in cases {
-        let err = load_with_toolkit_files(&yaml).err();
-        assert!(
-            err.as_deref().is_some_and(|e| e.starts_with(expected)),
-            "{yaml:?}: {err:?}"
-        );
-    }
+    assert_refused(&cases);
 }
 
 #[test]
@@ -233,13 +239,7 @@ fn inline_cert_key_and_client_ca_are_used_as_the_files_would_be() {
             "web.yml: tls_server_config.key_file: required (or key, inline)",
         ),
     ];
-    for (yaml, expected) in cases {
-        let err = load_with_toolkit_files(&yaml).err();
-        assert!(
-            err.as_deref().is_some_and(|e| e.starts_with(expected)),
-            "{expected}: {err:?}"
-        );
-    }
+    assert_refused(&cases);
 }
 
 #[test]
