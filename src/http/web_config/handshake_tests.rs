@@ -101,29 +101,31 @@ pub(super) fn connect(
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     let mut client = rustls::ClientConnection::new(Arc::new(client), name).unwrap();
     for _ in 0..10 {
-        let mut bytes = Vec::new();
-        while client.wants_write() {
-            client.write_tls(&mut bytes).unwrap();
-        }
-        let mut unread = &bytes[..];
-        while !unread.is_empty() {
-            server.read_tls(&mut unread).unwrap();
-            server.process_new_packets().map_err(|e| format!("server: {e}"))?;
-        }
-        let mut bytes = Vec::new();
-        while server.wants_write() {
-            server.write_tls(&mut bytes).unwrap();
-        }
-        let mut unread = &bytes[..];
-        while !unread.is_empty() {
-            client.read_tls(&mut unread).unwrap();
-            client.process_new_packets().map_err(|e| format!("client: {e}"))?;
-        }
+        deliver(&mut client, &mut server).map_err(|e| format!("server: {e}"))?;
+        deliver(&mut server, &mut client).map_err(|e| format!("client: {e}"))?;
         if !server.is_handshaking() && !client.is_handshaking() {
             return Ok(server);
         }
     }
     panic!("the handshake did not end in 10 rounds");
+}
+
+/// What `from` has to send, read and processed by `to`; `to`'s error if
+/// it refuses it.
+fn deliver<A, B>(
+    from: &mut rustls::ConnectionCommon<A>,
+    to: &mut rustls::ConnectionCommon<B>,
+) -> Result<(), rustls::Error> {
+    let mut bytes = Vec::new();
+    while from.wants_write() {
+        from.write_tls(&mut bytes).unwrap();
+    }
+    let mut unread = &bytes[..];
+    while !unread.is_empty() {
+        to.read_tls(&mut unread).unwrap();
+        to.process_new_packets()?;
+    }
+    Ok(())
 }
 
 fn tls(extra: &str) -> String {
