@@ -14,6 +14,7 @@ use crate::config::cli::{Flags, ServeFlags};
 use crate::config::logging::{LogFormat, LogLevel};
 use yaml::Validator;
 
+mod file_flags;
 mod yaml;
 use crate::domain::accounts::{Accounts, Shard};
 use crate::domain::disclosure::LabelSettings;

@@ -115,7 +115,7 @@ shard: {index: 3, count: 3}
     assert_eq!(
             problems,
             [
-                "colour: unknown key (known keys here: refresh_interval, source, credential_report, accounts, policy, users, labels, metrics, shard, aws)",
+                "colour: unknown key (known keys here: refresh_interval, source, aws, credential_report, shard, accounts, policy, users, labels, metrics)",
                 "refresh_interval: invalid duration \"soon\" (expected number at 0); use forms like 90s, 15m, 1h, 365d",
                 "source: \"s3\" is not one of api, credential-report",
                 "accounts.organization.role_name: is required",
@@ -143,10 +143,10 @@ policy:\n  high_risk: {rotated_more_than: 500000000000y}\n  age_buckets: [500ms,
             problems,
             [
                 "refresh_interval: invalid duration \"500000000000y\": must be at most 36500d (100 years)",
+                "aws.call_timeout: invalid duration \"400d\": an interval or timeout must be at most 365d",
+                "credential_report.max_wait: invalid duration \"2y\": an interval or timeout must be at most 365d",
                 "policy.high_risk.rotated_more_than: invalid duration \"500000000000y\": must be at most 36500d (100 years)",
                 "policy.age_buckets: bounds must be whole seconds, as their labels are (500ms is not)",
-                "credential_report.max_wait: invalid duration \"2y\": an interval or timeout must be at most 365d",
-                "aws.call_timeout: invalid duration \"400d\": an interval or timeout must be at most 365d",
             ]
         );
     // Whole seconds are fine, and labelled in their own unit.
@@ -379,4 +379,69 @@ fn the_request_rate_cap_is_a_number_of_at_least_half_a_call() {
         };
         assert!(problems.iter().any(|p| p.contains(message)), "{yaml}: {problems:?}");
     }
+}
+
+/// A flag declared in cli.rs is a file key by its name: the key is read
+/// with the flag's own parser (a flag's bound holds in the file too), and
+/// every such key is in the documented table and in the example file.
+#[test]
+fn every_flag_with_a_file_key_is_read_documented_and_shown() {
+    let paths: Vec<String> = super::file_flags::file_flags().into_iter().map(|f| f.path).collect();
+    assert_eq!(
+        paths,
+        [
+            "refresh_interval",
+            "source",
+            "aws.max_concurrent_requests",
+            "aws.max_concurrent_accounts",
+            "credential_report.max_wait",
+            "credential_report.authorization_details",
+            "aws.call_timeout",
+            "aws.refresh_timeout",
+            "aws.max_attempts",
+            "aws.max_requests_per_second",
+            "shard.index",
+            "shard.count",
+        ]
+    );
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let docs = std::fs::read_to_string(root.join("docs/configuration.md")).unwrap();
+    let example = std::fs::read_to_string(root.join("examples/config.yaml")).unwrap();
+    for path in &paths {
+        assert!(
+            docs.contains(&format!("`{path}`")),
+            "{path} is not in docs/configuration.md's table"
+        );
+        let key = path.rsplit('.').next().unwrap();
+        assert!(
+            example.contains(&format!("{key}:")),
+            "{path} is not shown in examples/config.yaml"
+        );
+    }
+    let config = parse_config(
+        "aws: {max_concurrent_requests: 16, max_attempts: 5, max_requests_per_second: 2.5}\n\
+         credential_report: {authorization_details: false}\nshard: {index: 1, count: 2}\n",
+    )
+    .unwrap();
+    let flags = &config.flags;
+    assert_eq!(
+        (
+            flags.max_concurrent_requests,
+            flags.max_attempts,
+            flags.max_requests_per_second
+        ),
+        (Some(16), Some(5), Some(2.5))
+    );
+    assert_eq!(flags.credential_report_authorization_details, Some(false));
+    assert_eq!((flags.shard_index, flags.shard_count), (Some(1), Some(2)));
+    // The flag's parser bounds the file: a count past its type is named,
+    // never wrapped or cut short in silence.
+    assert_eq!(
+        parse_config("shard: {index: 4294967296}\naws: {max_attempts: yes, call_timeout: [1]}\n").unwrap_err(),
+        [
+            "aws.call_timeout: expected a string, found a list",
+            "aws.max_attempts: expected a whole number of at least 1, found yes",
+            "shard.index: 4294967296 is not in 0..=4294967295",
+        ]
+    );
 }

@@ -1,6 +1,8 @@
 //! The YAML file's validator: walks the document, checks every field against
 //! its type and bounds, and collects each problem with the field's path, so
-//! that `check-config` reports them all at once.
+//! that `check-config` reports them all at once. The keys a flag also sets
+//! are read by the flag's own parser (`file_flags`); the sections only the
+//! file has (accounts, policy, users, labels, metrics) are read here.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -9,9 +11,10 @@ use serde_norway::{Mapping, Value};
 
 use clap::ValueEnum;
 
-use super::{least, FileConfig};
+use super::{file_flags, FileConfig};
 use crate::collect::sources::UserFilter;
-use crate::config::cli::{parse_duration, parse_interval};
+use crate::config::cli::parse_duration;
+use crate::config::cli::Flags;
 use crate::domain::accounts::{Accounts, OrganizationAccounts, StaticAccount};
 use crate::domain::disclosure::LabelSettings;
 use crate::domain::ids::{is_account_id, is_role_name, role_arn_account};
@@ -69,43 +72,6 @@ impl Validator {
         parse_duration(&text).map_err(|e| self.problem(path, e)).ok()
     }
 
-    /// A duration that is waited for: at most a year.
-    fn interval(&mut self, value: Option<&Value>, path: &str) -> Option<Duration> {
-        let text = self.string(value, path)?;
-        parse_interval(&text).map_err(|e| self.problem(path, e)).ok()
-    }
-
-    /// A whole number; whether it is large enough is the merged settings'
-    /// check, which knows its least value.
-    fn whole(&mut self, value: Option<&Value>, path: &str) -> Option<u64> {
-        match value? {
-            Value::Null => None,
-            Value::Number(n) if n.as_u64().is_some() => n.as_u64(),
-            other => {
-                self.problem(
-                    path,
-                    format!(
-                        "expected a whole number of at least {}, found {}",
-                        least(path),
-                        display(other)
-                    ),
-                );
-                None
-            }
-        }
-    }
-
-    fn boolean(&mut self, value: Option<&Value>, path: &str) -> Option<bool> {
-        match value? {
-            Value::Null => None,
-            Value::Bool(b) => Some(*b),
-            other => {
-                self.problem(path, format!("expected true or false, found {}", display(other)));
-                None
-            }
-        }
-    }
-
     /// One of an enum's values, spelled as on the command line.
     fn choice<T: ValueEnum>(&mut self, value: Option<&Value>, path: &str) -> Option<T> {
         let text = self.string(value, path)?;
@@ -150,24 +116,21 @@ impl Validator {
 
     pub(super) fn file(&mut self, root: &Value) -> FileConfig {
         let mut config = FileConfig::default();
-        let known = [
-            "refresh_interval",
-            "source",
-            "credential_report",
-            "accounts",
-            "policy",
-            "users",
-            "labels",
-            "metrics",
-            "shard",
-            "aws",
-        ];
+        let flags = file_flags::file_flags();
+        // The keys a flag also sets come first, at the top level or in their
+        // flag's section; then the sections only the file has.
+        let mut known = file_flags::keys_in(&flags, None);
+        for section in flags.iter().filter_map(|f| f.section()) {
+            if !known.iter().any(|k| k == section) {
+                known.push(section.to_string());
+            }
+        }
+        known.extend(["accounts", "policy", "users", "labels", "metrics"].map(String::from));
+        let known: Vec<&str> = known.iter().map(String::as_str).collect();
         let Some(root) = self.mapping(Some(root), "(top level)", &known) else {
             return config;
         };
-        // A key a flag also sets goes into the flag's field, merged later.
-        config.flags.serve.refresh_interval = self.interval(root.get("refresh_interval"), "refresh_interval");
-        config.flags.source = self.choice(root.get("source"), "source");
+        config.flags = self.flag_keys(root, &flags);
         config.accounts = self.accounts(root.get("accounts"));
         config.policy = self.policy(root.get("policy"));
         config.users = self.users(root.get("users"));
@@ -182,54 +145,41 @@ impl Validator {
                 }
             }
         }
-        let flags = &mut config.flags;
-        if let Some(shard) = self.mapping(root.get("shard"), "shard", &["index", "count"]) {
-            let whole_u32 = |n: u64| n.min(u32::MAX.into()) as u32;
-            flags.shard_index = self.whole(shard.get("index"), "shard.index").map(whole_u32);
-            flags.shard_count = self.whole(shard.get("count"), "shard.count").map(whole_u32);
-        }
-        let known_report = ["max_wait", "authorization_details"];
-        if let Some(report) = self.mapping(root.get("credential_report"), "credential_report", &known_report) {
-            flags.credential_report_max_wait = self.interval(report.get("max_wait"), "credential_report.max_wait");
-            flags.credential_report_authorization_details = self.boolean(
-                report.get("authorization_details"),
-                "credential_report.authorization_details",
-            );
-        }
-        let known_aws = [
-            "max_concurrent_requests",
-            "max_concurrent_accounts",
-            "max_attempts",
-            "max_requests_per_second",
-            "call_timeout",
-            "refresh_timeout",
-        ];
-        if let Some(aws) = self.mapping(root.get("aws"), "aws", &known_aws) {
-            flags.call_timeout = self.interval(aws.get("call_timeout"), "aws.call_timeout");
-            flags.refresh_timeout = self.interval(aws.get("refresh_timeout"), "aws.refresh_timeout");
-            flags.max_concurrent_accounts = self
-                .whole(aws.get("max_concurrent_accounts"), "aws.max_concurrent_accounts")
-                .map(|n| n.min(256) as usize);
-            flags.max_concurrent_requests = self
-                .whole(aws.get("max_concurrent_requests"), "aws.max_concurrent_requests")
-                .map(|n| n.min(1024) as usize);
-            flags.max_attempts = self
-                .whole(aws.get("max_attempts"), "aws.max_attempts")
-                .map(|n| n.min(20) as u32);
-            flags.max_requests_per_second = match aws.get("max_requests_per_second") {
-                None | Some(Value::Null) => None,
-                Some(Value::Number(n)) => n.as_f64(),
-                Some(other) => {
-                    let found = display(other);
-                    self.problem(
-                        "aws.max_requests_per_second",
-                        format!("expected a number, found {found}"),
-                    );
-                    None
-                }
-            };
-        }
         config
+    }
+
+    /// Every key a flag also sets, each checked by its flag's parser and
+    /// read into the flag's field, merged with the command line later.
+    fn flag_keys(&mut self, root: &Mapping, flags: &[file_flags::FileFlag]) -> Flags {
+        let mut sections: Vec<&str> = Vec::new();
+        for section in flags.iter().filter_map(|f| f.section()) {
+            if !sections.contains(&section) {
+                sections.push(section);
+            }
+        }
+        let mut arguments = Vec::new();
+        let mut read = |v: &mut Self, mapping: &Mapping, section: Option<&str>| {
+            for flag in flags.iter().filter(|f| f.section() == section) {
+                if let Some(value) = file_flags::value_in(mapping, flag) {
+                    match file_flags::argument(flag, value) {
+                        Ok(argument) => arguments.push(argument),
+                        Err(e) => v.problem(&flag.path, e),
+                    }
+                }
+            }
+        };
+        read(self, root, None);
+        for section in sections {
+            let known = file_flags::keys_in(flags, Some(section));
+            let known: Vec<&str> = known.iter().map(String::as_str).collect();
+            if let Some(mapping) = self.mapping(root.get(section), section, &known) {
+                read(self, mapping, Some(section));
+            }
+        }
+        file_flags::parse(&arguments).unwrap_or_else(|e| {
+            self.problem("(top level)", e);
+            Flags::default()
+        })
     }
 
     fn accounts(&mut self, value: Option<&Value>) -> Accounts {
@@ -402,14 +352,14 @@ fn join(path: &str, key: &str) -> String {
     }
 }
 
-fn display(value: &Value) -> String {
+pub(super) fn display(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
         other => serde_norway::to_string(other).unwrap_or_default().trim().to_string(),
     }
 }
 
-fn kind(value: &Value) -> &'static str {
+pub(super) fn kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
