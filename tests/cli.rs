@@ -736,3 +736,39 @@ fn an_empty_or_base64_report_file_says_what_it_is() {
         }
     }
 }
+
+/// Each fixed endpoint is declared once (`output::endpoints`): served, linked
+/// from the landing page, refused as the telemetry path, and documented.
+#[test]
+fn every_fixed_endpoint_is_served_linked_and_documented() {
+    use aws_iam_key_exporter::output::endpoints::LINKED;
+    let exporter = Exporter::start(&["--credential-report.file", &sample()], &[]);
+    wait_for("the sample to be read", Duration::from_secs(30), || {
+        get(&exporter.url("/-/ready")).0 == 200
+    });
+    let (_, landing) = get(&exporter.url("/"));
+    let docs = std::fs::read_to_string(repo_path("docs/configuration.md")).unwrap();
+    let endpoints_section = docs
+        .split("### HTTP endpoints")
+        .nth(1)
+        .and_then(|rest| rest.split("\n#").next())
+        .expect("docs/configuration.md has an HTTP endpoints section");
+    for endpoint in LINKED {
+        assert_eq!(get(&exporter.url(endpoint.path)).0, 200, "{}", endpoint.path);
+        let link = format!("<a href=\"{}\">{}</a>", endpoint.path, endpoint.link);
+        assert!(landing.contains(&link), "{link} is not on the landing page");
+        assert!(
+            endpoints_section.contains(&format!("`{}`", endpoint.path)),
+            "{} is not in docs/configuration.md's HTTP endpoints",
+            endpoint.path
+        );
+        let (code, _, err) = run(&[
+            "--web.telemetry-path",
+            endpoint.path,
+            "--credential-report.file",
+            &sample(),
+        ]);
+        assert_eq!(code, 2, "{}", endpoint.path);
+        assert!(err.contains("--web.telemetry-path"), "{err}");
+    }
+}

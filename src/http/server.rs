@@ -102,16 +102,17 @@ pub fn router(
         refresh_interval,
         in_flight: (limits.max_requests > 0).then(|| Arc::new(Semaphore::new(limits.max_requests))),
     };
+    use crate::output::endpoints::{HEALTHY, READY, REPORT};
     Router::new()
         .route("/", get(landing_page))
         .route(telemetry_path, get(metrics_handler))
-        .route(crate::output::report::PATH, get(report_page))
+        .route(REPORT.path, get(report_page))
         .layer(axum::middleware::from_fn_with_state(web.clone(), basic_auth))
         // Probes (kubelet, load balancers) carry no credentials; these two
         // tell nothing about the keys. They are served on the same listener,
         // so with TLS they are HTTPS too, as with the exporter-toolkit.
-        .route("/-/healthy", get(|| async { "Healthy\n" }))
-        .route("/-/ready", get(ready))
+        .route(HEALTHY.path, get(|| async { "Healthy\n" }))
+        .route(READY.path, get(ready))
         .layer(axum::middleware::from_fn_with_state(web, response_headers))
         .with_state(state)
 }

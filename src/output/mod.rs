@@ -4,6 +4,7 @@
 //! every format ([`report`]) and the landing page ([`status_page`]). Imports
 //! the domain only.
 
+pub mod endpoints;
 pub mod key_series;
 pub mod metrics;
 pub mod process;

@@ -60,13 +60,15 @@ pub fn render(assessed: &Assessed, context: &Context) -> String {
 <meta http-equiv=\"Content-Security-Policy\" content=\"{csp}\">\n\
 <title>AWS IAM key exporter</title>\n<style>{STYLE}</style>\n</head>\n<body>\n\
 <h1>AWS IAM key exporter</h1>\n\
-<p>Version {} (revision {}). <a href=\"{}\">Metrics</a> | <a href=\"{}\">Report</a> | \
-<a href=\"/-/healthy\">Health</a> | <a href=\"/-/ready\">Readiness</a></p>\n",
+<p>Version {} (revision {}). <a href=\"{}\">Metrics</a>",
         escape(context.build.version),
         escape(context.build.revision),
         escape(context.telemetry_path),
-        crate::output::report::PATH,
     );
+    for endpoint in crate::output::endpoints::LINKED {
+        let _ = write!(out, " | <a href=\"{}\">{}</a>", endpoint.path, endpoint.link);
+    }
+    out.push_str("</p>\n");
     let up = snapshot.accounts.values().filter(|s| s.up).count();
     let next = snapshot
         .accounts

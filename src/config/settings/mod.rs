@@ -78,10 +78,13 @@ impl Settings {
             problems.push(format!(
                 "--web.telemetry-path: {telemetry_path:?} must start with / and not be / or under /-/"
             ));
-        } else if telemetry_path == crate::output::report::PATH {
+        } else if let Some(taken) = crate::output::endpoints::LINKED
+            .iter()
+            .find(|e| e.path == telemetry_path)
+        {
             problems.push(format!(
-                "--web.telemetry-path: {:?} is the HTML report's path; choose another",
-                crate::output::report::PATH
+                "--web.telemetry-path: {telemetry_path:?} is {}; choose another",
+                taken.what
             ));
         }
         let spelled = if serve.listen_addresses.is_empty() {

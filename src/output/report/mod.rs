@@ -16,9 +16,6 @@ use crate::domain::failure::SourceError;
 use crate::domain::key::{AccessKey, KeyStatus};
 use crate::output::key_series::{self, Cell};
 
-/// Where the server serves the HTML report; the telemetry path may not take it.
-pub const PATH: &str = "/report";
-
 /// How `report` prints (`--format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ReportFormat {
