@@ -68,8 +68,11 @@ fn check_config(file: Option<&std::path::PathBuf>) -> i32 {
         return 2;
     };
     match config_settings::read_config_file(path) {
-        Ok(_) => {
+        Ok(config) => {
             println!("{}: configuration is valid", path.display());
+            if let Some(line) = rate_capacity(&config) {
+                println!("{line}");
+            }
             0
         }
         Err(e) => {
@@ -77,6 +80,25 @@ fn check_config(file: Option<&std::path::PathBuf>) -> i32 {
             2
         }
     }
+}
+
+/// What a capped rate lets the API source read within the interval: the
+/// file cannot say how many users there are, only how many fit.
+fn rate_capacity(config: &config_settings::FileConfig) -> Option<String> {
+    let rate = config.flags.max_requests_per_second?;
+    if config.flags.source.is_some_and(|s| s != SourceKind::Api) {
+        return None;
+    }
+    let interval = config
+        .flags
+        .serve
+        .refresh_interval
+        .unwrap_or(config_settings::DEFAULT_REFRESH_INTERVAL);
+    let users = collect::aws::rate::api_users_within(interval, rate);
+    Some(format!(
+        "aws.max_requests_per_second {rate} with the API source reads at most {users} users of one key each per account within refresh_interval ({}); for more, use the credential-report source, a longer interval or more shards (docs/configuration.md, IAM rate limits)",
+        humantime::format_duration(interval)
+    ))
 }
 
 /// Every metric of the exporter: the families the components own, and the

@@ -108,6 +108,34 @@ fresh,arn:aws:iam::111122223333:user/fresh,{a},false,N/A,N/A,N/A,false,true,{a},
     );
 }
 
+/// A capped rate: check-config knows no user count, so it says how many
+/// users fit the interval at that rate (issue 21's budget line).
+#[test]
+fn check_config_says_how_many_users_a_capped_rate_reads_within_the_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let capped = write_config(dir.path(), "refresh_interval: 30m\naws: {max_requests_per_second: 5}\n");
+    let (code, out, err) = run(&["check-config", capped.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    // 30 minutes at 5 calls a second: 9,000 calls, 2 a user, 8 for pages
+    // and the account.
+    assert!(
+        out.contains("aws.max_requests_per_second 5 with the API source reads at most 4496 users of one key each per account within refresh_interval (30m)"),
+        "{out}"
+    );
+    let report = write_config(
+        dir.path(),
+        "source: credential-report\naws: {max_requests_per_second: 5}\n",
+    );
+    let (code, out, _) = run(&["check-config", report.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(
+        !out.contains("users of one key"),
+        "the report source's calls do not grow with users: {out}"
+    );
+    let (_, out, _) = run(&["check-config", repo_path("examples/config.yaml").to_str().unwrap()]);
+    assert!(!out.contains("users of one key"), "no cap, no line: {out}");
+}
+
 #[test]
 fn check_config_accepts_the_example_and_lists_every_problem() {
     let (code, out, _) = run(&["check-config", repo_path("examples/config.yaml").to_str().unwrap()]);

@@ -127,9 +127,41 @@ pub fn api_read_at(users: usize, keys: usize, rate: f64) -> Duration {
     Duration::from_secs_f64(calls as f64 / rate.max(MIN_RATE))
 }
 
+/// The most users of one key each that the API source can read within
+/// `interval` at `rate` calls a second: the inverse of [`api_read_at`], for
+/// `check-config`, which knows the rate and the interval but no user count.
+pub fn api_users_within(interval: Duration, rate: f64) -> usize {
+    let fits = |users: usize| api_read_at(users, users, rate) <= interval;
+    if !fits(0) {
+        return 0;
+    }
+    // Each user costs at least 2 calls: the answer is below calls / 2.
+    let (mut fitting, mut over) = (0, (interval.as_secs_f64() * rate.max(MIN_RATE)) as usize / 2 + 1);
+    while over - fitting > 1 {
+        let mid = fitting + (over - fitting) / 2;
+        if fits(mid) {
+            fitting = mid;
+        } else {
+            over = mid;
+        }
+    }
+    fitting
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_users_within_an_interval_are_the_inverse_of_the_read_time() {
+        let interval = Duration::from_secs(30 * 60);
+        let users = api_users_within(interval, 5.0);
+        // 9,000 calls: 2 a user, 5 pages of details, 3 for the account.
+        assert_eq!(users, 4_496);
+        assert!(api_read_at(users, users, 5.0) <= interval);
+        assert!(api_read_at(users + 1, users + 1, 5.0) > interval);
+        assert_eq!(api_users_within(Duration::from_secs(1), 0.5), 0);
+    }
 
     /// The figures of docs/configuration.md's "IAM rate limits" table.
     #[test]

@@ -36,6 +36,7 @@ pub async fn fetch_account(
 ) -> Result<AccountData, SourceError> {
     let account_name = account_name(clients, name).await?;
 
+    clients.rate.wait().await;
     let summary = clients
         .iam
         .get_account_summary()
@@ -47,7 +48,7 @@ pub async fn fetch_account(
         .and_then(|m| m.get(&SummaryKeyType::AccountAccessKeysPresent))
         .is_some_and(|n| *n > 0);
 
-    let details = authorization::fetch(&clients.iam).await?;
+    let details = authorization::fetch(&clients.iam, &clients.rate).await?;
     let per_user: Vec<(User, Vec<AccessKey>)> =
         futures::stream::iter(details.into_iter().filter(|u| !u.excluded_by(filter)))
             .map(|user| fetch_user(clients, options, user))
@@ -88,6 +89,7 @@ pub async fn account_name(clients: &Clients, name: Option<&str>) -> Result<Strin
     if let Some(name) = name {
         return Ok(name.to_string());
     }
+    clients.rate.wait().await;
     let aliases = clients
         .iam
         .list_account_aliases()

@@ -8,7 +8,7 @@ use aws_sdk_iam::types::ReportStateType;
 use chrono::{DateTime, Utc};
 
 use super::report_csv::{self, BytesError};
-use crate::collect::aws::classify;
+use crate::collect::aws::{classify, RequestRate};
 use crate::domain::failure::{ErrorReason, SourceError};
 use crate::domain::key::AccountData;
 
@@ -50,9 +50,11 @@ enum Step {
 }
 
 /// Reads the account's credential report. `now` decides whether an existing
-/// report is recent enough to reuse.
+/// report is recent enough to reuse. Each call waits for its slot at the
+/// account's `rate`.
 pub async fn fetch(
     iam: &aws_sdk_iam::Client,
+    rate: &RequestRate,
     options: &LiveReportOptions,
     now: DateTime<Utc>,
 ) -> Result<AccountData, SourceError> {
@@ -64,7 +66,7 @@ pub async fn fetch(
     let mut generated_by_us = false;
     loop {
         let wait = match step {
-            Step::Fetch => match iam.get_credential_report().send().await {
+            Step::Fetch => match rate_then(rate, iam.get_credential_report().send()).await {
                 Ok(out) => {
                     let generated = out.generated_time().and_then(|t| DateTime::from_timestamp(t.secs(), 0));
                     let recent = generated.is_some_and(|g| (now - g).to_std().unwrap_or_default() < REUSE_YOUNGER_THAN);
@@ -96,7 +98,7 @@ pub async fn fetch(
                     _ => return Err(classify("GetCredentialReport", &e)),
                 },
             },
-            Step::Generate => match iam.generate_credential_report().send().await {
+            Step::Generate => match rate_then(rate, iam.generate_credential_report().send()).await {
                 Ok(out) => match out.state() {
                     Some(ReportStateType::Complete) => {
                         generated_by_us = true;
@@ -130,6 +132,12 @@ pub async fn fetch(
             pause = (pause * 2).min(MAX_POLL);
         }
     }
+}
+
+/// `call`, once the rate gives it a slot: a future sends nothing until polled.
+async fn rate_then<T>(rate: &RequestRate, call: impl std::future::Future<Output = T>) -> T {
+    rate.wait().await;
+    call.await
 }
 
 fn parse(content: &[u8], generated: Option<DateTime<Utc>>) -> Result<AccountData, SourceError> {
@@ -210,11 +218,29 @@ mod tests {
 
     const HOUR: Duration = Duration::from_secs(3600);
 
+    fn unlimited() -> RequestRate {
+        RequestRate::new(None)
+    }
+
+    /// The report's calls draw from the account's budget like the API
+    /// source's: at a cap of 1 a second, Get, Generate, Get take 2 s.
+    #[tokio::test(start_paused = true)]
+    async fn each_call_waits_for_its_slot_at_the_accounts_rate() {
+        let (old, gen, new) = (report(5 * HOUR), generate(ReportStateType::Complete), report(5 * HOUR));
+        let iam = mock_client!(aws_sdk_iam, RuleMode::Sequential, [&old, &gen, &new]);
+        let started = tokio::time::Instant::now();
+        fetch(&iam, &RequestRate::new(Some(1.0)), &options(), now())
+            .await
+            .unwrap();
+        assert_eq!(new.num_calls(), 1);
+        assert_eq!(started.elapsed(), Duration::from_secs(2));
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_recent_report_is_reused_in_one_call() {
         let get = report(HOUR);
         let iam = mock_client!(aws_sdk_iam, RuleMode::Sequential, [&get]);
-        let data = fetch(&iam, &options(), now()).await.unwrap();
+        let data = fetch(&iam, &unlimited(), &options(), now()).await.unwrap();
         assert_eq!((data.account_id.as_str(), data.keys.len()), ("111122223333", 1));
         assert_eq!(
             data.credential_report_generated,
@@ -229,7 +255,7 @@ mod tests {
         let iam = mock_client!(aws_sdk_iam, RuleMode::Sequential, [&old, &gen, &new]);
         // The report AWS returns after our own generation is used whatever its
         // timestamp (moto's is fixed in 2015).
-        fetch(&iam, &options(), now()).await.unwrap();
+        fetch(&iam, &unlimited(), &options(), now()).await.unwrap();
         assert_eq!((old.num_calls(), gen.num_calls(), new.num_calls()), (1, 1, 1));
     }
 
@@ -260,7 +286,7 @@ mod tests {
                 [&rules[0], &rules[1], &rules[2], &rules[3], &rules[4]]
             );
             let started = tokio::time::Instant::now();
-            fetch(&iam, &options(), now()).await.unwrap();
+            fetch(&iam, &unlimited(), &options(), now()).await.unwrap();
             assert!(rules.iter().all(|r| r.num_calls() == 1));
             assert_eq!(
                 started.elapsed(),
@@ -279,7 +305,7 @@ mod tests {
         });
         let ready = report(Duration::ZERO);
         let iam = mock_client!(aws_sdk_iam, RuleMode::Sequential, [&busy, &ready]);
-        fetch(&iam, &options(), now()).await.unwrap();
+        fetch(&iam, &unlimited(), &options(), now()).await.unwrap();
         assert_eq!((busy.num_calls(), ready.num_calls()), (1, 1));
     }
 
@@ -302,7 +328,7 @@ mod tests {
             RuleMode::Sequential,
             [&rules[0], &rules[1], &rules[2], &rules[3]]
         );
-        fetch(&iam, &options(), now()).await.unwrap();
+        fetch(&iam, &unlimited(), &options(), now()).await.unwrap();
         assert!(rules.iter().all(|r| r.num_calls() == 1));
     }
 
@@ -324,7 +350,7 @@ mod tests {
             .build();
         let iam = mock_client!(aws_sdk_iam, RuleMode::Sequential, [&missing, &forever]);
         let started = tokio::time::Instant::now();
-        let err = fetch(&iam, &options(), now()).await.unwrap_err();
+        let err = fetch(&iam, &unlimited(), &options(), now()).await.unwrap_err();
         assert_eq!(err.reason, ErrorReason::Other);
         assert_eq!(
             err.message,
@@ -353,7 +379,9 @@ mod tests {
                     .build()
             })
             .build();
-        fetch(&retrying_client(&recovers), &options(), now()).await.unwrap();
+        fetch(&retrying_client(&recovers), &unlimited(), &options(), now())
+            .await
+            .unwrap();
         assert_eq!(recovers.num_calls(), 3);
 
         let persists = mock!(Client::get_credential_report)
@@ -361,7 +389,9 @@ mod tests {
             .http_response(|| aws_error(400, "Throttling"))
             .repeatedly()
             .build();
-        let err = fetch(&retrying_client(&persists), &options(), now()).await.unwrap_err();
+        let err = fetch(&retrying_client(&persists), &unlimited(), &options(), now())
+            .await
+            .unwrap_err();
         assert_eq!(
             (err.reason, err.code.as_deref()),
             (ErrorReason::Throttled, Some("Throttling"))
@@ -376,7 +406,9 @@ mod tests {
             .http_response(|| aws_error(500, "ServiceFailure"))
             .repeatedly()
             .build();
-        let err = fetch(&retrying_client(&failing), &options(), now()).await.unwrap_err();
+        let err = fetch(&retrying_client(&failing), &unlimited(), &options(), now())
+            .await
+            .unwrap_err();
         assert_eq!(
             (err.reason, err.code.as_deref()),
             (ErrorReason::Other, Some("ServiceFailure"))
@@ -393,7 +425,7 @@ mod tests {
                 .build()
         });
         let iam = mock_client!(aws_sdk_iam, RuleMode::Sequential, [&bad]);
-        let err = fetch(&iam, &options(), now()).await.unwrap_err();
+        let err = fetch(&iam, &unlimited(), &options(), now()).await.unwrap_err();
         assert_eq!(err.reason, ErrorReason::InvalidResponse);
         assert!(err.message.contains("line 1: missing column"), "{}", err.message);
     }

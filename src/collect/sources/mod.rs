@@ -216,7 +216,7 @@ async fn read_live_report(
     name: Option<&str>,
     filter: &UserFilter,
 ) -> Result<AccountData, SourceError> {
-    let mut data = live_report::fetch(&clients.iam, options, Utc::now()).await?;
+    let mut data = live_report::fetch(&clients.iam, &clients.rate, options, Utc::now()).await?;
     if data.account_id.is_empty() {
         // No rows at all: an account without users (and, in moto, root).
         data.account_id = account_id.to_string();
@@ -232,7 +232,7 @@ async fn read_live_report(
     }
     filter.apply(&mut data);
     if options.authorization_details {
-        let details = authorization::fetch(&clients.iam).await?;
+        let details = authorization::fetch(&clients.iam, &clients.rate).await?;
         add_authorization(&mut data, &details, filter, &options.user_tags);
     }
     data.account_name = api::account_name(clients, name).await?;
