@@ -15,8 +15,8 @@ stdout:
   port, with the same data), `delete-key USER KEY_ID [ACCOUNT_ID]`,
   `fault deny-assume-role ACCOUNT_ID`, `fault throttle ACCOUNT_ID N`,
   `fault rate N` (IAM's own token bucket: N calls a second, 0 for none),
-  `fault 500|503|malformed|hang|inprogress|limit-exceeded ACCOUNT_ID
-  N|forever [OPERATION] [paged]`, `fault clear`, `stats`, `quit`; for the organization, `leave-org
+  `fault 500|503|malformed|hang|inprogress|limit-exceeded|throttling
+  ACCOUNT_ID N|forever [OPERATION] [paged]`, `fault clear`, `stats`, `quit`; for the organization, `leave-org
   ACCOUNT_ID`, `close-account ACCOUNT_ID` and `join-org NAME` (a new member
   with one user and one key, returned like a seeded account).
 
@@ -539,7 +539,9 @@ class FaultProxy:
       answer at all until the rule is cleared (then the connection closes),
       `inprogress` a GenerateCredentialReport answer that says INPROGRESS,
       `limit-exceeded` 409 LimitExceeded, what GenerateCredentialReport
-      answers when it is called too often.
+      answers when it is called too often; `throttling` 400 Throttling, and
+      this kind alone matches STS requests too (GetCallerIdentity, with
+      which discovery starts), so that discovery can be throttled.
 
     A credential's account: every AssumeRole that succeeds through the proxy
     maps the AccessKeyId in moto's answer to the RoleArn's account; any other
@@ -670,7 +672,7 @@ class FaultProxy:
     @staticmethod
     def matches(rule, request, account):
         return (
-            request.service == "iam"
+            (request.service == "iam" or (rule["kind"] == "throttling" and request.service == "sts"))
             and rule["left"] != 0
             and rule["account"] in (account, "any")
             and rule["operation"] in (None, request.operation)
@@ -699,6 +701,9 @@ class FaultProxy:
             return ("hang", self.generation)
         if kind == "limit-exceeded":
             return error_response(409, IAM_XMLNS, "LimitExceeded", "Rate limit exceeded for GenerateCredentialReport.")
+        if kind == "throttling":
+            xmlns = STS_XMLNS if request.service == "sts" else IAM_XMLNS
+            return error_response(400, xmlns, "Throttling", "Rate exceeded")
         raise ValueError(kind)
 
     def forward(self, request):
@@ -799,7 +804,7 @@ def fault_command(proxy, words):
     if len(words) == 2 and words[0] == "rate" and words[1].isdigit():
         proxy.set_rate(int(words[1]))
         return {"ok": f"{words[1]} calls a second"}
-    kinds = ("500", "503", "malformed", "hang", "inprogress", "limit-exceeded")
+    kinds = ("500", "503", "malformed", "hang", "inprogress", "limit-exceeded", "throttling")
     if len(words) >= 3 and words[0] in kinds and (words[2].isdigit() or words[2] == "forever"):
         rest = words[3:]
         paged = "paged" in rest
@@ -809,7 +814,7 @@ def fault_command(proxy, words):
         return {"ok": f"{words[0]} for {words[1]}"}
     return {
         "error": "usage: fault deny-assume-role ACCOUNT_ID | fault throttle ACCOUNT_ID N | fault rate N | "
-        "fault 500|503|malformed|hang|inprogress|limit-exceeded ACCOUNT_ID|any N|forever [OPERATION] [paged] | fault clear"
+        "fault 500|503|malformed|hang|inprogress|limit-exceeded|throttling ACCOUNT_ID|any N|forever [OPERATION] [paged] | fault clear"
     }
 
 

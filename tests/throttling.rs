@@ -246,3 +246,55 @@ fn a_failed_account_is_tried_again_soon_not_an_interval_later() {
     let page = get(&exporter.url("/")).1;
     assert!(!page.contains("next try"), "{page}");
 }
+
+/// Discovery's throttled calls are retried until `aws.refresh_timeout`, as
+/// an account's are, and no longer: with `GetCallerIdentity` throttled for
+/// good (discovery's first call), the refresh fails as `throttled` once the
+/// deadline passes instead of waiting for AWS for ever, and once AWS
+/// answers again the account is read.
+#[test]
+#[ignore = "tools tier, run by make test: needs moto"]
+fn a_throttled_discovery_fails_at_the_deadline_and_recovers() {
+    let mut moto = Moto::start_with(&["--scenario", "many", "--users", "5"]);
+    moto.command(&format!("fault throttling {ACCOUNT} forever GetCallerIdentity"));
+    let started = Instant::now();
+    let exporter = Exporter::start(
+        &["--refresh.interval", "2s", "--aws.refresh-timeout", "8s"],
+        &moto.aws_env_via_proxy(),
+    );
+    exporter.wait_ready_at("/-/healthy");
+    // Before discovery the caller's account id is not known: the failure
+    // counts under account_id="".
+    let failed = |reason| {
+        metric(
+            &exporter,
+            "aws_iam_exporter_refresh_errors_total",
+            &[("account_id", ""), ("reason", reason)],
+        )
+    };
+    wait_for("discovery to fail as throttled", Duration::from_secs(30), || {
+        failed("throttled") >= 1.0
+    });
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(8), "not before the deadline: {took:?}");
+    assert_eq!(failed("timeout"), 0.0, "throttling is the reason, not the network");
+    let stats = moto.command("stats")["ok"].clone();
+    assert!(
+        stats["faulted"].as_u64() > Some(1),
+        "retried, not failed at once: {stats}"
+    );
+    assert!(
+        exporter
+            .log_lines()
+            .iter()
+            .any(|l| l.contains("account discovery (GetCallerIdentity, ListAccounts): AWS throttled")),
+        "{:?}",
+        exporter.log_lines()
+    );
+
+    moto.command("fault clear");
+    wait_for("the account to be read", Duration::from_secs(60), || {
+        up(&exporter) == 1.0
+    });
+    assert_eq!(key_users(&exporter.scrape()), seeded_key_users(&moto));
+}

@@ -63,11 +63,12 @@ pub(super) async fn discover(
     let limit = settings.refresh_timeout;
     let result = match tokio::time::timeout(limit, work).await {
         Ok(result) => result,
-        Err(_) => Err(deadline_passed(
-            limit,
-            &std::sync::Mutex::new(vec![base_throttles]),
-            started,
-        )),
+        Err(_) => {
+            let mut e = deadline_passed(limit, &std::sync::Mutex::new(vec![base_throttles]), started);
+            // No account is known yet to which the reader could tie it.
+            e.message = format!("account discovery (GetCallerIdentity, ListAccounts): {}", e.message);
+            Err(e)
+        }
     };
     match result {
         Ok(targets) => {
