@@ -12,7 +12,7 @@ use super::handshake_tests::{client_with, connect, refused, Client};
 use super::tests::load_with_toolkit_files;
 use super::WebConfig;
 
-fn fixture(file: &str) -> Result<WebConfig, String> {
+pub(super) fn fixture(file: &str) -> Result<WebConfig, String> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/exporter-toolkit")
         .join(file);
