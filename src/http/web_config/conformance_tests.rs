@@ -12,7 +12,7 @@ use super::handshake_tests::{client_with, connect, refused, Client};
 use super::tests::load_with_toolkit_files;
 use super::WebConfig;
 
-fn fixture(file: &str) -> Result<WebConfig, String> {
+pub(super) fn fixture(file: &str) -> Result<WebConfig, String> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/exporter-toolkit")
         .join(file);
@@ -270,6 +270,80 @@ fn the_toolkits_handshakes_succeed_or_fail_as_there() {
         connect(&load_with_toolkit_files(tls13_p384).unwrap(), client),
         "NoKxGroupsInCommon",
     );
+}
+
+/// A ClientHello record as a TLS 1.1 client writes it: `legacy_version`
+/// is the highest version offered and there is no supported_versions
+/// extension (rustls cannot be such a client). `signature_algorithms`
+/// came with TLS 1.2; with it, the hello differs from a TLS 1.2 client's
+/// only in `version`.
+fn client_hello(version: [u8; 2], signature_algorithms: bool) -> Vec<u8> {
+    let mut body = version.to_vec();
+    body.extend([0x5a; 32]); // random
+    body.push(0); // no session id
+                  // ECDHE_RSA_WITH_AES_128_CBC_SHA (TLS 1.0 on), ..._AES_128_GCM_SHA256 (1.2)
+    body.extend([0, 4, 0xc0, 0x13, 0xc0, 0x2f]);
+    body.extend([1, 0]); // the null compression only
+    let mut extensions = vec![0, 0x0a, 0, 4, 0, 2, 0, 0x1d]; // groups: X25519
+    extensions.extend([0, 0x0b, 0, 2, 1, 0]); // EC points: uncompressed
+    if signature_algorithms {
+        // rsa_pss_rsae_sha256, rsa_pkcs1_sha256: server.crt is RSA.
+        extensions.extend([0, 0x0d, 0, 6, 0, 4, 0x08, 0x04, 0x04, 0x01]);
+    }
+    body.extend((extensions.len() as u16).to_be_bytes());
+    body.extend(extensions);
+    let mut handshake = vec![1]; // client_hello
+    handshake.extend(&(body.len() as u32).to_be_bytes()[1..]);
+    handshake.extend(body);
+    let mut record = vec![0x16, 3, 1];
+    record.extend((handshake.len() as u16).to_be_bytes());
+    record.extend(handshake);
+    record
+}
+
+/// The server of `web` given `hello`: its error if it refuses it, and
+/// what it sends back.
+fn answer(web: &WebConfig, hello: &[u8]) -> (Result<(), rustls::Error>, Vec<u8>) {
+    let mut server = rustls::ServerConnection::new(web.tls.clone().unwrap()).unwrap();
+    let mut unread = hello;
+    let mut result = Ok(());
+    while !unread.is_empty() && result.is_ok() {
+        server.read_tls(&mut unread).unwrap();
+        result = server.process_new_packets().map(|_| ());
+    }
+    let mut sent = Vec::new();
+    while server.wants_write() {
+        server.write_tls(&mut sent).unwrap();
+    }
+    (result, sent)
+}
+
+/// TestServerBehaviour's "valid tls config yml with TLS 1.1 client": the
+/// server (TLS 1.2 at least, the toolkit's default and this one's) refuses
+/// it with a protocol_version alert, as Go's "protocol version not
+/// supported".
+#[test]
+fn the_toolkits_tls11_client_is_refused() {
+    use rustls::{AlertDescription, Error, PeerIncompatible};
+    let web = fixture("web_config_noAuth.good.yml").unwrap();
+    let fatal = |alert: AlertDescription| [2, u8::from(alert)];
+    let (refused, sent) = answer(&web, &client_hello([3, 2], true));
+    assert_eq!(refused, Err(Error::PeerIncompatible(PeerIncompatible::Tls12NotOffered)));
+    assert_eq!(
+        (sent[0], &sent[5..]),
+        (0x15, &fatal(AlertDescription::ProtocolVersion)[..])
+    );
+    // The same bytes saying TLS 1.2 are answered with a ServerHello, so it
+    // is the version alone that the server refuses.
+    let (accepted, sent) = answer(&web, &client_hello([3, 3], true));
+    assert_eq!(accepted, Ok(()));
+    assert_eq!((sent[0], sent[5]), (0x16, 2));
+    // Go's TLS 1.1 client sends no signature_algorithms: rustls refuses it
+    // for that before it looks at the version; refused still.
+    let (refused, sent) = answer(&web, &client_hello([3, 2], false));
+    let required = PeerIncompatible::SignatureAlgorithmsExtensionRequired;
+    assert_eq!(refused, Err(Error::PeerIncompatible(required)));
+    assert_eq!(&sent[5..], &fatal(AlertDescription::HandshakeFailure)[..]);
 }
 
 /// TestServerBehaviour's rate limiter cases: no limit at interval 0, and

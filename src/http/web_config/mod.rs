@@ -387,6 +387,8 @@ pub async fn watch(path: PathBuf, shared: SharedWebConfig, mut shutdown: tokio::
 
 mod client_auth;
 #[cfg(test)]
+mod conformance_handler_tests;
+#[cfg(test)]
 mod conformance_tests;
 mod crypto;
 #[cfg(test)]
