@@ -19,7 +19,7 @@ alive, no Nagle delay) answers the awsQuery calls of the API source and of
 discovery: GetCallerIdentity, GetAccountSummary, ListAccountAliases,
 GetAccountAuthorizationDetails (pages of up to 1,000 users, fewer if the
 caller's MaxItems asks), ListAccessKeys and GetAccessKeyLastUsed, and
-ListUsers (paged alike), which binaries from before issue 21 (7a810af) read
+ListUsers (paged alike), which binaries from before issue 22 (7a810af) read
 users with. The XML is shaped after moto's answers; the endpoint counts the
 calls by action. The exporter runs with its defaults
 (aws.max_concurrent_requests 8) and the clean AWS environment of the other
@@ -152,7 +152,7 @@ class Account:
         )
 
     def list_users(self, params):
-        """ListUsers, which the API source read users with before issue 21's
+        """ListUsers, which the API source read users with before issue 22's
         GetAccountAuthorizationDetails (7a810af): the "before" binary calls it."""
         page, _, tail = self.page(params, self.users)
         members = "".join(
