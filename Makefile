@@ -1,6 +1,6 @@
 # The two commands of the README's quick start, and the checks CI runs.
 
-.PHONY: run-sample test lint lint-deploy deny bench bench-serve bench-refresh bench-throttle bench-load bench-cost fuzz
+.PHONY: run-sample test lint lint-deploy deny bench bench-serve bench-refresh bench-throttle bench-latency bench-load bench-cost fuzz
 
 # Serve the bundled sample report on http://localhost:9781/metrics
 run-sample:
@@ -47,6 +47,12 @@ bench-refresh:
 bench-throttle:
 	cargo build
 	python3 scripts/bench_throttle.py --users 300 --rates 5 10 20
+
+# Debug build: at 30 ms a call the time is the latency's, not the CPU's.
+# The unthrottled API refresh beside a sequential boto3 peer (issue 21: 6x).
+bench-latency:
+	cargo build
+	python3 scripts/bench_latency.py --users 1000 --latency-ms 30 --runs 3
 
 bench-load:
 	cargo build --release
