@@ -11,7 +11,7 @@ use chrono::Utc;
 use super::access::AccountAccess;
 use super::publish::{record_and_publish, RefreshMetrics};
 use super::{AwsState, RefreshSettings};
-use crate::collect::aws::{classify, rate, Throttles};
+use crate::collect::aws::{classify, rate, Clients, Throttles};
 use crate::collect::sources::{Occasion, Source};
 use crate::domain::accounts::{self, Caller, MemberAccount, Target};
 use crate::domain::failure::{ErrorReason, SourceError};
@@ -64,7 +64,7 @@ pub(super) async fn discover(
     let result = match tokio::time::timeout(limit, work).await {
         Ok(result) => result,
         Err(_) => {
-            let mut e = deadline_passed(limit, &std::sync::Mutex::new(vec![base_throttles]), started);
+            let mut e = deadline_passed(limit, [&*base_throttles], started);
             // No account is known yet to which the reader could tie it.
             e.message = format!("account discovery (GetCallerIdentity, ListAccounts): {}", e.message);
             Err(e)
@@ -168,27 +168,34 @@ pub(super) fn start_read(
             Some((mut access, sdk, base, aws_calls)) => {
                 let limit = settings.refresh_timeout;
                 // Throttled calls are retried until this deadline: when it
-                // passes after throttling, that is the reason to report.
-                let throttles = std::sync::Mutex::new(vec![base.throttles.clone()]);
-                let rate = std::sync::Mutex::new(None);
+                // passes after throttling, that is the reason to report. The
+                // clients live outside the read, so that one cut off by the
+                // deadline still tells what they saw.
+                let made = std::sync::OnceLock::new();
                 let work = async {
                     let clients = access.clients(&sdk, &base, &aws_calls).await?;
-                    if let Ok(mut seen) = throttles.lock() {
-                        seen.push(clients.throttles.clone());
-                    }
-                    if let Ok(mut rate) = rate.lock() {
-                        *rate = Some(clients.rate.clone());
-                    }
-                    Ok(source.read(occasion, &target, Some(&clients), interval, users).await)
+                    let clients: &Clients = made.get_or_init(|| clients);
+                    Ok(source.read(occasion, &target, Some(clients), interval, users).await)
                 };
                 let before = base.throttles.answers();
-                let result = match tokio::time::timeout(limit, work).await {
+                let outcome = tokio::time::timeout(limit, work).await;
+                // An account read with the base credentials has the base's.
+                let own = made
+                    .get()
+                    .map(|c| &c.throttles)
+                    .filter(|t| !Arc::ptr_eq(t, &base.throttles))
+                    .map(|t| &**t);
+                let result = match outcome {
                     Ok(Ok(read)) => read,
                     Ok(Err(e)) => Some(Err(e)),
-                    Err(_) => Some(Err(deadline_passed(limit, &throttles, started))),
+                    Err(_) => Some(Err(deadline_passed(
+                        limit,
+                        std::iter::once(&*base.throttles).chain(own),
+                        started,
+                    ))),
                 };
-                aws_calls.record_throttled(&target.account_id, throttled_in_read(&throttles, before));
-                if let Some(rate) = rate.lock().ok().and_then(|r| r.clone()) {
+                aws_calls.record_throttled(&target.account_id, throttled_in_read(&base.throttles, before, own));
+                if let Some(rate) = made.get().map(|c| &c.rate) {
                     aws_calls.record_allowed_rate(&target.account_id, rate.allowed());
                     if let (Some(Ok(data)), Some(allowed), Source::Api(_)) = (&result, rate.allowed(), source) {
                         warn_if_over_budget(&mut access, data, allowed, interval);
@@ -236,30 +243,19 @@ fn warn_if_over_budget(access: &mut AccountAccess, data: &AccountData, allowed: 
 /// its role assumed) since `base_before`. A discovery running at the same
 /// time would be counted too; discovery runs between reads of the caller's
 /// account except on a long read.
-fn throttled_in_read(throttles: &std::sync::Mutex<Vec<Arc<Throttles>>>, base_before: u64) -> u64 {
-    let Ok(seen) = throttles.lock() else { return 0 };
-    let base = seen.first().map_or(0, |b| b.answers().saturating_sub(base_before));
-    let own = seen
-        .iter()
-        .skip(1)
-        .filter(|t| !seen.first().is_some_and(|b| Arc::ptr_eq(b, t)))
-        .map(|t| t.answers())
-        .sum::<u64>();
-    base + own
+fn throttled_in_read(base: &Throttles, base_before: u64, own: Option<&Throttles>) -> u64 {
+    base.answers().saturating_sub(base_before) + own.map_or(0, Throttles::answers)
 }
 
 /// The error of a read that did not finish within the refresh timeout:
 /// `throttled` when AWS was throttling it, since then it was waiting for the
 /// account's API budget, not for a broken network.
-fn deadline_passed(
+fn deadline_passed<'a>(
     limit: Duration,
-    throttles: &std::sync::Mutex<Vec<Arc<Throttles>>>,
+    throttles: impl IntoIterator<Item = &'a Throttles>,
     started: Instant,
 ) -> SourceError {
-    let throttled = throttles
-        .lock()
-        .map(|seen| seen.iter().any(|t| t.since(started)))
-        .unwrap_or(false);
+    let throttled = throttles.into_iter().any(|t| t.since(started));
     if throttled {
         SourceError::new(
             ErrorReason::Throttled,
