@@ -10,7 +10,6 @@ use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
-use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, UnixTime};
 
 /// What the toolkit's web config says about client certificates.
@@ -89,30 +88,13 @@ fn roots(
     ca_inline: Option<String>,
     files: &mut Vec<PathBuf>,
 ) -> Result<Option<rustls::RootCertStore>, String> {
-    let (key, certs) = match (ca_file, ca_inline) {
-        (Some(ca_file), _) => {
-            let certs = CertificateDer::pem_file_iter(&ca_file)
-                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| {
-                    format!(
-                        "tls_server_config.client_ca_file: cannot read {}: {e}",
-                        ca_file.display()
-                    )
-                })?;
-            let key = format!("client_ca_file: {}", ca_file.display());
-            files.push(ca_file);
-            (key, certs)
-        }
-        (None, Some(pem)) => {
-            let certs = CertificateDer::pem_slice_iter(pem.as_bytes())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("tls_server_config.client_ca: {e}"))?;
-            if certs.is_empty() {
-                return Err("tls_server_config.client_ca: no PEM certificate in it".into());
-            }
-            ("client_ca".to_string(), certs)
-        }
-        (None, None) => return Ok(None),
+    let key = match &ca_file {
+        Some(path) => format!("client_ca_file: {}", path.display()),
+        None => "client_ca".to_string(),
+    };
+    let Some(certs) = super::crypto::pem_certificates(("client_ca_file", ca_file), ("client_ca", ca_inline), files)?
+    else {
+        return Ok(None);
     };
     let mut roots = rustls::RootCertStore::empty();
     for ca in certs {

@@ -1,6 +1,46 @@
 //! The toolkit's TLS choices that rustls takes through its crypto provider
 //! and root store: cipher suites and curves by their Go names, and the
-//! system's roots for client certificates.
+//! system's roots for client certificates; and the certificates of a PEM
+//! file or inline PEM, which the server's and the client CAs' keys share.
+
+use std::path::PathBuf;
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+
+/// The certificates of `file` (its key `file_key`), else of the inline PEM
+/// (`inline_key`); `None` when neither is given. A file read is added to
+/// `files`, which are watched for changes.
+pub(super) fn pem_certificates(
+    (file_key, file): (&str, Option<PathBuf>),
+    (inline_key, inline): (&str, Option<String>),
+    files: &mut Vec<PathBuf>,
+) -> Result<Option<Vec<CertificateDer<'static>>>, String> {
+    if let Some(path) = file {
+        let certs = CertificateDer::pem_file_iter(&path)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| {
+                format!(
+                    "tls_server_config.{file_key}: cannot read a certificate from {}: {e}",
+                    path.display()
+                )
+            })?;
+        if certs.is_empty() {
+            return Err(format!(
+                "tls_server_config.{file_key}: no certificate in {}",
+                path.display()
+            ));
+        }
+        files.push(path);
+        return Ok(Some(certs));
+    }
+    let Some(pem) = inline else { return Ok(None) };
+    match CertificateDer::pem_slice_iter(pem.as_bytes()).collect::<Result<Vec<_>, _>>() {
+        Ok(certs) if !certs.is_empty() => Ok(Some(certs)),
+        Ok(_) => Err(format!("tls_server_config.{inline_key}: no PEM certificate in it")),
+        Err(e) => Err(format!("tls_server_config.{inline_key}: no PEM certificate in it: {e}")),
+    }
+}
 
 /// rustls's provider with the toolkit's `cipher_suites` and
 /// `curve_preferences`, by their Go names, in the order given. As in Go,

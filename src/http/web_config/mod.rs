@@ -10,7 +10,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use axum::http::{HeaderName, HeaderValue};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::PrivateKeyDer;
 use serde::Deserialize;
 
 use crate::collect::file_watch::{self, FileMeta};
@@ -272,32 +272,8 @@ fn tls_config(raw: RawTls, base: &Path, files: &mut Vec<PathBuf>, http2: bool) -
     let resolve = |p: PathBuf| client_auth::resolve(base, p);
     let file = |p: Option<PathBuf>| p.filter(|p| !p.as_os_str().is_empty()).map(resolve);
     let inline = |pem: Option<String>| pem.filter(|p| !p.is_empty());
-    let certs: Vec<CertificateDer<'static>> = match (file(raw.cert_file), inline(raw.cert)) {
-        (Some(cert_file), _) => {
-            let certs = CertificateDer::pem_file_iter(&cert_file)
-                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| {
-                    format!(
-                        "tls_server_config.cert_file: cannot read a certificate from {}: {e}",
-                        cert_file.display()
-                    )
-                })?;
-            if certs.is_empty() {
-                return Err(format!(
-                    "tls_server_config.cert_file: no certificate in {}",
-                    cert_file.display()
-                ));
-            }
-            files.push(cert_file);
-            certs
-        }
-        (None, Some(pem)) => CertificateDer::pem_slice_iter(pem.as_bytes())
-            .collect::<Result<Vec<_>, _>>()
-            .ok()
-            .filter(|certs| !certs.is_empty())
-            .ok_or("tls_server_config.cert: no PEM certificate in it")?,
-        (None, None) => return Err("tls_server_config.cert_file: required (or cert, inline)".into()),
-    };
+    let certs = crypto::pem_certificates(("cert_file", file(raw.cert_file)), ("cert", inline(raw.cert)), files)?
+        .ok_or("tls_server_config.cert_file: required (or cert, inline)")?;
     let key = match (file(raw.key_file), inline(raw.key)) {
         (Some(key_file), _) => {
             let key = PrivateKeyDer::from_pem_file(&key_file).map_err(|e| {

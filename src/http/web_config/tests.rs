@@ -85,6 +85,31 @@ fn problems_are_named() {
     }
 }
 
+/// The server's certificate and the client CAs are read by one function:
+/// an empty file is refused by name for both, not served as no certificate
+/// or taken as a store of no roots.
+#[test]
+fn an_empty_certificate_file_is_refused_naming_the_key_and_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("empty.pem"), "").unwrap();
+    let toolkit = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/exporter-toolkit");
+    for (yaml, expected) in [
+        (
+            "tls_server_config: {cert_file: empty.pem, key_file: k.pem}\n".to_string(),
+            "tls_server_config.cert_file: no certificate in ",
+        ),
+        (
+            format!("tls_server_config: {{cert_file: {toolkit}/server.crt, key_file: {toolkit}/server.key, client_auth_type: RequireAndVerifyClientCert, client_ca_file: empty.pem}}\n"),
+            "tls_server_config.client_ca_file: no certificate in ",
+        ),
+    ] {
+        let path = dir.path().join("web.yml");
+        std::fs::write(&path, &yaml).unwrap();
+        let err = WebConfig::load(&path).err().unwrap_or_default();
+        assert!(err.contains(expected) && err.ends_with("empty.pem"), "{yaml}: {err}");
+    }
+}
+
 #[test]
 fn a_cost_18_hash_costs_nothing_at_load_and_unknown_users_pay_cost_10() {
     // User bob of the exporter-toolkit's web/testdata/web_config_users_noTLS.good.yml
