@@ -190,12 +190,21 @@ impl SnapshotStore {
 
     /// Ready once every account was tried and one of them read (see
     /// [`Snapshot::readiness`]); derived from the published snapshot, so that
-    /// a scrape that follows a ready answer sees the data.
+    /// a scrape that follows a ready answer sees the data. Also ready when
+    /// the first round found no account to read at all (a shard to which
+    /// the organization's accounts hash none, filters that leave none): a
+    /// failed discovery or read leaves an account with its error, so an
+    /// empty snapshot then is a plan with nothing in it, and a replica that
+    /// is never ready would hold back its whole rollout.
     pub fn readiness(&self) -> Result<(), String> {
         if !self.first_round_done.load(Ordering::Acquire) {
             return Err("the first refresh has not finished".to_string());
         }
-        self.load().readiness()
+        let snapshot = self.load();
+        if snapshot.accounts.is_empty() {
+            return Ok(());
+        }
+        snapshot.readiness()
     }
 
     pub fn is_ready(&self) -> bool {
@@ -296,6 +305,20 @@ mod tests {
         assert_eq!(store.readiness(), Ok(()), "one account read of two is data to serve");
         let kept = store.load().with_outcomes([failed(Some("111111111111"))]);
         assert_eq!(kept.readiness(), Ok(()), "the last good data is still served");
+    }
+
+    /// A shard that the organization's accounts all hash past has nothing
+    /// to read; it must not hold back a rollout of the shards forever.
+    #[test]
+    fn ready_when_the_first_round_found_no_account_to_read() {
+        let store = SnapshotStore::default();
+        assert!(store.readiness().is_err(), "not before the first round");
+        store.first_round_done();
+        assert_eq!(store.readiness(), Ok(()));
+        assert!(
+            store.load().readiness().is_err(),
+            "`report` still says that nothing was read"
+        );
     }
 
     #[test]
