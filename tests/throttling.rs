@@ -29,10 +29,14 @@ fn up(exporter: &Exporter) -> f64 {
 }
 
 fn errors(exporter: &Exporter, reason: &str) -> f64 {
+    errors_of(exporter, ACCOUNT, reason)
+}
+
+fn errors_of(exporter: &Exporter, account_id: &str, reason: &str) -> f64 {
     metric(
         exporter,
         "aws_iam_exporter_refresh_errors_total",
-        &[("account_id", ACCOUNT), ("reason", reason)],
+        &[("account_id", account_id), ("reason", reason)],
     )
 }
 
@@ -265,13 +269,7 @@ fn a_throttled_discovery_fails_at_the_deadline_and_recovers() {
     exporter.wait_ready_at("/-/healthy");
     // Before discovery the caller's account id is not known: the failure
     // counts under account_id="".
-    let failed = |reason| {
-        metric(
-            &exporter,
-            "aws_iam_exporter_refresh_errors_total",
-            &[("account_id", ""), ("reason", reason)],
-        )
-    };
+    let failed = |reason| errors_of(&exporter, "", reason);
     wait_for("discovery to fail as throttled", Duration::from_secs(30), || {
         failed("throttled") >= 1.0
     });
