@@ -45,7 +45,7 @@ pub async fn fetch(iam: &aws_sdk_iam::Client, rate: &RequestRate) -> Result<Vec<
     let (mut users, mut groups, mut policies) = (Vec::new(), Vec::new(), Vec::new());
     // Paged by hand, not by the SDK's paginator: a slot is taken only for a
     // page that will be asked for.
-    let mut marker = None;
+    let mut marker: Option<String> = None;
     loop {
         rate.wait().await;
         let page = iam
@@ -53,7 +53,7 @@ pub async fn fetch(iam: &aws_sdk_iam::Client, rate: &RequestRate) -> Result<Vec<
             .filter(EntityType::User)
             .filter(EntityType::Group)
             .filter(EntityType::LocalManagedPolicy)
-            .set_marker(marker.take())
+            .set_marker(marker.clone())
             .send()
             .await
             .map_err(|e| classify(OPERATION, &e))?;
@@ -61,6 +61,14 @@ pub async fn fetch(iam: &aws_sdk_iam::Client, rate: &RequestRate) -> Result<Vec<
         groups.extend(page.group_detail_list.unwrap_or_default());
         policies.extend(page.policies.unwrap_or_default());
         match page.marker {
+            // The SDK's paginator stopped on a marker that came back
+            // unchanged; so does this, or it would ask for that page until
+            // the deadline.
+            Some(next) if page.is_truncated && Some(&next) == marker.as_ref() => {
+                return Err(invalid(format!(
+                    "a page came back with the marker it was asked for: {next}"
+                )));
+            }
             Some(next) if page.is_truncated => marker = Some(next),
             _ => break,
         }
@@ -226,6 +234,30 @@ mod tests {
         assert_eq!(started.elapsed(), std::time::Duration::from_secs(1));
         assert!(pages.iter().all(|p| p.num_calls() == 1));
         assert!(privilege_of(&users, "alice").admin);
+    }
+
+    /// A page that sends back the marker it was asked with is a bad answer,
+    /// not a page to ask for again until the deadline.
+    #[tokio::test]
+    async fn a_marker_that_comes_back_unchanged_is_an_invalid_response() {
+        use aws_sdk_iam::operation::get_account_authorization_details::GetAccountAuthorizationDetailsOutput as Page;
+        use aws_smithy_mocks::{mock, mock_client, RuleMode};
+        let same = mock!(aws_sdk_iam::Client::get_account_authorization_details)
+            .sequence()
+            .output(|| Page::builder().set_is_truncated(Some(true)).marker("m").build())
+            .repeatedly()
+            .build();
+        let iam = mock_client!(aws_sdk_iam, RuleMode::Sequential, [&same]);
+        let err = tokio::time::timeout(std::time::Duration::from_secs(10), fetch(&iam, &RequestRate::new(None)))
+            .await
+            .expect("stops at the repeated marker")
+            .unwrap_err();
+        assert_eq!(err.reason, ErrorReason::InvalidResponse);
+        assert_eq!(
+            err.message,
+            "GetAccountAuthorizationDetails: a page came back with the marker it was asked for: m"
+        );
+        assert_eq!(same.num_calls(), 2);
     }
 
     /// Every way to admin that the rule names, and the ways that are not.
